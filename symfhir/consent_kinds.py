@@ -1,0 +1,73 @@
+"""The consent kinds of ``mappings/consent-kinds.yaml`` and their Consent templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from symfhir.errors import ConfigError
+from symfhir.terminology import MAPPINGS_DIR
+
+PHOTO_USES = ("clinical", "website", "social")
+TEMPLATE_KEYS = ("scope", "category", "policy_rule", "provision")
+
+
+@dataclass(frozen=True)
+class ConsentKind:
+    """One kind of consent: its label, the policy document, and its Consent template."""
+
+    key: str
+    label: str
+    document: str
+    template: dict[str, Any]
+    photo_use: str | None
+    guardian_signs_for_minor: bool
+
+
+@dataclass(frozen=True)
+class ConsentKinds:
+    policy_uri: str
+    kinds: dict[str, ConsentKind]
+
+    def policy_uri_for(self, key: str, version: str) -> str:
+        return self.policy_uri.format(document=self.kinds[key].document, version=version)
+
+
+def parse_consent_kinds(data: dict[str, Any]) -> ConsentKinds:
+    """Build ConsentKinds from the YAML document. Raises ConfigError on bad shape."""
+    try:
+        policy_uri = str(data["policy_uri"])
+        raw_kinds = data["kinds"]
+    except (KeyError, TypeError):
+        raise ConfigError("consent kinds need 'policy_uri' and 'kinds'") from None
+    kinds: dict[str, ConsentKind] = {}
+    for key, spec in raw_kinds.items():
+        if not isinstance(spec, dict) or "scope" not in spec or "provision" not in spec:
+            raise ConfigError(f"consent kind {key!r} needs at least scope and provision")
+        photo_use = spec.get("photo_use")
+        if photo_use not in (None, *PHOTO_USES):
+            raise ConfigError(f"consent kind {key!r}: photo_use must be one of {PHOTO_USES}")
+        kinds[str(key)] = ConsentKind(
+            key=str(key),
+            label=str(spec.get("label", key)),
+            document=str(spec.get("document", key)),
+            template={k: spec[k] for k in TEMPLATE_KEYS if k in spec},
+            photo_use=photo_use,
+            guardian_signs_for_minor=bool(spec.get("required_for_minor_guardian", True)),
+        )
+    return ConsentKinds(policy_uri, kinds)
+
+
+@lru_cache(maxsize=8)
+def load_consent_kinds(path: Path | None = None) -> ConsentKinds:
+    """Load ``mappings/consent-kinds.yaml`` (or ``path``). Raises ConfigError."""
+    path = path or MAPPINGS_DIR / "consent-kinds.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read consent kinds {path.name}: {exc}") from exc
+    return parse_consent_kinds(data)

@@ -1,0 +1,248 @@
+"""The ``symfhir map`` job: a spa export (+ photo manifest) → transaction Bundles + rejects.
+
+Streams the input: one client is read, mapped, validated and written before the
+next is read, so memory does not grow with the number of clients.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from symfhir.errors import PhotoError
+from symfhir.mapping.bundle import client_entries, transaction
+from symfhir.mapping.context import MappingContext
+from symfhir.mapping.patient import organization
+from symfhir.mapping.photos import PhotoInput
+from symfhir.model import SpaRecord
+from symfhir.photos.clean import ImageLimits
+from symfhir.photos.manifest import ManifestEntry, load_photo, read_manifest
+from symfhir.sources.clients import Accepted, ReadOptions, read_clients
+from symfhir.sources.fieldmap import load_field_map
+from symfhir.sources.rejects import Reject, write_rejects
+from symfhir.validation.fast import FastValidator
+from symfhir.validation.rules import bundle_rules
+
+
+@dataclass
+class MapOptions:
+    now: datetime
+    mapping: str = "default"
+    photos: Path | None = None
+    card_numbers: str = "reject"
+    limits: ImageLimits = field(default_factory=ImageLimits)
+
+
+@dataclass
+class MapSummary:
+    records: int = 0
+    mapped: int = 0
+    rejected: int = 0
+    resources: int = 0
+    photos: int = 0
+    photos_attached: int = 0
+    photos_rejected: int = 0
+    masked_card_numbers: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    photo_rejects: list[Reject] = field(default_factory=list)
+
+    def line(self) -> str:
+        text = f"{self.records} records: {self.mapped} mapped, {self.rejected} rejected"
+        if self.photos:
+            text += (
+                f"; {self.photos} photos: {self.photos_attached} attached, "
+                f"{self.photos_rejected} rejected"
+            )
+        return text
+
+
+@dataclass(frozen=True)
+class MappedClient:
+    accepted: Accepted
+    bundle: dict[str, Any]
+    photos_attached: int
+
+
+class BundleWriter:
+    """Writes NDJSON (one Bundle per client per line) or one streamed JSON Bundle."""
+
+    def __init__(self, fh: IO[str], ndjson: bool) -> None:
+        self.fh = fh
+        self.ndjson = ndjson
+        self.first = True
+        self.shared: set[str] = set()
+
+    def __enter__(self) -> BundleWriter:
+        if not self.ndjson:
+            self.fh.write('{"resourceType":"Bundle","type":"transaction","entry":[\n')
+        return self
+
+    def write(self, bundle: dict[str, Any], shared: set[str]) -> None:
+        if self.ndjson:
+            self.fh.write(_dumps(bundle))
+            self.fh.write("\n")
+            return
+        for item in bundle["entry"]:
+            url = item["fullUrl"]
+            if url in shared:
+                # The spa's Organization is in every client's Bundle; once is enough here.
+                if url in self.shared:
+                    continue
+                self.shared.add(url)
+            self.fh.write("\n" if self.first else ",\n")
+            self.fh.write(_dumps(item))
+            self.first = False
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.ndjson:
+            self.fh.write("\n]}\n")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Mapper:
+    """Maps accepted records to validated Bundles; holds the validator's cache."""
+
+    def __init__(self, ctx: MappingContext) -> None:
+        self.ctx = ctx
+        self.validator = FastValidator()
+
+    def bundle_for(
+        self, record: SpaRecord, source: str, photos: list[PhotoInput]
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        entries = client_entries(record, self.ctx, source, photos)
+        problems: list[tuple[str, str]] = []
+        for index, item in enumerate(entries):
+            for problem in self.validator.validate(item.resource):
+                problems.append((f"entry[{index}].{problem.path}", problem.message))
+        bundle = transaction(entries)
+        if not problems:
+            problems = [(p.path, p.message) for p in bundle_rules(bundle)]
+        return bundle, problems
+
+
+def _photo_inputs(
+    accepted: Accepted,
+    entries: list[ManifestEntry],
+    base_dir: Path,
+    limits: ImageLimits,
+    summary: MapSummary,
+) -> list[PhotoInput]:
+    treatment_ids = {t.id for t in accepted.value.treatments}
+    out = []
+    for item in entries:
+        row = _manifest_row(item)
+        if item.photo.treatment_id and item.photo.treatment_id not in treatment_ids:
+            reason = "no treatment with this id in the client's record"
+            summary.photo_rejects.append(Reject(item.record, "treatment_id", reason, row))
+            continue
+        try:
+            image = load_photo(item, base_dir, limits)
+        except PhotoError as err:
+            summary.photo_rejects.append(Reject.from_error(err, row))
+            continue
+        out.append(PhotoInput(item.photo, image))
+    return out
+
+
+def _manifest_row(item: ManifestEntry) -> dict[str, Any]:
+    data = item.photo.model_dump(mode="json")
+    return {k: ("" if v is None else v) for k, v in data.items()}
+
+
+@contextmanager
+def _open_out(output: Path | str) -> Iterator[IO[str]]:
+    if str(output) == "-":
+        yield sys.stdout
+        return
+    with Path(output).open("w", encoding="utf-8") as fh:
+        yield fh
+
+
+def run_map(
+    input_path: Path,
+    output: Path | str,
+    options: MapOptions,
+    rejects_path: Path | None = None,
+) -> MapSummary:
+    """Map every record of ``input_path``; write Bundles to ``output`` and rejects.
+
+    Raises SymfhirError (ConfigError, or RecordError for an unreadable input
+    file) for fatal problems; record-level problems become rejects.
+    """
+    ctx = MappingContext.load(options.now)
+    kinds = tuple(ctx.consent_kinds.kinds)
+    fmap = load_field_map(options.mapping, kinds)
+    read_options = ReadOptions(
+        today=ctx.today,
+        terminology=ctx.terminology,
+        consent_kinds=ctx.consent_kinds,
+        card_numbers=options.card_numbers,
+        phone_region=ctx.spa.phone_region,
+        limits=options.limits,
+    )
+    summary = MapSummary()
+    by_client: dict[str, list[ManifestEntry]] = defaultdict(list)
+    photo_dir = input_path.parent
+    if options.photos is not None:
+        manifest = read_manifest(
+            options.photos, now=options.now, tz=ctx.spa.timezone, terminology=ctx.terminology
+        )
+        photo_dir = options.photos.parent
+        summary.photos = len(manifest.entries) + len(manifest.rejects)
+        summary.photo_rejects.extend(manifest.rejects)
+        for item in manifest.entries:
+            by_client[item.photo.client_id].append(item)
+    mapper = Mapper(ctx)
+    shared = {organization(ctx).full_url}
+    ndjson = str(output).endswith((".ndjson", ".jsonl"))
+    with _open_out(output) as fh, BundleWriter(fh, ndjson) as writer:
+        for item in read_clients(input_path, fmap, read_options):
+            summary.records += 1
+            if isinstance(item, Reject):
+                summary.rejects.append(item)
+                continue
+            client_id = item.value.client.client_id
+            photos = _photo_inputs(
+                item, by_client.pop(client_id, []), photo_dir, options.limits, summary
+            )
+            bundle, problems = mapper.bundle_for(item.value, item.record, photos)
+            if problems:
+                path, message = problems[0]
+                reason = f"produced invalid FHIR: {message}"
+                summary.rejects.append(Reject(item.record, path, reason, item.row))
+                continue
+            writer.write(bundle, shared)
+            summary.mapped += 1
+            summary.resources += len(bundle["entry"])
+            summary.photos_attached += len(photos)
+            summary.masked_card_numbers += item.masked_card_numbers
+    for entries in by_client.values():
+        for entry in entries:
+            reason = "no mapped client has this id (absent from the input, or rejected)"
+            summary.photo_rejects.append(
+                Reject(entry.record, "client_id", reason, _manifest_row(entry))
+            )
+    summary.rejected = len(summary.rejects)
+    summary.photos_rejected = len(summary.photo_rejects)
+    if rejects_path is not None:
+        write_rejects(rejects_path, summary.rejects, fmap.columns)
+        if summary.photos:
+            write_rejects(photo_rejects_path(rejects_path), summary.photo_rejects, PHOTO_COLUMNS)
+    return summary
+
+
+PHOTO_COLUMNS = ["client_id", "file", "taken_at", "body_site", "view", "phase", "treatment_id"]
+
+
+def photo_rejects_path(rejects_path: Path) -> Path:
+    return rejects_path.with_name(f"{rejects_path.stem}-photos.csv")

@@ -1,0 +1,89 @@
+"""One spa client's whole record, with the rules that span its parts."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
+
+from symfhir.model.client import Client
+from symfhir.model.consent import ConsentRecord
+from symfhir.model.fields import today_of
+from symfhir.model.health import ConsultationNote, HealthHistory, TreatmentRecord
+
+ADULT_AGE = 18
+
+
+def age_on(birth_date: date, day: date) -> int:
+    years = day.year - birth_date.year
+    return years - ((day.month, day.day) < (birth_date.month, birth_date.day))
+
+
+class SpaRecord(BaseModel):
+    """Everything the spa holds on one client, validated as a whole.
+
+    Validation needs a context: ``today`` (a date), and optionally
+    ``terminology``, ``consent_kinds``, ``card_numbers`` ("reject"/"mask").
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client: Client
+    health: HealthHistory
+    consents: dict[str, ConsentRecord] = {}
+    treatments: list[TreatmentRecord] = []
+    notes: list[ConsultationNote] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _consent_kind_keys(cls, data: object) -> object:
+        # The kind is the dict key; copy it in so each ConsentRecord is self-describing.
+        if isinstance(data, dict) and isinstance(data.get("consents"), dict):
+            consents = {}
+            for key, value in data["consents"].items():
+                if isinstance(value, dict):
+                    value = {"kind": key, **value}
+                consents[key] = value
+            data = {**data, "consents": consents}
+        return data
+
+    def is_minor(self, day: date) -> bool:
+        return age_on(self.client.birth_date, day) < ADULT_AGE
+
+    @model_validator(mode="after")
+    def _cross_checks(self, info: ValidationInfo) -> SpaRecord:
+        today = today_of(info)
+        birth = self.client.birth_date
+        for kind, consent in self.consents.items():
+            if consent.kind != kind:
+                raise ValueError(f"consents.{kind}: kind does not match its key")
+            if consent.date < birth:
+                raise ValueError(f"consents.{kind}.date: is before the client's birth date")
+            if consent.signer == "guardian" and self.client.guardian is None:
+                raise ValueError(
+                    f"consents.{kind}.signer: signed by a guardian but none is on file"
+                )
+        if self.health.intake_date < birth:
+            raise ValueError("health.intake_date: is before the client's birth date")
+        if self.is_minor(today):
+            self._check_minor()
+        ids = [t.id for t in self.treatments]
+        if len(ids) != len(set(ids)):
+            raise ValueError("treatments: treatment ids must be unique within a client")
+        return self
+
+    def _check_minor(self) -> None:
+        # The policy serves adults; a minor only with a parent's or guardian's consent.
+        if self.client.guardian is None:
+            raise ValueError("client.guardian: the client is under 18 and no guardian is on file")
+        treatment = self.consents.get("treatment")
+        if treatment is None or treatment.status != "given" or treatment.signer != "guardian":
+            raise ValueError(
+                "consents.treatment: the client is under 18; treatment consent must be "
+                "given and signed by the guardian"
+            )
+        for kind, consent in self.consents.items():
+            if consent.signer != "guardian":
+                raise ValueError(
+                    f"consents.{kind}.signer: the client is under 18; the guardian must sign"
+                )
