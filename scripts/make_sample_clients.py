@@ -129,7 +129,7 @@ def valid_row(n: int, rnd: random.Random) -> dict[str, str]:
         "physician_phone": _phone(n + 40) if n % 3 == 0 else "",
         "physician_email": f"clinic{n}@example.org" if n % 3 == 0 else "",
         "physician_npi": "1234567893" if n % 6 == 0 else "",
-        "intake_date": f"2026-{1 + n % 10:02d}-{1 + n % 27:02d}",
+        "intake_date": f"2026-01-{1 + n % 27:02d}",
         "conditions": "; ".join(rnd.sample(CONDITIONS, n % 3)),
         "medications": "; ".join(rnd.sample(MEDS, n % 4)),
         "allergies": "; ".join(rnd.sample(ALLERGIES, n % 3)),
@@ -161,7 +161,7 @@ def valid_row(n: int, rnd: random.Random) -> dict[str, str]:
             item["notes"] = "Tolerated well; aftercare sheet given."
         treatments.append(item)
     row["treatments"] = json.dumps(treatments, ensure_ascii=False)
-    notes = [{"date": f"2026-{1 + n % 10:02d}-{1 + n % 27:02d}",
+    notes = [{"date": f"2026-01-{1 + n % 27:02d}",
               "author": "Dr. Sam Okafor",
               "text": "Consultation: goals discussed; realistic outcomes explained; "
                       "plan agreed. Follow-up in 2 weeks."}] if n % 2 == 0 else []
@@ -172,15 +172,18 @@ def valid_row(n: int, rnd: random.Random) -> dict[str, str]:
         prefix = f"consent_{kind}"
         if kind == "treatment":
             state = 0
+        if kind == "photos_clinical" and n <= 12:
+            # Clients with photos consented, but for one decline and one early withdrawal.
+            state = {5: 2, 6: 3}.get(n, 0)
         if state == 4:
             continue
         status = {0: "given", 1: "given", 2: "declined", 3: "withdrawn"}[state]
         row[prefix] = status
-        row[f"{prefix}_date"] = f"2026-{1 + n % 10:02d}-{1 + n % 27:02d}"
+        row[f"{prefix}_date"] = f"2026-01-{1 + n % 27:02d}"
         row[f"{prefix}_signer"] = "client"
         row[f"{prefix}_version"] = "2026-01-01"
         if status == "withdrawn":
-            row[f"{prefix}_withdrawn_on"] = "2026-11-02"
+            row[f"{prefix}_withdrawn_on"] = "2026-08-01" if n == 6 else "2026-11-02"
         if kind == "treatment" and n % 5 == 0:
             row[f"{prefix}_form"] = f"forms/{cid}-treatment.pdf"
         if kind == "photos_clinical" and status == "given" and n % 4 == 1:

@@ -12,9 +12,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from symfhir.errors import PhotoError
 from symfhir.mapping.bundle import client_entries, transaction
@@ -130,26 +131,52 @@ class Mapper:
         return bundle, problems
 
 
+def _photo_consent_problem(record: SpaRecord, taken: date) -> str | None:
+    """Why a clinical photo taken on ``taken`` may not be kept, or None if it may."""
+    consent = record.consents.get("photos_clinical")
+    if consent is None:
+        return "the client was never asked for consent to clinical photos"
+    if consent.status == "declined":
+        return "the client declined consent to clinical photos"
+    if consent.date > taken:
+        return "the photo was taken before the client consented to clinical photos"
+    if consent.withdrawn_on is not None and consent.withdrawn_on <= taken:
+        return "the photo was taken after the client withdrew consent to clinical photos"
+    return None
+
+
 def _photo_inputs(
     accepted: Accepted,
     entries: list[ManifestEntry],
     base_dir: Path,
     limits: ImageLimits,
     summary: MapSummary,
+    zone: ZoneInfo,
 ) -> list[PhotoInput]:
-    treatment_ids = {t.id for t in accepted.value.treatments}
-    out = []
+    record = accepted.value
+    treatment_ids = {t.id for t in record.treatments}
+    out: list[PhotoInput] = []
+    seen: dict[str, str] = {}
     for item in entries:
         row = _manifest_row(item)
         if item.photo.treatment_id and item.photo.treatment_id not in treatment_ids:
             reason = "no treatment with this id in the client's record"
             summary.photo_rejects.append(Reject(item.record, "treatment_id", reason, row))
             continue
+        problem = _photo_consent_problem(record, item.photo.taken_at.astimezone(zone).date())
+        if problem:
+            summary.photo_rejects.append(Reject(item.record, "client_id", problem, row))
+            continue
         try:
             image = load_photo(item, base_dir, limits)
         except PhotoError as err:
             summary.photo_rejects.append(Reject.from_error(err, row))
             continue
+        if image.sha1_b64 in seen:
+            reason = f"the same image as {seen[image.sha1_b64]}"
+            summary.photo_rejects.append(Reject(item.record, "file", reason, row))
+            continue
+        seen[image.sha1_b64] = item.record
         out.append(PhotoInput(item.photo, image))
     return out
 
@@ -213,7 +240,7 @@ def run_map(
                 continue
             client_id = item.value.client.client_id
             photos = _photo_inputs(
-                item, by_client.pop(client_id, []), photo_dir, options.limits, summary
+                item, by_client.pop(client_id, []), photo_dir, options.limits, summary, ctx.spa.zone
             )
             bundle, problems = mapper.bundle_for(item.value, item.record, photos)
             if problems:

@@ -1,0 +1,161 @@
+"""Benchmark `symfhir map` against the naive fhir.resources path, side by side.
+
+For each N it generates N synthetic clients (default template), then runs in
+separate child processes, one after the other on the same input:
+
+  symfhir  the real `symfhir map` job (read, map, shape-cached validation, json.dumps)
+  naive    the same reading and mapping, but one fhir.resources R4B model per
+           resource: model_validate, then model_dump_json (what a developer writes today)
+
+It prints records/s and resources/s for both, their ratio, and each child's peak RSS.
+
+    python benchmarks/bench_map.py                 # N = 1,000 and 10,000
+    python benchmarks/bench_map.py --sizes 200     # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+AS_OF = datetime(2026, 11, 25, 9, 30, tzinfo=ZoneInfo("America/Chicago"))
+
+
+def _sample_module():
+    spec = importlib.util.spec_from_file_location(
+        "make_sample_clients", ROOT / "scripts" / "make_sample_clients.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def generate(path: Path, n: int) -> None:
+    """N valid synthetic clients in the default template (no signed-form files)."""
+    sample = _sample_module()
+    rnd = random.Random(n)
+    rows = []
+    for i in range(1, n + 1):
+        row = sample.valid_row(i, rnd)
+        row["client_id"] = f"B{i:06d}"
+        for key in [k for k in row if k.endswith("_form")]:
+            row[key] = ""
+        rows.append(row)
+    columns: list[str] = []
+    for row in rows[:50]:
+        columns += [c for c in row if c not in columns]
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def child_symfhir(src: Path, out: Path) -> tuple[int, int]:
+    from symfhir.map_job import MapOptions, run_map
+
+    summary = run_map(src, out, MapOptions(now=AS_OF))
+    return summary.mapped, summary.resources
+
+
+def child_naive(src: Path, out: Path) -> tuple[int, int]:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    from symfhir.mapping.bundle import client_entries
+    from symfhir.mapping.context import MappingContext
+    from symfhir.sources.clients import ReadOptions, read_clients
+    from symfhir.sources.fieldmap import load_field_map
+    from symfhir.sources.rejects import Reject
+
+    ctx = MappingContext.load(AS_OF)
+    fmap = load_field_map("default", tuple(ctx.consent_kinds.kinds))
+    options = ReadOptions(
+        today=ctx.today, terminology=ctx.terminology, consent_kinds=ctx.consent_kinds
+    )
+    mapped = resources = 0
+    with out.open("w", encoding="utf-8") as fh:
+        for item in read_clients(src, fmap, options):
+            if isinstance(item, Reject):
+                continue
+            parts = []
+            for entry in client_entries(item.value, ctx, item.record):
+                model = get_fhir_model_class(entry.resource["resourceType"])
+                body = model.model_validate(entry.resource).model_dump_json()
+                parts.append(
+                    '{"fullUrl":"%s","resource":%s,"request":{"method":"POST","url":"%s",'
+                    '"ifNoneExist":"%s"}}'
+                    % (entry.full_url, body, entry.resource["resourceType"], entry.if_none_exist)
+                )
+            fh.write('{"resourceType":"Bundle","type":"transaction","entry":[')
+            fh.write(",".join(parts))
+            fh.write("]}\n")
+            mapped += 1
+            resources += len(parts)
+    return mapped, resources
+
+
+def run_child(mode: str, src: Path, out: Path) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, str(src), str(out)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    output = proc.stdout.read()
+    proc.stdout.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{mode} child failed: {output}")
+    mapped, resources, busy = output.split()
+    return {
+        "wall": elapsed,
+        "busy": float(busy),
+        "mapped": int(mapped),
+        "resources": int(resources),
+        "rss_mib": usage.ru_maxrss / 1024,
+        "cpu": usage.ru_utime + usage.ru_stime,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "SRC", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        mode, src, out = args.child
+        start = time.perf_counter()
+        fn = child_symfhir if mode == "symfhir" else child_naive
+        mapped, resources = fn(Path(src), Path(out))
+        print(mapped, resources, time.perf_counter() - start)
+        return
+    print(f"python {sys.version.split()[0]}, 1 process per run, single core each")
+    header = f"{'N':>7} {'path':>8} {'records/s':>10} {'resources/s':>12} {'res/rec':>8} {'peak RSS':>10}"
+    print(header)
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            src = Path(tmp) / f"clients-{n}.csv"
+            generate(src, n)
+            results = {}
+            for mode in ("symfhir", "naive"):
+                r = run_child(mode, src, Path(tmp) / f"{mode}-{n}.ndjson")
+                results[mode] = r
+                rate = r["mapped"] / r["busy"]
+                print(
+                    f"{n:>7} {mode:>8} {rate:>10.0f} {r['resources'] / r['busy']:>12.0f} "
+                    f"{r['resources'] / max(r['mapped'], 1):>8.1f} {r['rss_mib']:>8.0f} MiB"
+                )
+            ratio = results["naive"]["busy"] / results["symfhir"]["busy"]
+            print(f"{n:>7} {'ratio':>8} {ratio:>9.1f}x  (symfhir vs naive, same input, same run)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,358 @@
+"""Photos and signed forms in, re-encoded bytes with every piece of metadata gone out.
+
+Photos carry more than pixels: EXIF (with GPS position and camera serials), XMP,
+IPTC, comments, PNG text chunks and ICC profiles. ``clean_image`` decodes the
+image fully and writes the pixels into a brand-new image, so nothing from the
+original file reaches the output; the capture time and camera are read first
+and returned as structured fields for the FHIR Media. The original bytes are
+never returned.
+
+Pillow is driven through the JPEG, PNG and WebP plugin classes directly
+instead of ``Image.open``: the file type is decided from the bytes here, no
+other decoder ever sees the input, and the pixel limit is checked on the
+header before anything is decoded, so Pillow's process-wide
+``MAX_IMAGE_PIXELS`` check (a warning, then an error) is neither relied on
+nor changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from PIL import ExifTags, Image, ImageCms, ImageFile, ImageOps
+from PIL.JpegImagePlugin import JpegImageFile
+from PIL.PngImagePlugin import PngImageFile
+from PIL.WebPImagePlugin import WebPImageFile
+
+from symfhir.errors import PhotoError
+
+JPEG = "image/jpeg"
+PNG = "image/png"
+WEBP = "image/webp"
+PDF = "application/pdf"
+
+# The only types that can be decoded and re-encoded without carrying metadata over.
+CLEANABLE: dict[str, tuple[str, type[ImageFile.ImageFile]]] = {
+    JPEG: ("JPEG", JpegImageFile),
+    PNG: ("PNG", PngImageFile),
+    WEBP: ("WebP", WebPImageFile),
+}
+JPEG_QUALITY = 92
+WEBP_QUALITY = 92
+DEVICE_MAX = 200
+PDF_EOF_WINDOW = 1024
+
+# What Pillow (or a plugin) raises on bad image data; all mean "truncated or corrupt".
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    TypeError,
+    struct.error,
+    zlib.error,
+)
+_BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+_GRAY = frozenset({"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+_ALPHA = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
+
+
+@dataclass(frozen=True)
+class CleanImage:
+    """A re-encoded image with all metadata removed, and what was worth keeping from it."""
+
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+    size: int
+    sha1_b64: str
+    taken_at: datetime | None
+    device: str | None
+
+
+@dataclass(frozen=True)
+class CleanDocument:
+    """A signed form ready to store: a PDF as uploaded, or a cleaned image."""
+
+    data: bytes
+    content_type: str
+    size: int
+    sha1_b64: str
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What an upload may be: bytes, decoded pixels, and content types."""
+
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    allowed_types: frozenset[str] = frozenset({JPEG, PNG, WEBP})
+
+
+def sniff(raw: bytes) -> tuple[str | None, str]:
+    """The content type and a display name of ``raw``, judged by its magic number only.
+
+    Returns ``(None, "")`` for bytes no known format starts with.
+    """
+    head = raw[:32]
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG, "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG, "PNG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return WEBP, "WebP"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif", "GIF"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "image/tiff", "TIFF"
+    if head[:2] == b"BM":
+        return "image/bmp", "BMP"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis"):
+            return "image/avif", "AVIF"
+        if brand in _HEIF_BRANDS:
+            return "image/heic", "HEIC"
+    if head.startswith((b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")):
+        return "image/jp2", "JPEG 2000"
+    if head.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")):
+        return "image/jxl", "JPEG XL"
+    if head.startswith(b"\x00\x00\x01\x00"):
+        return "image/vnd.microsoft.icon", "ICO"
+    if head.startswith(b"8BPS"):
+        return "image/vnd.adobe.photoshop", "PSD"
+    if head.startswith(b"%PDF-"):
+        return PDF, "PDF"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<svg", b"<?xml")):
+        return "image/svg+xml", "SVG"
+    return None, ""
+
+
+def clean_image(raw: bytes, *, record: str, limits: ImageLimits = ImageLimits()) -> CleanImage:
+    """Decode ``raw`` fully, apply its EXIF orientation, and re-encode it without metadata.
+
+    JPEG stays JPEG, PNG stays PNG, WebP stays WebP (first frame's pixels only;
+    animated images are refused). An embedded ICC profile is applied (pixels
+    converted to sRGB) before it is dropped, so colours survive the stripping.
+
+    Raises PhotoError(record, "file", reason) for an empty or oversized file,
+    bytes that are not an image, an image type not in ``limits.allowed_types``,
+    more pixels than ``limits.max_pixels`` (checked on the header, before
+    decoding), animation, and truncated or corrupt image data.
+    """
+    _check_size(raw, record, "file", limits)
+    content_type, name = sniff(raw)
+    allowed = limits.allowed_types & CLEANABLE.keys()
+    if content_type is None:
+        raise PhotoError(record, "file", "not an image (unrecognised format)")
+    if content_type == PDF:
+        raise PhotoError(record, "file", "not an image: the file is a PDF document")
+    if content_type not in allowed:
+        raise PhotoError(
+            record, "file", f"{name} images are not accepted; allowed: {_names(allowed)}"
+        )
+    try:
+        return _reencode(raw, content_type, record, limits)
+    except PhotoError:
+        raise
+    except _BOMB_ERRORS:
+        raise PhotoError(record, "file", "too many pixels (possible decompression bomb)") from None
+    except _DECODE_ERRORS:
+        raise PhotoError(record, "file", f"the {name} image data is truncated or corrupt") from None
+
+
+def clean_signed_form(
+    raw: bytes, *, record: str, limits: ImageLimits = ImageLimits()
+) -> CleanDocument:
+    """A signed consent form: a PDF kept byte for byte, or an image cleaned by ``clean_image``.
+
+    PDF metadata (the Info dictionary, XMP) is NOT rewritten: a signed PDF is
+    kept as signed, and rewriting would break any digital signature in it. The
+    PDF must start with ``%PDF-`` and have an ``%%EOF`` marker in its last KiB.
+
+    Raises PhotoError(record, "signed_form", reason) for an empty or oversized
+    file, an incomplete PDF, or anything that is neither a PDF nor an accepted image.
+    """
+    _check_size(raw, record, "signed_form", limits)
+    content_type = sniff(raw)[0]
+    if content_type == PDF:
+        if b"%%EOF" not in raw[-PDF_EOF_WINDOW:]:
+            raise PhotoError(
+                record, "signed_form", "the PDF is incomplete (no %%EOF marker at its end)"
+            )
+        return CleanDocument(raw, PDF, len(raw), sha1_b64(raw))
+    if content_type is None:
+        raise PhotoError(record, "signed_form", "not a PDF or an image (unrecognised format)")
+    try:
+        image = clean_image(raw, record=record, limits=limits)
+    except PhotoError as err:
+        raise PhotoError(record, "signed_form", err.reason) from None
+    return CleanDocument(image.data, image.content_type, image.size, image.sha1_b64)
+
+
+def sha1_b64(data: bytes) -> str:
+    """Base64 of the SHA-1 of ``data``, as FHIR ``Attachment.hash`` wants it."""
+    digest = hashlib.sha1(data, usedforsecurity=False).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def size_problem(size: int, limits: ImageLimits) -> str | None:
+    """Why a file of ``size`` bytes is refused, or None when its size is acceptable."""
+    if size == 0:
+        return "the file is empty"
+    if size > limits.max_bytes:
+        return f"the file is larger than the limit of {_bytes(limits.max_bytes)}"
+    return None
+
+
+def _check_size(raw: bytes, record: str, field: str, limits: ImageLimits) -> None:
+    problem = size_problem(len(raw), limits)
+    if problem:
+        raise PhotoError(record, field, problem)
+
+
+def _reencode(raw: bytes, content_type: str, record: str, limits: ImageLimits) -> CleanImage:
+    name, plugin = CLEANABLE[content_type]
+    # The plugin class reads the header only; no pixels are decoded yet.
+    with plugin(io.BytesIO(raw)) as source:
+        width, height = source.size
+        if width < 1 or height < 1:
+            raise PhotoError(record, "file", f"the {name} image has no pixels")
+        max_pixels = _pixel_limit(limits)
+        if width * height > max_pixels:
+            raise PhotoError(
+                record,
+                "file",
+                f"the image declares {width}x{height} pixels, over the limit of "
+                f"{max_pixels:,} (possible decompression bomb)",
+            )
+        if getattr(source, "n_frames", 1) > 1:
+            raise PhotoError(record, "file", f"animated {name} images are not accepted")
+        taken_at, device = _capture_details(source)
+        source.load()  # the full decode: truncated or corrupt data fails here
+        icc = source.info.get("icc_profile")
+        pixels = _to_srgb(_output_mode(ImageOps.exif_transpose(source), content_type), icc)
+    # A fresh image has no info, EXIF or encoder settings for a saver to pick up.
+    bare = Image.new(pixels.mode, pixels.size)
+    bare.paste(pixels)
+    out = io.BytesIO()
+    if content_type == JPEG:
+        bare.save(out, format="JPEG", quality=JPEG_QUALITY)
+    elif content_type == PNG:
+        bare.save(out, format="PNG")
+    else:
+        bare.save(out, format="WEBP", quality=WEBP_QUALITY)
+    data = out.getvalue()
+    return CleanImage(
+        data=data,
+        content_type=content_type,
+        width=bare.width,
+        height=bare.height,
+        size=len(data),
+        sha1_b64=sha1_b64(data),
+        taken_at=taken_at,
+        device=device,
+    )
+
+
+def _pixel_limit(limits: ImageLimits) -> int:
+    # Honour a stricter process-wide Pillow setting if the application chose one.
+    pillow = Image.MAX_IMAGE_PIXELS
+    return min(limits.max_pixels, pillow) if pillow else limits.max_pixels
+
+
+def _output_mode(image: Image.Image, content_type: str) -> Image.Image:
+    mode = image.mode
+    has_alpha = mode in _ALPHA or (mode == "P" and "transparency" in image.info)
+    if mode == "CMYK" and image.info.get("icc_profile"):
+        return image  # converted through its own profile in _to_srgb
+    if content_type == JPEG:
+        target = "L" if mode in _GRAY else "RGB"
+    elif has_alpha:
+        target = "RGBA"
+    elif content_type == PNG and mode in _GRAY:
+        target = "L"
+    else:
+        target = "RGB"
+    return image if mode == target else image.convert(target)
+
+
+def _to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
+    if not icc or image.mode not in ("RGB", "RGBA", "CMYK"):
+        return image.convert("RGB") if image.mode == "CMYK" else image
+    out_mode = "RGBA" if image.mode == "RGBA" else "RGB"
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        converted = ImageCms.profileToProfile(image, profile, _srgb(), outputMode=out_mode)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        # An unusable profile is simply dropped; the pixels are kept as decoded.
+        return image.convert(out_mode) if image.mode != out_mode else image
+    assert converted is not None  # not in place, so a new image is returned
+    return converted
+
+
+@lru_cache(maxsize=1)
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _capture_details(image: Image.Image) -> tuple[datetime | None, str | None]:
+    """DateTimeOriginal and "Make Model" from EXIF; unreadable EXIF counts as absent."""
+    try:
+        exif = image.getexif()
+        original = exif.get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.DateTimeOriginal)
+        make = exif.get(ExifTags.Base.Make)
+        model = exif.get(ExifTags.Base.Model)
+    except _DECODE_ERRORS:
+        return None, None
+    return _exif_datetime(original), _device(make, model)
+
+
+def _exif_datetime(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None  # e.g. the "0000:00:00 00:00:00" some cameras write when unset
+
+
+def _device(make: object, model: object) -> str | None:
+    make_text = _exif_text(make)
+    model_text = _exif_text(model)
+    # Many cameras repeat the maker in the model ("Canon" + "Canon EOS R5").
+    if make_text and model_text.lower().startswith(make_text.lower()):
+        make_text = ""
+    device = " ".join(part for part in (make_text, model_text) if part)
+    return device[:DEVICE_MAX] or None
+
+
+def _exif_text(value: object) -> str:
+    if not isinstance(value, str):
+        return ""
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
+def _names(types: frozenset[str] | set[str]) -> str:
+    return ", ".join(sorted(CLEANABLE[t][0] for t in types))
+
+
+def _bytes(count: int) -> str:
+    if count >= 1024 * 1024 and count % (1024 * 1024) == 0:
+        return f"{count // (1024 * 1024)} MiB"
+    if count >= 1024 and count % 1024 == 0:
+        return f"{count // 1024} KiB"
+    return f"{count:,} bytes"
