@@ -8,6 +8,7 @@ pure: files named in cells are returned as paths for the edge to load.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -20,6 +21,7 @@ from symfhir.errors import ConfigError, RecordError
 from symfhir.terminology import MAPPINGS_DIR
 
 SOURCES_DIR = MAPPINGS_DIR / "sources"
+_LIST_ITEM = re.compile(r"(.+)\[\d+\]")
 FIELD_TYPES = ("string", "date", "datetime", "list", "json", "file")
 
 
@@ -49,7 +51,7 @@ class FieldMap:
     def column_of(self, path: str) -> str | None:
         """The source column behind a record path (``client.birth_date``)."""
         for spec in self.fields:
-            if spec.path == path or spec.path == f"{path}[]":
+            if spec.path == path or _LIST_ITEM.sub(r"\1", spec.path) == path:
                 return spec.column
         return None
 
@@ -95,7 +97,7 @@ def parse_field_map(data: dict[str, Any], consent_kind_keys: list[str]) -> Field
                     continue
                 specs.append(_spec(f"consents.{kind}.{attr}", raw, kind))
     paths = [s.path for s in specs]
-    dupes = {p for p in paths if paths.count(p) > 1 and not p.endswith("[]")}
+    dupes = {p for p in paths if paths.count(p) > 1}
     if dupes:
         raise ConfigError(f"field map fills these fields twice: {sorted(dupes)}")
     return FieldMap(
@@ -174,12 +176,16 @@ def _cell(spec: FieldSpec, fmap: FieldMap, text: str, record: str) -> Any:
 
 
 def _put(target: dict[str, Any], path: str, value: Any) -> None:
-    """Set ``value`` at a dotted path; a trailing ``[]`` appends to a list there."""
+    """Set ``value`` at a dotted path; a trailing ``[n]`` appends to a list there.
+
+    ``lines[1]`` and ``lines[2]`` fill one list from two columns, in map order.
+    """
     keys = path.split(".")
     for key in keys[:-1]:
         target = target.setdefault(key, {})
-    if keys[-1].endswith("[]"):
-        target.setdefault(keys[-1][:-2], []).append(value)
+    match = _LIST_ITEM.fullmatch(keys[-1])
+    if match:
+        target.setdefault(match.group(1), []).append(value)
     else:
         target[keys[-1]] = value
 
