@@ -146,7 +146,7 @@ def valid_row(n: int, rnd: random.Random) -> dict[str, str]:
         code, product, unit, sites = TREATMENTS[(n + t) % len(TREATMENTS)]
         item = {
             "id": f"{cid}-T{t + 1}",
-            "date": f"2026-{2 + (n + t) % 9:02d}-{5 + n % 20:02d}T{9 + t}:30:00",
+            "date": f"2026-{2 + (n + t) % 9:02d}-{5 + n % 20:02d}T{9 + t:02d}:30:00",
             "treatment": code,
             "product": product,
             "lot": f"LOT{1000 + n * 10 + t}",

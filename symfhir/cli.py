@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         "photo rejects go beside it as NAME-photos.csv",
     )
     m.add_argument(
+        "--base-dir",
+        type=Path,
+        help="folder that file cells (signed forms) are relative to; default: the input's folder",
+    )
+    m.add_argument(
         "--mask-card-numbers",
         action="store_true",
         help="mask payment card numbers found in free text instead of rejecting the record",
@@ -88,6 +93,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
         mapping=args.mapping,
         photos=args.photos,
         card_numbers="mask" if args.mask_card_numbers else "reject",
+        base_dir=args.base_dir,
     )
     summary = run_map(args.input, args.output, options, args.rejects)
     out = sys.stderr if args.output == "-" else sys.stdout

@@ -38,6 +38,7 @@ class MapOptions:
     mapping: str = "default"
     photos: Path | None = None
     card_numbers: str = "reject"
+    base_dir: Path | None = None
     limits: ImageLimits = field(default_factory=ImageLimits)
 
 
@@ -123,7 +124,7 @@ class Mapper:
         entries = client_entries(record, self.ctx, source, photos)
         problems: list[tuple[str, str]] = []
         for index, item in enumerate(entries):
-            for problem in self.validator.validate(item.resource):
+            for problem in self.validator.validate_fhir_json(item.resource):
                 problems.append((f"entry[{index}].{problem.path}", problem.message))
         bundle = transaction(entries)
         if not problems:
@@ -233,7 +234,7 @@ def run_map(
     shared = {organization(ctx).full_url}
     ndjson = str(output).endswith((".ndjson", ".jsonl"))
     with _open_out(output) as fh, BundleWriter(fh, ndjson) as writer:
-        for item in read_clients(input_path, fmap, read_options):
+        for item in read_clients(input_path, fmap, read_options, options.base_dir):
             summary.records += 1
             if isinstance(item, Reject):
                 summary.rejects.append(item)

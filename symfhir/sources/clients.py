@@ -24,7 +24,6 @@ from symfhir.terminology import Terminology
 # Big enough for a long consultation note; the model caps text length itself.
 CSV_FIELD_LIMIT = 4 * 1024 * 1024
 _SURROGATE = re.compile(r"[\udc80-\udcff]")
-_INDEX = re.compile(r"\.(\d+)(?=\.|$)")
 
 
 @dataclass(frozen=True)
@@ -113,8 +112,13 @@ def _bad_encoding_column(row: dict[str, Any]) -> str | None:
     return None
 
 
-def read_clients(path: Path, fmap: FieldMap, options: ReadOptions) -> Iterator[Accepted | Reject]:
+def read_clients(
+    path: Path, fmap: FieldMap, options: ReadOptions, base_dir: Path | None = None
+) -> Iterator[Accepted | Reject]:
     """Each row of ``path`` as an Accepted record or a Reject, in input order.
+
+    File cells (signed forms) are resolved against ``base_dir`` (default: the
+    input's folder) and may not point outside it.
 
     Valid rows are never held back by invalid ones. A client id seen twice is
     rejected the second time, naming the row that had it first.
@@ -123,7 +127,7 @@ def read_clients(path: Path, fmap: FieldMap, options: ReadOptions) -> Iterator[A
     for number, row in iter_rows(path, fmap.encoding):
         record = f"{path.name} row {number}"
         try:
-            accepted = read_row(row, record, fmap, options, base_dir=path.parent)
+            accepted = read_row(row, record, fmap, options, base_dir=base_dir or path.parent)
         except RecordError as err:
             yield Reject.from_error(err, row)
             continue
@@ -204,6 +208,8 @@ def validation_to_record_error(exc: ValidationError, record: str, fmap: FieldMap
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         message = str(error["msg"]).removeprefix("Value error, ")
+        if message == "Field required":
+            message = "is required but empty"
         loc = ".".join(str(p) for p in error["loc"])
         if not loc and ": " in message:
             loc, message = message.split(": ", 1)
@@ -218,18 +224,33 @@ def validation_to_record_error(exc: ValidationError, record: str, fmap: FieldMap
 
 
 def _column_for(loc: str, fmap: FieldMap) -> str:
-    """``health.allergies.0.severity`` → ``allergies[1].severity`` using the map's columns."""
-    base = _INDEX.split(loc, maxsplit=1)
-    head = base[0]
-    parts = head.split(".")
-    # Walk up from the full path to find the column this value came from.
-    for cut in range(len(parts), 0, -1):
-        column = fmap.column_of(".".join(parts[:cut]))
+    """``health.allergies.0.severity`` → ``allergies[1].severity`` using the map's columns.
+
+    Positions are shown 1-based, as a person counts items in a cell.
+    """
+    parts = loc.split(".") if loc else []
+    names = [p for p in parts if not p.isdigit()]
+    for cut in range(len(names), 0, -1):
+        prefix = ".".join(names[:cut])
+        column = fmap.column_of(prefix) or _first_column_under(prefix, fmap)
         if column:
-            rest = ".".join(parts[cut:])
-            suffix = ""
-            if len(base) > 1:
-                suffix = f"[{int(base[1]) + 1}]" + (base[2] if len(base) > 2 else "")
-            tail = f".{rest}" if rest else ""
-            return f"{column}{tail}{suffix}"
-    return loc or "record"
+            break
+    else:
+        return loc or "record"
+    out, seen = column, 0
+    for part in parts:
+        if part.isdigit():
+            if seen >= cut or out == column:
+                out += f"[{int(part) + 1}]"
+            continue
+        seen += 1
+        if seen > cut:
+            out += f".{part}"
+    return out
+
+
+def _first_column_under(prefix: str, fmap: FieldMap) -> str | None:
+    for spec in fmap.fields:
+        if spec.path.startswith(f"{prefix}."):
+            return spec.column
+    return None

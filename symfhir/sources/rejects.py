@@ -45,14 +45,16 @@ def write_rejects(path: Path, rejects: Iterable[Reject], columns: list[str] | No
         payload = [
             {"_record": r.record, "_field": r.field, "_reason": r.reason, **r.row} for r in items
         ]
-        path.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
+        text = json.dumps(payload, ensure_ascii=False, indent=2)
+        path.write_text(text, encoding="utf-8", errors="surrogateescape")
         return len(items)
     cols = list(columns or [])
     for r in items:
         for key in r.row:
             if key not in cols:
                 cols.append(key)
-    with path.open("w", encoding="utf-8", newline="") as fh:
+    # Undecodable input bytes go back out unchanged, so the row can be fixed in place.
+    with path.open("w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=[*REJECT_COLUMNS, *cols], extrasaction="ignore")
         writer.writeheader()
         for r in items:

@@ -33,7 +33,7 @@ def map_file(path, tmp_path):
     bundles = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     for bundle in bundles:
         get_fhir_model_class("Bundle").model_validate(bundle)
-    with rejects.open(encoding="utf-8", newline="") as fh:
+    with rejects.open(encoding="utf-8", errors="replace", newline="") as fh:
         rejected = list(csv.DictReader(fh))
     return code, bundles, rejected
 

@@ -143,7 +143,9 @@ def test_rejects_file_can_be_fixed_and_rerun(sample_run, tmp_path):
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(fixed)
-    assert run(str(path), "-o", str(tmp_path / "o.ndjson")) == 0
+    # Signed forms named in the row are relative to the original export's folder.
+    assert run(str(path), "-o", str(tmp_path / "o.ndjson"), "--base-dir", str(SAMPLE)) == 0
+    assert run(str(path), "-o", str(tmp_path / "o.ndjson")) == 1
 
 
 def test_single_json_bundle_output(tmp_path):

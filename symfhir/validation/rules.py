@@ -1,0 +1,175 @@
+"""Project rules for the transaction Bundles symfhir writes (beyond what FHIR itself requires).
+
+hl7.org/fhir/R4/http.html#transaction: entries are resolved by ``urn:uuid`` full URLs,
+and creates are conditional (``ifNoneExist``) so a replay never duplicates anything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+from urllib.parse import unquote
+
+from fhir.resources.R4B import get_fhir_model_class
+
+from symfhir.cardnumbers import has_card_number
+from symfhir.validation.structural import Problem
+
+# RFC 4122 text form, lowercase as FHIR asks. symfhir's own full URLs are name-based
+# (version 5) so re-runs produce the same Bundle; any version is accepted.
+_URN_UUID = re.compile(
+    r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+)
+_CONDITION = re.compile(r"(identifier|_tag)=([^|&\s]+)\|([^&\s]+)")
+_WITH_STORED_FILES = frozenset({"Media", "DocumentReference"})
+# base64 payloads are not free text; scanning megabytes of them would only find noise.
+_BINARY_KEYS = frozenset({"data"})
+_MIN_CARD = 13  # shortest card number; "urn:uuid:" references are longer anyway
+_DIGITS = re.compile(r"\d(?:[ -]?\d){12}")  # cheap pre-check before the Luhn scan
+
+
+def bundle_rules(bundle: dict[str, Any]) -> list[Problem]:
+    """Every way ``bundle`` breaks symfhir's transaction rules; ``[]`` when it keeps them."""
+    problems: list[Problem] = []
+    if bundle.get("type") != "transaction":
+        problems.append(Problem("Bundle.type", "must be transaction"))
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        return [*problems, Problem("Bundle.entry", "must be a list")]
+    full_urls = _full_urls(entries, problems)
+    for index, entry in enumerate(entries):
+        path = f"Bundle.entry[{index}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
+            problems.append(Problem(f"{path}.resource", "every entry needs a resource"))
+            continue
+        resource = entry["resource"]
+        problems += _request_rules(entry, resource, path)
+        problems += _resource_rules(resource, f"{path}.resource")
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
+            _scan(entry["resource"], [f"Bundle.entry[{index}].resource"], full_urls, problems)
+    rest = {key: value for key, value in bundle.items() if key != "entry"}
+    _scan(rest, ["Bundle"], full_urls, problems)
+    return problems
+
+
+def _full_urls(entries: list[Any], problems: list[Problem]) -> set[str]:
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        full_url = entry.get("fullUrl") if isinstance(entry, dict) else None
+        path = f"Bundle.entry[{index}].fullUrl"
+        if not isinstance(full_url, str) or not _URN_UUID.fullmatch(full_url):
+            problems.append(Problem(path, "must be urn:uuid: followed by a lowercase UUID"))
+        elif full_url in seen:
+            problems.append(Problem(path, "duplicate fullUrl in the Bundle"))
+        else:
+            seen.add(full_url)
+    return seen
+
+
+def _request_rules(entry: dict[str, Any], resource: dict[str, Any], path: str) -> list[Problem]:
+    request = entry.get("request")
+    if not isinstance(request, dict):
+        return [Problem(f"{path}.request", "every entry needs a request")]
+    problems = []
+    if request.get("method") != "POST":
+        problems.append(Problem(f"{path}.request.method", "must be POST"))
+    resource_type = resource.get("resourceType")
+    if request.get("url") != resource_type:
+        problems.append(Problem(f"{path}.request.url", "must be the resource's resourceType"))
+    condition = request.get("ifNoneExist")
+    match = _CONDITION.fullmatch(condition) if isinstance(condition, str) else None
+    by_identifier = _has_identifier(resource_type)
+    where = f"{path}.request.ifNoneExist"
+    if match is None:
+        wanted = "identifier=system|value" if by_identifier else "_tag=system|code"
+        return [*problems, Problem(where, f"needs a conditional create: {wanted}")]
+    param, system, value = match.group(1), unquote(match.group(2)), unquote(match.group(3))
+    if by_identifier and param != "identifier":
+        problems.append(Problem(where, "must search by identifier"))
+    elif param == "identifier":
+        identifiers = resource.get("identifier")
+        # most types repeat identifier; a few (QuestionnaireResponse) allow only one
+        if isinstance(identifiers, dict):
+            identifiers = [identifiers]
+        pairs = [(i.get("system"), i.get("value")) for i in _dicts(identifiers)]
+        if (system, value) not in pairs:
+            problems.append(Problem(where, "identifier is not one of the resource's identifiers"))
+    else:
+        tags = [(t.get("system"), t.get("code")) for t in _dicts(_get(resource, "meta", "tag"))]
+        if (system, value) not in tags:
+            problems.append(Problem(where, "_tag is not one of the resource's meta.tag"))
+    return problems
+
+
+def _resource_rules(resource: dict[str, Any], path: str) -> list[Problem]:
+    resource_type = resource.get("resourceType")
+    problems = []
+    if resource_type == "Consent" and not (resource.get("policy") or resource.get("policyRule")):
+        problems.append(Problem(f"{path}.policy", "a Consent needs a policy or policyRule"))
+    if resource_type in _WITH_STORED_FILES:
+        for where, attachment in _attachments(resource, path):
+            if attachment.get("url") is not None:
+                for key in ("contentType", "size", "hash"):
+                    if attachment.get(key) in (None, ""):
+                        problems.append(Problem(f"{where}.{key}", "required when url is set"))
+    return problems
+
+
+def _attachments(resource: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    if resource["resourceType"] == "Media":
+        if isinstance(resource.get("content"), dict):
+            yield f"{path}.content", resource["content"]
+        return
+    for index, content in enumerate(_dicts(resource.get("content"))):
+        if isinstance(content.get("attachment"), dict):
+            yield f"{path}.content[{index}].attachment", content["attachment"]
+
+
+@lru_cache(maxsize=256)
+def _has_identifier(resource_type: object) -> bool:
+    if not isinstance(resource_type, str):
+        return True
+    try:
+        return "identifier" in get_fhir_model_class(resource_type).model_fields
+    except ValueError:
+        return True
+
+
+def _scan(value: Any, trail: list[Any], full_urls: set[str], problems: list[Problem]) -> None:
+    """Check every string under ``value``: urn:uuid references resolve, no card numbers.
+
+    ``trail`` holds the path parts so far; a path string is only built for a problem,
+    as this runs on every string of every Bundle.
+    """
+    items = value.items() if type(value) is dict else enumerate(value)
+    for key, item in items:
+        kind = type(item)
+        if kind is str:
+            if len(item) < _MIN_CARD or key in _BINARY_KEYS:
+                continue
+            if item.startswith("urn:uuid:") and key in ("reference", "url"):
+                if item not in full_urls:
+                    problems.append(Problem(_path([*trail, key]), "urn:uuid reference not found"))
+            elif _DIGITS.search(item) and has_card_number(item):
+                problems.append(Problem(_path([*trail, key]), "contains a payment card number"))
+        elif kind is dict or kind is list:
+            trail.append(key)
+            _scan(item, trail, full_urls, problems)
+            trail.pop()
+
+
+def _path(parts: list[Any]) -> str:
+    return parts[0] + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts[1:])
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _get(value: Any, *keys: str) -> Any:
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
