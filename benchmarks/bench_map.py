@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib.util
+import json
 import os
 import random
 import subprocess
@@ -91,10 +92,14 @@ def child_naive(src: Path, out: Path) -> tuple[int, int]:
             for entry in client_entries(item.value, ctx, item.record):
                 model = get_fhir_model_class(entry.resource["resourceType"])
                 body = model.model_validate(entry.resource).model_dump_json()
+                request = {
+                    "method": "POST",
+                    "url": entry.resource["resourceType"],
+                    "ifNoneExist": entry.if_none_exist,
+                }
+                full_url = json.dumps(entry.full_url)
                 parts.append(
-                    '{"fullUrl":"%s","resource":%s,"request":{"method":"POST","url":"%s",'
-                    '"ifNoneExist":"%s"}}'
-                    % (entry.full_url, body, entry.resource["resourceType"], entry.if_none_exist)
+                    f'{{"fullUrl":{full_url},"resource":{body},"request":{json.dumps(request)}}}'
                 )
             fh.write('{"resourceType":"Bundle","type":"transaction","entry":[')
             fh.write(",".join(parts))
@@ -138,7 +143,10 @@ def main() -> None:
         print(mapped, resources, time.perf_counter() - start)
         return
     print(f"python {sys.version.split()[0]}, 1 process per run, single core each")
-    header = f"{'N':>7} {'path':>8} {'records/s':>10} {'resources/s':>12} {'res/rec':>8} {'peak RSS':>10}"
+    header = (
+        f"{'N':>7} {'path':>8} {'records/s':>10} {'resources/s':>12} "
+        f"{'res/rec':>8} {'peak RSS':>10}"
+    )
     print(header)
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:

@@ -44,8 +44,11 @@ def per_call_us(fn, seconds: float = 0.4) -> float:
 
 def main() -> None:
     ctx = MappingContext.load(datetime(2026, 11, 25, 9, 30, tzinfo=ZoneInfo("America/Chicago")))
-    context = {"today": ctx.today, "terminology": ctx.terminology,
-               "consent_kinds": ctx.consent_kinds}
+    context = {
+        "today": ctx.today,
+        "terminology": ctx.terminology,
+        "consent_kinds": ctx.consent_kinds,
+    }
     record = SpaRecord.model_validate(make_record_dict(), context=context)
     entries = client_entries(record, ctx, "clients.csv row 2")
     resources = [e.resource for e in entries]
@@ -70,15 +73,19 @@ def main() -> None:
     all_fast = per_call_us(lambda: [fast.validate(r) for r in resources])
     rules = per_call_us(lambda: bundle_rules(bundle))
     print(f"\none client, {len(resources)} resources validated one by one:")
-    print(f"  R4B {all_ref:.0f} µs, fast {all_fast:.0f} µs "
-          f"({all_fast / len(resources):.1f} µs per resource); bundle_rules {rules:.0f} µs")
+    print(
+        f"  R4B {all_ref:.0f} µs, fast {all_fast:.0f} µs "
+        f"({all_fast / len(resources):.1f} µs per resource); bundle_rules {rules:.0f} µs"
+    )
 
     obs = pick["Observation"]
     cls = get_fhir_model_class("Observation")
     model = cls.model_validate(obs)
     print("\nserializing one Observation:")
-    print(f"  R4B model_dump_json {per_call_us(model.model_dump_json):.1f} µs, "
-          f"json dumps {per_call_us(lambda: dumps(obs)):.1f} µs")
+    print(
+        f"  R4B model_dump_json {per_call_us(model.model_dump_json):.1f} µs, "
+        f"json dumps {per_call_us(lambda: dumps(obs)):.1f} µs"
+    )
     print(f"\ncache: {fast.cache_size()} shapes, {fast.hits} hits, {fast.misses} misses")
 
 

@@ -17,26 +17,117 @@ from PIL import Image, ImageDraw
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "sample"
 KINDS = [
-    "treatment", "hipaa_notice", "photos_clinical", "photos_website", "photos_social",
-    "video_recording", "testimonials", "marketing_email", "marketing_sms", "marketing_phone",
-    "physician_sharing", "research",
+    "treatment",
+    "hipaa_notice",
+    "photos_clinical",
+    "photos_website",
+    "photos_social",
+    "video_recording",
+    "testimonials",
+    "marketing_email",
+    "marketing_sms",
+    "marketing_phone",
+    "physician_sharing",
+    "research",
 ]
-GIVEN = ["Avery", "Jordan", "Rowan", "Marisol", "Keiko", "Amara", "Lucía", "Thuy", "Noor",
-         "Elodie", "Priya", "Zainab", "Camille", "Björn", "Dana", "Ines", "Mei", "Sasha",
-         "Olamide", "Renée", "Tomás", "Yara", "Hana", "Farah", "Greta", "Ivy", "Lena",
-         "Maya", "Nadia", "Ophelia"]
-FAMILY = ["Quillfeather", "Brightwater", "Ashgrove", "Fenwick-Lark", "Marrowby", "Tindall",
-          "Oakhollow", "Vantreese", "Kestrelmoor", "Duskwood", "Pellham", "Ravensdale",
-          "Sorrel", "Thistlebury", "Umberfield", "Wexcombe", "Yarrowmere", "Zephyrine",
-          "Calloway-Finch", "Dovetail", "Embergate", "Foxglen", "Gildersleeve", "Hollowell",
-          "Ironbridge", "Juniperra", "Larkspur", "Mistral", "Nightingale-Roe", "Oriel"]
-SKIN = ["acne", "acne_scarring", "hyperpigmentation", "melasma", "rosacea", "fine_lines",
-        "wrinkles", "skin_laxity", "enlarged_pores", "dryness", "sun_damage", "uneven_texture",
-        "dark_circles", "unwanted_hair", "cellulite", "volume_loss"]
-CONTRA = ["pregnancy", "breastfeeding", "isotretinoin_recent", "anticoagulants",
-          "active_infection", "keloid_history", "autoimmune_disease", "cold_sore_history",
-          "photosensitizing_medication", "neuromuscular_disorder", "bleeding_disorder",
-          "pacemaker", "metal_implants", "recent_sunburn"]
+GIVEN = [
+    "Avery",
+    "Jordan",
+    "Rowan",
+    "Marisol",
+    "Keiko",
+    "Amara",
+    "Lucía",
+    "Thuy",
+    "Noor",
+    "Elodie",
+    "Priya",
+    "Zainab",
+    "Camille",
+    "Björn",
+    "Dana",
+    "Ines",
+    "Mei",
+    "Sasha",
+    "Olamide",
+    "Renée",
+    "Tomás",
+    "Yara",
+    "Hana",
+    "Farah",
+    "Greta",
+    "Ivy",
+    "Lena",
+    "Maya",
+    "Nadia",
+    "Ophelia",
+]
+FAMILY = [
+    "Quillfeather",
+    "Brightwater",
+    "Ashgrove",
+    "Fenwick-Lark",
+    "Marrowby",
+    "Tindall",
+    "Oakhollow",
+    "Vantreese",
+    "Kestrelmoor",
+    "Duskwood",
+    "Pellham",
+    "Ravensdale",
+    "Sorrel",
+    "Thistlebury",
+    "Umberfield",
+    "Wexcombe",
+    "Yarrowmere",
+    "Zephyrine",
+    "Calloway-Finch",
+    "Dovetail",
+    "Embergate",
+    "Foxglen",
+    "Gildersleeve",
+    "Hollowell",
+    "Ironbridge",
+    "Juniperra",
+    "Larkspur",
+    "Mistral",
+    "Nightingale-Roe",
+    "Oriel",
+]
+SKIN = [
+    "acne",
+    "acne_scarring",
+    "hyperpigmentation",
+    "melasma",
+    "rosacea",
+    "fine_lines",
+    "wrinkles",
+    "skin_laxity",
+    "enlarged_pores",
+    "dryness",
+    "sun_damage",
+    "uneven_texture",
+    "dark_circles",
+    "unwanted_hair",
+    "cellulite",
+    "volume_loss",
+]
+CONTRA = [
+    "pregnancy",
+    "breastfeeding",
+    "isotretinoin_recent",
+    "anticoagulants",
+    "active_infection",
+    "keloid_history",
+    "autoimmune_disease",
+    "cold_sore_history",
+    "photosensitizing_medication",
+    "neuromuscular_disorder",
+    "bleeding_disorder",
+    "pacemaker",
+    "metal_implants",
+    "recent_sunburn",
+]
 TREATMENTS = [
     ("botulinum_toxin", "Botox Cosmetic", "units", ["glabella", "forehead", "crows_feet"]),
     ("dermal_filler", "Juvederm Ultra XC", "syringe", ["lips"]),
@@ -47,15 +138,29 @@ TREATMENTS = [
     ("hydrafacial", "HydraFacial MD", None, ["face"]),
     ("prp", "PRP kit", "mL", ["under_eye"]),
 ]
-ALLERGIES = ["penicillin|hives|moderate|medication", "latex|rash|mild|environment",
-             "lidocaine|swelling|severe|medication", "shellfish|anaphylaxis|severe|food",
-             "hyaluronidase||mild|medication", "adhesive tape|redness|mild|environment"]
-MEDS = ["tretinoin 0.05% cream|medication|nightly", "fish oil|supplement|1000 mg daily",
-        "levothyroxine|medication|50 mcg daily", "vitamin E|supplement|",
-        "warfarin|medication|5 mg daily", "biotin|supplement|5000 mcg daily"]
+ALLERGIES = [
+    "penicillin|hives|moderate|medication",
+    "latex|rash|mild|environment",
+    "lidocaine|swelling|severe|medication",
+    "shellfish|anaphylaxis|severe|food",
+    "hyaluronidase||mild|medication",
+    "adhesive tape|redness|mild|environment",
+]
+MEDS = [
+    "tretinoin 0.05% cream|medication|nightly",
+    "fish oil|supplement|1000 mg daily",
+    "levothyroxine|medication|50 mcg daily",
+    "vitamin E|supplement|",
+    "warfarin|medication|5 mg daily",
+    "biotin|supplement|5000 mcg daily",
+]
 CONDITIONS = ["hypothyroidism", "migraine", "seasonal allergies", "eczema", "asthma"]
-PRIOR = ["Botox|2025-06|Bayou Glow Med Spa", "chemical peel|2024|", "laser resurfacing|2023-09-14|",
-         "dermal filler|2025-02|Lafayette Aesthetics"]
+PRIOR = [
+    "Botox|2025-06|Bayou Glow Med Spa",
+    "chemical peel|2024|",
+    "laser resurfacing|2023-09-14|",
+    "dermal filler|2025-02|Lafayette Aesthetics",
+]
 LANGS = ["en", "en", "en", "es", "vi", "fr", "zh"]
 RELS = ["spouse", "partner", "sibling", "friend", "mother", "father", "child"]
 
@@ -108,7 +213,9 @@ def valid_row(n: int, rnd: random.Random) -> dict[str, str]:
         "birth_date": f"{year}-{1 + n % 12:02d}-{1 + (n * 3) % 28:02d}",
         "sex": ["female", "female", "male", "other", "F"][n % 5],
         "gender_identity": "non-binary" if n % 5 == 3 else "",
-        "email": f"{given.lower()}.{family.lower()}@example.com".replace("é", "e").replace("ö", "o"),
+        "email": f"{given.lower()}.{family.lower()}@example.com".replace("é", "e").replace(
+            "ö", "o"
+        ),
         "phone_mobile": _phone(n),
         "phone_home": _phone(n + 50) if n % 3 == 0 else "",
         "phone_work": "+1 225 555 0142" if n % 7 == 0 else "",
@@ -124,7 +231,8 @@ def valid_row(n: int, rnd: random.Random) -> dict[str, str]:
         "emergency_phone": _phone(n + 20),
         "emergency_email": "" if n % 2 else f"contact{n}@example.org",
         "physician_name": f"Dr. {GIVEN[(n + 9) % len(GIVEN)]} {FAMILY[(n + 3) % len(FAMILY)]}"
-        if n % 3 != 1 else "",
+        if n % 3 != 1
+        else "",
         "physician_organization": "Acadiana Family Medicine (synthetic)" if n % 3 == 0 else "",
         "physician_phone": _phone(n + 40) if n % 3 == 0 else "",
         "physician_email": f"clinic{n}@example.org" if n % 3 == 0 else "",
@@ -161,10 +269,18 @@ def valid_row(n: int, rnd: random.Random) -> dict[str, str]:
             item["notes"] = "Tolerated well; aftercare sheet given."
         treatments.append(item)
     row["treatments"] = json.dumps(treatments, ensure_ascii=False)
-    notes = [{"date": f"2026-01-{1 + n % 27:02d}",
-              "author": "Dr. Sam Okafor",
-              "text": "Consultation: goals discussed; realistic outcomes explained; "
-                      "plan agreed. Follow-up in 2 weeks."}] if n % 2 == 0 else []
+    notes = (
+        [
+            {
+                "date": f"2026-01-{1 + n % 27:02d}",
+                "author": "Dr. Sam Okafor",
+                "text": "Consultation: goals discussed; realistic outcomes explained; "
+                "plan agreed. Follow-up in 2 weeks.",
+            }
+        ]
+        if n % 2 == 0
+        else []
+    )
     row["consultation_notes"] = json.dumps(notes) if notes else ""
     for i, kind in enumerate(KINDS):
         # Rotate statuses so every kind is seen given, declined, withdrawn and never asked.
@@ -199,7 +315,9 @@ def minor_row(n: int, rnd: random.Random) -> dict[str, str]:
         guardian_relationship="mother",
         guardian_phone=_phone(n + 60),
         guardian_email=f"guardian{n}@example.org",
-        pregnancy="", breastfeeding="", contraindications="",
+        pregnancy="",
+        breastfeeding="",
+        contraindications="",
     )
     for kind in KINDS:
         if f"consent_{kind}" in row:
@@ -217,17 +335,39 @@ INVALID = [
     ("card number in free text", {"conditions": "paid with 4111 1111 1111 1111"}),
     ("empty required field", {"given_name": ""}),
     ("bad date", {"intake_date": "2026-02-30"}),
-    ("withdrawn consent without a date", {"consent_photos_social": "withdrawn",
-                                          "consent_photos_social_date": "2026-03-01",
-                                          "consent_photos_social_version": "2026-01-01",
-                                          "consent_photos_social_withdrawn_on": ""}),
-    ("unknown consent status", {"consent_research": "maybe",
-                                "consent_research_date": "2026-03-01",
-                                "consent_research_version": "2026-01-01"}),
-    ("bad treatment JSON", {"treatments": "[{\"id\": \"X\", "}),
-    ("unknown body site in a treatment", {"treatments": json.dumps(
-        [{"id": "T9", "date": "2026-03-03", "treatment": "chemical_peel",
-          "body_sites": ["elbow_crease"]}])}),
+    (
+        "withdrawn consent without a date",
+        {
+            "consent_photos_social": "withdrawn",
+            "consent_photos_social_date": "2026-03-01",
+            "consent_photos_social_version": "2026-01-01",
+            "consent_photos_social_withdrawn_on": "",
+        },
+    ),
+    (
+        "unknown consent status",
+        {
+            "consent_research": "maybe",
+            "consent_research_date": "2026-03-01",
+            "consent_research_version": "2026-01-01",
+        },
+    ),
+    ("bad treatment JSON", {"treatments": '[{"id": "X", '}),
+    (
+        "unknown body site in a treatment",
+        {
+            "treatments": json.dumps(
+                [
+                    {
+                        "id": "T9",
+                        "date": "2026-03-03",
+                        "treatment": "chemical_peel",
+                        "body_sites": ["elbow_crease"],
+                    }
+                ]
+            )
+        },
+    ),
 ]
 
 
@@ -236,7 +376,7 @@ def main() -> None:
     (OUT / "forms").mkdir(parents=True, exist_ok=True)
     rows = [valid_row(n, rnd) for n in range(1, 31)]
     rows[6] = minor_row(7, rnd)  # C0007 is a minor, with a guardian who signed
-    for n, (what, changes) in enumerate(INVALID, start=31):
+    for n, (_what, changes) in enumerate(INVALID, start=31):
         row = valid_row(n, rnd)
         row.update(changes)
         row["client_id"] = f"C{n:04d}"

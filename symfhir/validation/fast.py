@@ -135,9 +135,7 @@ class FastValidator:
                 return False
         return True
 
-    def _json_problems(
-        self, unit: dict[str, Any], cls: type[FHIRAbstractModel]
-    ) -> list[Problem]:
+    def _json_problems(self, unit: dict[str, Any], cls: type[FHIRAbstractModel]) -> list[Problem]:
         tokens: list[Any] = [cls]
         units: list[dict[str, Any]] = []
         _walk(unit, tokens, [], units)
@@ -395,13 +393,24 @@ def _field(name: str, alias: str, annotation: Any) -> _Field:
     element = _strip_none(inner)
     if isinstance(element, type) and issubclass(element, FhirBase):
         return _Field(
-            name, alias, bool(is_list), element.get_model_klass(),
+            name,
+            alias,
+            bool(is_list),
+            element.get_model_klass(),
             issubclass(element, FhirElementOrResourceBase),
-            element._prefix, None, None, "",
+            element._prefix,
+            None,
+            None,
+            "",
         )
     item = inner if is_list else _list_item(annotation)
     return _Field(
-        name, alias, bool(is_list), None, False, "",
+        name,
+        alias,
+        bool(is_list),
+        None,
+        False,
+        "",
         _strip_none(annotation) if is_list is not None else annotation,
         None if item is None else _strip_none(item),
         _primitive_name(element if item is None else _strip_none(item)),

@@ -24,8 +24,11 @@ _URN_UUID = re.compile(
 )
 _CONDITION = re.compile(r"(identifier|_tag)=([^|&\s]+)\|([^&\s]+)")
 _WITH_STORED_FILES = frozenset({"Media", "DocumentReference"})
-# base64 payloads are not free text; scanning megabytes of them would only find noise.
-_BINARY_KEYS = frozenset({"data"})
+# Not free text: base64 payloads, identifiers, codes, phone numbers, hashes. Digit runs in
+# them (a hashed identifier, a date-stamped id) pass the Luhn check one time in ten.
+_BINARY_KEYS = frozenset(
+    {"data", "value", "system", "code", "id", "hash", "version", "ifNoneExist", "fullUrl"}
+)
 _MIN_CARD = 13  # shortest card number; "urn:uuid:" references are longer anyway
 _DIGITS = re.compile(r"\d(?:[ -]?\d){12}")  # cheap pre-check before the Luhn scan
 

@@ -94,10 +94,16 @@ def fhir_path(root: str, loc: tuple[int | str, ...]) -> str:
 
 
 def _is_schema_tag(item: str) -> bool:
-    return (
-        "[" in item
-        or item in {"str", "list[str]", "int", "bool", "float", "decimal", "date", "datetime"}
-    )
+    return "[" in item or item in {
+        "str",
+        "list[str]",
+        "int",
+        "bool",
+        "float",
+        "decimal",
+        "date",
+        "datetime",
+    }
 
 
 def _message(error: Any) -> str:

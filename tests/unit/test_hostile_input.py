@@ -27,8 +27,16 @@ def write_csv(path, rows, header=HEADER):
 def map_file(path, tmp_path):
     out, rejects = tmp_path / "out.ndjson", tmp_path / "rejects.csv"
     code = main(
-        ["map", str(path), "-o", str(out), "--rejects", str(rejects),
-         "--as-of", "2026-11-25T09:30:00-06:00"]
+        [
+            "map",
+            str(path),
+            "-o",
+            str(out),
+            "--rejects",
+            str(rejects),
+            "--as-of",
+            "2026-11-25T09:30:00-06:00",
+        ]
     )
     bundles = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     for bundle in bundles:
@@ -45,7 +53,7 @@ UNICODE_AND_INJECTION = [
     row("H004", "Ana\u0301", "Gómez 🌸"),
     row("H005", "Robert'); DROP TABLE clients;--", "Tables"),
     row("H006", "<script>alert(1)</script>", "Xss", conditions="<img src=x onerror=alert(1)>"),
-    row("H007", "=HYPERLINK(\"http://x\")", "Formula", conditions="@SUM(1+1); +cmd|' /C calc'!A0"),
+    row("H007", '=HYPERLINK("http://x")', "Formula", conditions="@SUM(1+1); +cmd|' /C calc'!A0"),
     row("H008", "{{7*7}}", "${jndi:ldap://x}"),
     row("H009", "Multi\nLine", "Name"),
     row("H010", "Tab\tbed", "Name\x00Nul"),
@@ -87,7 +95,9 @@ def test_huge_cells_duplicates_and_ragged_rows(tmp_path):
     assert "too long" in reasons["clients.csv row 3"]
     assert "duplicate client id" in reasons["clients.csv row 4"]
     assert "more cells than the header" in reasons["clients.csv row 5"]
-    assert "given_name" in reasons["clients.csv row 7"] or "required" in reasons["clients.csv row 7"]
+    assert (
+        "given_name" in reasons["clients.csv row 7"] or "required" in reasons["clients.csv row 7"]
+    )
     assert len(bundles) == 2
 
 
@@ -96,7 +106,9 @@ def test_wrong_encoding_rejects_only_the_bad_rows(tmp_path):
     good = "client_id,given_name,family_name,birth_date,intake_date\n"
     good += "E001,Ana,Smithers,1990-01-01,2026-01-05\n"
     bad = "E002,Ren\xe9e,Lacroix,1990-01-01,2026-01-05\n".encode("cp1252")
-    path.write_bytes(("\ufeff" + good).encode("utf-8") + bad + b"E003,Bo,Lee,1991-02-02,2026-01-05\r\n")
+    path.write_bytes(
+        ("\ufeff" + good).encode("utf-8") + bad + b"E003,Bo,Lee,1991-02-02,2026-01-05\r\n"
+    )
     code, bundles, rejected = map_file(path, tmp_path)
     assert code == 1
     assert len(bundles) == 2

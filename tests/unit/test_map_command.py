@@ -107,8 +107,10 @@ def test_minor_is_mapped_with_guardian(sample_run):
     kinds = [e["resource"]["resourceType"] for e in minor["entry"]]
     assert kinds.count("RelatedPerson") == 2
     guardian = next(
-        e for e in minor["entry"]
-        if e["resource"]["resourceType"] == "RelatedPerson" and "guardian" in e["request"]["ifNoneExist"]
+        e
+        for e in minor["entry"]
+        if e["resource"]["resourceType"] == "RelatedPerson"
+        and "guardian" in e["request"]["ifNoneExist"]
     )
     for e in minor["entry"]:
         if e["resource"]["resourceType"] == "Consent":

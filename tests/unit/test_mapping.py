@@ -76,9 +76,10 @@ def test_emergency_contact_is_a_related_person(bundle):
 
 
 def test_observations_are_extracted_from_the_intake(bundle):
-    (qr,) = by_type(bundle, "QuestionnaireResponse")
     qr_url = next(
-        e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "QuestionnaireResponse"
+        e["fullUrl"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "QuestionnaireResponse"
     )
     observations = by_type(bundle, "Observation")
     # skin type, 2 concerns, pregnancy, breastfeeding, smoking, 1 contraindication
@@ -122,7 +123,9 @@ def test_procedures(bundle):
 
 
 def test_consents_keep_declined_and_withdrawn(bundle):
-    consents = {c["provision"]["period"]["start"] + c["status"]: c for c in by_type(bundle, "Consent")}
+    consents = {
+        c["provision"]["period"]["start"] + c["status"]: c for c in by_type(bundle, "Consent")
+    }
     statuses = sorted(c["status"] for c in consents.values())
     assert statuses == ["active", "inactive", "rejected"]
     declined = next(c for c in consents.values() if c["status"] == "rejected")

@@ -49,12 +49,27 @@ def test_codes_are_normalised(record_context):
         ({"health__conditions": ["paid 4111 1111 1111 1111"]}, "health.conditions.0", "card"),
         ({"health__prior_treatments": [{"what": "peel", "when": "2024-13"}]}, "when", "real date"),
         ({"health__conditions": ["x" * 600]}, "health.conditions.0", "too long"),
-        ({"consents__research": {"status": "maybe", "date": "2026-01-01", "policy_version": "1"}},
-         "consents.research.status", "given"),
-        ({"consents__bogus": {"status": "given", "date": "2026-01-01", "policy_version": "1"}},
-         "consents.bogus.kind", "unknown consent kind"),
-        ({"treatments": [{"id": "T1", "date": "2026-03-02", "treatment": "reiki"}]},
-         "treatments.0.treatment", "unknown treatment"),
+        (
+            {
+                "consents__research": {
+                    "status": "maybe",
+                    "date": "2026-01-01",
+                    "policy_version": "1",
+                }
+            },
+            "consents.research.status",
+            "given",
+        ),
+        (
+            {"consents__bogus": {"status": "given", "date": "2026-01-01", "policy_version": "1"}},
+            "consents.bogus.kind",
+            "unknown consent kind",
+        ),
+        (
+            {"treatments": [{"id": "T1", "date": "2026-03-02", "treatment": "reiki"}]},
+            "treatments.0.treatment",
+            "unknown treatment",
+        ),
         ({"client__surname": "x"}, "client.surname", "Extra inputs"),
     ],
 )

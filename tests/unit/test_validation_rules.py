@@ -246,3 +246,35 @@ def test_dumps_refuses_nan_and_non_fhir_json():
     with pytest.raises(FhirValidationError) as caught:
         dumps_checked(copy.deepcopy(lax), validator)
     assert caught.value.problems[0][0] == "Observation.valueInteger"
+
+
+def test_identifiers_that_happen_to_pass_luhn_are_not_card_numbers():
+    from symfhir.cardnumbers import has_card_number
+    from symfhir.validation.rules import bundle_rules
+
+    value = "B000002-2026-01-03"
+    assert has_card_number(value)  # its 14 digits pass the Luhn check by chance
+    url = "urn:uuid:6f1b7d9e-3c1a-5b8e-9a57-2f4c0d7e8a11"
+    system = "http://symfhir.org/fhir/sid/x/intake"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": url,
+                "resource": {
+                    "resourceType": "Basic",
+                    "identifier": [{"system": system, "value": value}],
+                    "code": {"text": "x"},
+                },
+                "request": {
+                    "method": "POST",
+                    "url": "Basic",
+                    "ifNoneExist": f"identifier={system}|{value}",
+                },
+            }
+        ],
+    }
+    assert bundle_rules(bundle) == []
+    bundle["entry"][0]["resource"]["code"]["text"] = "card 4111 1111 1111 1111"
+    assert [p.message for p in bundle_rules(bundle)] == ["contains a payment card number"]
