@@ -13,23 +13,14 @@ import random
 import zlib
 from pathlib import Path
 
+import yaml
 from PIL import Image, ImageDraw
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "sample"
-KINDS = [
-    "treatment",
-    "hipaa_notice",
-    "photos_clinical",
-    "photos_website",
-    "photos_social",
-    "video_recording",
-    "testimonials",
-    "marketing_email",
-    "marketing_sms",
-    "marketing_phone",
-    "physician_sharing",
-    "research",
-]
+# Every consent kind the mappings define, in their order.
+KINDS = list(
+    yaml.safe_load((OUT.parents[2] / "mappings" / "consent-kinds.yaml").read_text())["kinds"]
+)
 GIVEN = [
     "Avery",
     "Jordan",

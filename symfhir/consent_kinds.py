@@ -7,10 +7,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from symfhir.errors import ConfigError
-from symfhir.terminology import MAPPINGS_DIR
+from symfhir.terminology import MAPPINGS_DIR, read_mapping_file
 
 PHOTO_USES = ("clinical", "website", "social")
 TEMPLATE_KEYS = ("scope", "category", "policy_rule", "provision")
@@ -66,8 +64,4 @@ def parse_consent_kinds(data: dict[str, Any]) -> ConsentKinds:
 def load_consent_kinds(path: Path | None = None) -> ConsentKinds:
     """Load ``mappings/consent-kinds.yaml`` (or ``path``). Raises ConfigError."""
     path = path or MAPPINGS_DIR / "consent-kinds.yaml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read consent kinds {path.name}: {exc}") from exc
-    return parse_consent_kinds(data)
+    return parse_consent_kinds(read_mapping_file(path, "consent kinds"))

@@ -59,14 +59,20 @@ def parse_terminology(data: dict[str, Any]) -> Terminology:
     return Terminology(valuesets)
 
 
-@lru_cache(maxsize=8)
-def load_terminology(path: Path | None = None) -> Terminology:
-    """Load ``mappings/terminology.yaml`` (or ``path``). Raises ConfigError."""
-    path = path or MAPPINGS_DIR / "terminology.yaml"
+def read_mapping_file(path: Path, what: str) -> dict[str, Any]:
+    """The YAML mapping at ``path`` (a file of ``mappings/``). Raises ConfigError."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read terminology {path.name}: {exc}") from exc
+        raise ConfigError(f"cannot read {what} {path.name}: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"terminology {path.name} must be a mapping of value sets")
-    return parse_terminology(data)
+        raise ConfigError(f"{what} {path.name} must be a YAML mapping")
+    return data
+
+
+@lru_cache(maxsize=8)
+def load_terminology(path: Path | None = None) -> Terminology:
+    """Load ``mappings/terminology.yaml`` (or ``path``). Raises ConfigError."""
+    return parse_terminology(
+        read_mapping_file(path or MAPPINGS_DIR / "terminology.yaml", "terminology")
+    )

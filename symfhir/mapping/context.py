@@ -9,12 +9,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from symfhir import __version__
 from symfhir.consent_kinds import ConsentKinds, load_consent_kinds
 from symfhir.errors import ConfigError
 from symfhir.spa import Spa, load_spa
 from symfhir.terminology import MAPPINGS_DIR, Terminology, load_terminology
 
-SYMFHIR_VERSION = "0.1.0"
+SYMFHIR_VERSION = __version__
 
 
 @dataclass(frozen=True)
