@@ -134,7 +134,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--child", nargs=3, metavar=("MODE", "SRC", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--generate", nargs=2, metavar=("N", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.generate:
+        generate(Path(args.generate[1]), int(args.generate[0]))
+        return
     if args.child:
         mode, src, out = args.child
         start = time.perf_counter()
@@ -151,7 +155,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             src = Path(tmp) / f"clients-{n}.csv"
-            generate(src, n)
+            # In its own process: a child forked from a big parent would count the
+            # parent's memory in its peak RSS (Linux keeps the pre-exec high-water mark).
+            subprocess.run([sys.executable, __file__, "--generate", str(n), str(src)], check=True)
             results = {}
             for mode in ("symfhir", "naive"):
                 r = run_child(mode, src, Path(tmp) / f"{mode}-{n}.ndjson")

@@ -8,71 +8,19 @@ by an earlier run does not matter.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-pytestmark = pytest.mark.integration
+from tests.integration.conftest import BASE
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "fhir-server"
-PORT = os.environ.get("FHIR_PORT", "8080")
-BASE = f"http://localhost:{PORT}/fhir"
-FHIR_JSON = "application/fhir+json"
-# A cold start may build the jar (Maven downloads) and then wait up to 300 s for /metadata.
-START_TIMEOUT_S = 1200
+pytestmark = pytest.mark.integration
 
 SYS_CLIENT = "urn:symfhir:test:client"
 SYS_CONSENT = "urn:symfhir:test:consent"
 SYS_PHOTO = "urn:symfhir:test:photo"
 SYS_RUN = "urn:symfhir:test:run"
-
-
-def _server_answers() -> bool:
-    try:
-        with requests.get(f"{BASE}/metadata", timeout=5) as response:
-            return response.status_code == 200
-    except requests.ConnectionError:
-        return False
-
-
-@pytest.fixture(scope="session")
-def fhir_base() -> Iterator[str]:
-    """The base URL of a running server; started (and stopped afterwards) if it was not up."""
-    started = False
-    if not _server_answers():
-        result = subprocess.run(
-            [str(SCRIPT), "start"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=START_TIMEOUT_S,
-            check=False,
-        )
-        if result.returncode != 0 or not _server_answers():
-            pytest.fail(
-                f"scripts/fhir-server start failed (exit {result.returncode}):\n"
-                f"{result.stdout}\n{result.stderr}",
-                pytrace=False,
-            )
-        started = True
-    yield BASE
-    if started and not os.environ.get("FHIR_KEEP_SERVER"):
-        subprocess.run(
-            [str(SCRIPT), "stop"], cwd=ROOT, capture_output=True, timeout=120, check=False
-        )
-
-
-@pytest.fixture
-def fhir(fhir_base: str) -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        session.headers.update({"Accept": FHIR_JSON, "Content-Type": FHIR_JSON})
-        yield session
 
 
 def _count(session: requests.Session, resource_type: str, **params: str) -> int:
