@@ -30,6 +30,7 @@ from symfhir.sources.fieldmap import load_field_map
 from symfhir.sources.rejects import Reject, write_rejects
 from symfhir.validation.fast import FastValidator
 from symfhir.validation.rules import bundle_rules
+from symfhir.validation.split import validate_split
 
 
 @dataclass
@@ -124,7 +125,7 @@ class Mapper:
         entries = client_entries(record, self.ctx, source, photos)
         problems: list[tuple[str, str]] = []
         for index, item in enumerate(entries):
-            for problem in self.validator.validate_fhir_json(item.resource):
+            for problem in validate_split(self.validator, item.resource):
                 problems.append((f"entry[{index}].{problem.path}", problem.message))
         bundle = transaction(entries)
         if not problems:

@@ -1,0 +1,69 @@
+"""Validate a QuestionnaireResponse item by item, so the shape cache can do its work.
+
+A response's shape depends on how many answers and repeated groups a client gave, so
+nearly every response is a shape never seen before and costs a full R4B validation.
+R4B checks a response element by element — required ``status``/``linkId``, one
+``value[x]`` per answer, the type of each value — with no rule that spans items. So
+the response is valid exactly when the response without its items is valid and each
+item, stripped of its child items and wrapped alone in a minimal response, is valid.
+Those small units repeat across clients and hit the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from symfhir.validation.fast import FastValidator
+from symfhir.validation.structural import Problem
+
+SPLIT_TYPES = frozenset({"QuestionnaireResponse"})
+
+
+def _children(node: dict[str, Any]) -> list[Any] | None:
+    """The ``item`` list of ``node``; None when absent. Raises ValueError when unsplittable."""
+    if "item" not in node:
+        return None
+    items = node["item"]
+    if type(items) is not list or not items or any(type(i) is not dict for i in items):
+        raise ValueError("not a plain, non-empty list of items")
+    return items
+
+
+def _units(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for item in items:
+        alone = {k: v for k, v in item.items() if k != "item"}
+        answers = item.get("answer")
+        if "answer" in item:
+            if type(answers) is not list or any(type(a) is not dict for a in answers):
+                raise ValueError("answers are not a list of objects")
+            alone["answer"] = [{k: v for k, v in a.items() if k != "item"} for a in answers]
+        yield {"resourceType": "QuestionnaireResponse", "status": "completed", "item": [alone]}
+        children = _children(item)
+        if children:
+            yield from _units(children)
+        for answer in answers or []:
+            nested = _children(answer)
+            if nested:
+                yield from _units(nested)
+
+
+def validate_split(validator: FastValidator, resource: dict[str, Any]) -> list[Problem]:
+    """Problems in ``resource`` exactly as ``validator.validate_fhir_json`` reports them.
+
+    Responses are checked unit by unit; on any failure, or a shape that cannot be
+    split, the whole resource is validated so the problems are the real ones.
+    """
+    if resource.get("resourceType") not in SPLIT_TYPES:
+        return validator.validate_fhir_json(resource)
+    try:
+        items = _children(resource)
+        head = {k: v for k, v in resource.items() if k != "item"}
+        if validator.validate_fhir_json(head):
+            return validator.validate_fhir_json(resource)
+        for unit in _units(items or []):
+            if validator.validate_fhir_json(unit):
+                return validator.validate_fhir_json(resource)
+    except ValueError:
+        return validator.validate_fhir_json(resource)
+    return []

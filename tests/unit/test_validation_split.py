@@ -1,0 +1,90 @@
+"""Item-by-item validation of QuestionnaireResponses decides exactly as whole-resource R4B."""
+
+import copy
+
+import pytest
+
+from symfhir.mapping.bundle import client_entries
+from symfhir.model import SpaRecord
+from symfhir.validation.fast import FastValidator
+from symfhir.validation.split import validate_split
+from symfhir.validation.structural import validate_resource
+from tests.conftest import make_record_dict
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def response(record_context, ctx):
+    record = SpaRecord.model_validate(make_record_dict(), context=record_context)
+    (qr,) = [
+        e.resource
+        for e in client_entries(record, ctx, "row")
+        if e.resource["resourceType"] == "QuestionnaireResponse"
+    ]
+    return qr
+
+
+def nested_leaf(qr):
+    """The first answered item two levels down (history.allergies → allergy.substance)."""
+    history = next(i for i in qr["item"] if i["linkId"] == "history")
+    allergies = next(i for i in history["item"] if i["linkId"] == "history.allergies")
+    return allergies["item"][0]
+
+
+MUTATIONS = {
+    "bad date in a nested answer": lambda qr: nested_leaf(qr)["answer"][0].update(
+        valueString=None, valueDate="2026-02-30"
+    ),
+    "two value[x] in one answer": lambda qr: nested_leaf(qr)["answer"][0].update(valueBoolean=True),
+    "nested item without linkId": lambda qr: nested_leaf(qr).pop("linkId"),
+    "unknown key in a nested item": lambda qr: nested_leaf(qr).update(colour="red"),
+    "int where a string belongs": lambda qr: nested_leaf(qr).update(text=5),
+    "empty string answer": lambda qr: nested_leaf(qr)["answer"][0].update(valueString=""),
+    "empty status": lambda qr: qr.update(status=""),
+    "answer is not a list": lambda qr: nested_leaf(qr).update(answer={"valueString": "x"}),
+    "empty item list": lambda qr: nested_leaf(qr).update(item=[]),
+    "item list holds a string": lambda qr: qr["item"].append("oops"),
+    "nested answer item with bad date": lambda qr: nested_leaf(qr)["answer"][0].update(
+        item=[{"linkId": "x", "answer": [{"valueDate": "2026-13-01"}]}]
+    ),
+}
+
+
+def clean(qr):
+    """Drop the keys a mutation set to None (JSON has no such value here)."""
+    if isinstance(qr, dict):
+        return {k: clean(v) for k, v in qr.items() if v is not None}
+    if isinstance(qr, list):
+        return [clean(v) for v in qr]
+    return qr
+
+
+def test_valid_response_passes_split_and_r4b(response):
+    validator = FastValidator()
+    assert validate_split(validator, response) == []
+    assert validate_resource(response) == []
+
+
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+def test_invalid_responses_are_refused_exactly_as_a_whole(response, name):
+    validator = FastValidator()
+    validate_split(validator, response)  # warm the cache with the valid units
+    bad = copy.deepcopy(response)
+    MUTATIONS[name](bad)
+    bad = clean(bad)
+    split = validate_split(validator, bad)
+    whole = FastValidator().validate_fhir_json(bad)
+    assert split == whole
+    assert split, f"{name} should be refused"
+
+
+def test_units_are_shared_between_clients(response):
+    validator = FastValidator()
+    validate_split(validator, response)
+    misses = validator.misses
+    other = copy.deepcopy(response)
+    history = next(i for i in other["item"] if i["linkId"] == "history")
+    history["item"].append(copy.deepcopy(history["item"][0]))  # one more repeated group
+    assert validate_split(validator, other) == []
+    assert validator.misses == misses  # a new response shape, but no new unit shape
