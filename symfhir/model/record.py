@@ -65,25 +65,34 @@ class SpaRecord(BaseModel):
                 )
         if self.health.intake_date < birth:
             raise ValueError("health.intake_date: is before the client's birth date")
-        if self.is_minor(today):
-            self._check_minor()
+        self._check_minor(today)
         ids = [t.id for t in self.treatments]
         if len(ids) != len(set(ids)):
             raise ValueError("treatments: treatment ids must be unique within a client")
         return self
 
-    def _check_minor(self) -> None:
-        # The policy serves adults; a minor only with a parent's or guardian's consent.
-        if self.client.guardian is None:
+    def _check_minor(self, today: date) -> None:
+        """The policy serves adults; a minor only with a parent's or guardian's consent.
+
+        Age counts on the day that matters: today and the intake day for the guardian
+        and the treatment consent, each consent's own date for who had to sign it (a
+        client who has turned 18 since keeps the guardian-signed consents of then).
+        """
+        birth = self.client.birth_date
+        minor_now = age_on(birth, today) < ADULT_AGE
+        minor_at_intake = age_on(birth, self.health.intake_date) < ADULT_AGE
+        if (minor_now or minor_at_intake) and self.client.guardian is None:
             raise ValueError("client.guardian: the client is under 18 and no guardian is on file")
-        treatment = self.consents.get("treatment")
-        if treatment is None or treatment.status != "given" or treatment.signer != "guardian":
-            raise ValueError(
-                "consents.treatment: the client is under 18; treatment consent must be "
-                "given and signed by the guardian"
-            )
-        for kind, consent in self.consents.items():
-            if consent.signer != "guardian":
+        if minor_at_intake:
+            treatment = self.consents.get("treatment")
+            if treatment is None or treatment.status != "given" or treatment.signer != "guardian":
                 raise ValueError(
-                    f"consents.{kind}.signer: the client is under 18; the guardian must sign"
+                    "consents.treatment: the client was under 18 at intake; treatment consent "
+                    "must be given and signed by the guardian"
+                )
+        for kind, consent in self.consents.items():
+            if age_on(birth, consent.date) < ADULT_AGE and consent.signer != "guardian":
+                raise ValueError(
+                    f"consents.{kind}.signer: the client was under 18 on that date; "
+                    "the guardian must sign"
                 )

@@ -120,3 +120,23 @@ def test_unique_treatment_ids(record_context):
     data = make_record_dict()
     data["treatments"].append(dict(data["treatments"][0]))
     assert any("unique" in msg for _, msg in errors(data, record_context))
+
+
+def test_age_counts_on_the_day_of_each_consent(record_context):
+    # 18 on 2026-03-01: intake and consents of 2026-03-02 are an adult's own.
+    data = make_record_dict(client__birth_date="2008-03-01")
+    assert not validate(data, record_context).is_minor(record_context["today"])
+    # A consent dated while still 17 needed the guardian's signature.
+    data["consents"]["marketing_sms"]["date"] = "2026-02-27"
+    found = errors(data, record_context)
+    assert any("consents.marketing_sms.signer" in msg and "under 18" in msg for _, msg in found)
+
+
+def test_minor_at_intake_needs_guardian_consent_even_if_adult_now(record_context):
+    data = make_record_dict(client__birth_date="2008-06-01")  # 17 at the 2026-03-02 intake
+    found = errors(data, record_context)
+    assert any("client.guardian" in msg for _, msg in found)
+    data["client"]["guardian"] = {"name": "Parent Q", "relationship": "mother"}
+    for consent in data["consents"].values():
+        consent["signer"] = "guardian"
+    validate(data, record_context)
