@@ -88,9 +88,10 @@ class BundleWriter:
             self.fh.write('{"resourceType":"Bundle","type":"transaction","entry":[\n')
         return self
 
-    def write(self, bundle: dict[str, Any], shared: set[str]) -> None:
+    def write(self, bundle: dict[str, Any], text: str, shared: set[str]) -> None:
+        """Write one client's Bundle; ``text`` is its JSON, already serialized."""
         if self.ndjson:
-            self.fh.write(_dumps(bundle))
+            self.fh.write(text)
             self.fh.write("\n")
             return
         for item in bundle["entry"]:
@@ -124,16 +125,18 @@ class Mapper:
 
     def bundle_for(
         self, record: SpaRecord, source: str, photos: list[PhotoInput]
-    ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    ) -> tuple[dict[str, Any], str, list[tuple[str, str]]]:
+        """The client's Bundle, its JSON text, and every problem found in them."""
         entries = client_entries(record, self.ctx, source, photos)
         problems: list[tuple[str, str]] = []
         for index, item in enumerate(entries):
             for problem in validate_split(self.validator, item.resource):
                 problems.append((f"entry[{index}].{problem.path}", problem.message))
         bundle = transaction(entries)
+        text = _dumps(bundle)
         if not problems:
-            problems = [(p.path, p.message) for p in bundle_rules(bundle)]
-        return bundle, problems
+            problems = [(p.path, p.message) for p in bundle_rules(bundle, text)]
+        return bundle, text, problems
 
 
 def _photo_consent_problem(record: SpaRecord, taken: date) -> str | None:
@@ -247,13 +250,13 @@ def run_map(
             photos = _photo_inputs(
                 item, by_client.pop(client_id, []), photo_dir, options.limits, summary, ctx.spa.zone
             )
-            bundle, problems = mapper.bundle_for(item.value, item.record, photos)
+            bundle, text, problems = mapper.bundle_for(item.value, item.record, photos)
             if problems:
                 path, message = problems[0]
                 reason = f"produced invalid FHIR: {message}"
                 summary.rejects.append(Reject(item.record, path, reason, item.row))
                 continue
-            writer.write(bundle, shared)
+            writer.write(bundle, text, shared)
             summary.mapped += 1
             summary.resources += len(bundle["entry"])
             summary.photos_attached += len(photos)

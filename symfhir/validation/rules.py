@@ -33,15 +33,35 @@ _MIN_CARD = 13  # shortest card number; "urn:uuid:" references are longer anyway
 _DIGITS = re.compile(r"\d(?:[ -]?\d){12}")  # cheap pre-check before the Luhn scan
 
 
-def bundle_rules(bundle: dict[str, Any]) -> list[Problem]:
-    """Every way ``bundle`` breaks symfhir's transaction rules; ``[]`` when it keeps them."""
+_ANY_URN_UUID = re.compile(r"urn:uuid:[0-9a-fA-F-]{36}")
+
+
+def bundle_rules(bundle: dict[str, Any], serialized: str | None = None) -> list[Problem]:
+    """Every way ``bundle`` breaks symfhir's transaction rules; ``[]`` when it keeps them.
+
+    With ``serialized`` (the Bundle's own JSON text, as symfhir map writes it), the walk
+    over every string is replaced by one regular-expression pass over the text: every
+    ``urn:uuid`` in it must be a full URL of the Bundle. The card-number scan is then
+    left to the record model, which checks every free-text field on input. On any
+    finding the full walk runs, so the problems keep their exact paths.
+    """
+    problems = _entry_rules(bundle)
+    if serialized is not None and not problems:
+        urls = {e.get("fullUrl") for e in bundle["entry"]}
+        if all(u in urls for u in _ANY_URN_UUID.findall(serialized)):
+            return []
+    return _full_walk(bundle, problems)
+
+
+def _entry_rules(bundle: dict[str, Any]) -> list[Problem]:
+    """The rules on the Bundle and each entry's request and resource, without the string walk."""
     problems: list[Problem] = []
     if bundle.get("type") != "transaction":
         problems.append(Problem("Bundle.type", "must be transaction"))
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         return [*problems, Problem("Bundle.entry", "must be a list")]
-    full_urls = _full_urls(entries, problems)
+    _full_urls(entries, problems)
     for index, entry in enumerate(entries):
         path = f"Bundle.entry[{index}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
@@ -50,6 +70,15 @@ def bundle_rules(bundle: dict[str, Any]) -> list[Problem]:
         resource = entry["resource"]
         problems += _request_rules(entry, resource, path)
         problems += _resource_rules(resource, f"{path}.resource")
+    return problems
+
+
+def _full_walk(bundle: dict[str, Any], problems: list[Problem]) -> list[Problem]:
+    """Add the per-string problems: unresolved urn:uuid references, card numbers."""
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        return problems
+    full_urls = _full_urls(entries, [])
     for index, entry in enumerate(entries):
         if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
             _scan(entry["resource"], [f"Bundle.entry[{index}].resource"], full_urls, problems)

@@ -278,3 +278,24 @@ def test_identifiers_that_happen_to_pass_luhn_are_not_card_numbers():
     assert bundle_rules(bundle) == []
     bundle["entry"][0]["resource"]["code"]["text"] = "card 4111 1111 1111 1111"
     assert [p.message for p in bundle_rules(bundle)] == ["contains a payment card number"]
+
+
+def test_text_pass_finds_what_the_walk_finds(record_context, ctx):
+    import json as _json
+
+    from symfhir.mapping.bundle import client_entries, transaction
+    from symfhir.model import SpaRecord
+    from symfhir.validation.rules import bundle_rules
+    from tests.conftest import make_record_dict
+
+    record = SpaRecord.model_validate(make_record_dict(), context=record_context)
+    bundle = transaction(client_entries(record, ctx, "row"))
+    assert bundle_rules(bundle, _json.dumps(bundle)) == []
+    bundle["entry"][3]["resource"]["patient"] = {
+        "reference": "urn:uuid:00000000-0000-4000-8000-000000000000"
+    }
+    walked = bundle_rules(bundle)
+    assert walked
+    assert bundle_rules(bundle, _json.dumps(bundle)) == walked
+    del bundle["entry"][2]["request"]["ifNoneExist"]
+    assert bundle_rules(bundle, _json.dumps(bundle)) == bundle_rules(bundle)
