@@ -15,6 +15,28 @@ SAMPLE = DATA / "sample"
 ZONE = ZoneInfo("America/Chicago")
 
 
+AS_OF = "2026-11-25T09:30:00-06:00"
+
+
+def map_sample(output: Path, *extra: str) -> int:
+    """Run `symfhir map` on the synthetic sample (clients and photos) at a fixed clock."""
+    from symfhir.cli import main
+
+    return main(
+        [
+            "map",
+            str(SAMPLE / "clients.csv"),
+            "--photos",
+            str(SAMPLE / "photos.csv"),
+            "-o",
+            str(output),
+            *extra,
+            "--as-of",
+            AS_OF,
+        ]
+    )
+
+
 @pytest.fixture
 def now() -> datetime:
     return datetime(2026, 11, 25, 9, 30, tzinfo=ZONE)

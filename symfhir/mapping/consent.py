@@ -23,7 +23,7 @@ def _concept(coding: dict[str, Any] | list[Any]) -> dict[str, Any]:
     return {"coding": [{k: str(v) for k, v in c.items()} for c in codings]}
 
 
-def _actor_ref(who: str, record: SpaRecord, org: Entry, ctx: MappingContext) -> dict[str, Any]:
+def _actor_ref(who: str, record: SpaRecord, org: Entry) -> dict[str, Any]:
     if who == "physician":
         physician = record.client.physician
         return {"display": physician.name if physician else "the client's physician"}
@@ -50,7 +50,7 @@ def _provision(
         actors.append(
             {
                 "role": _concept(actor["role"]),
-                "reference": _actor_ref(actor.get("who", "organization"), record, org, ctx),
+                "reference": _actor_ref(actor.get("who", "organization"), record, org),
             }
         )
     if actors:

@@ -8,6 +8,7 @@ extension ``treatment-product`` (documented in mappings/README.md).
 from __future__ import annotations
 
 import base64
+from datetime import date, datetime
 from typing import Any
 
 from symfhir.mapping.context import MappingContext
@@ -18,8 +19,9 @@ PRODUCT_EXTENSION = "http://symfhir.org/fhir/StructureDefinition/treatment-produ
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 
 
-def _when(value: Any, ctx: MappingContext) -> str:
-    return ctx.instant(value) if hasattr(value, "hour") else value.isoformat()
+def _when(value: date | datetime, ctx: MappingContext) -> str:
+    """A treatment time becomes an aware instant; a bare date stays a date."""
+    return ctx.instant(value) if isinstance(value, datetime) else value.isoformat()
 
 
 def treatments(record: SpaRecord, patient: Entry, ctx: MappingContext) -> dict[str, Entry]:

@@ -240,7 +240,7 @@ def _column_for(loc: str, fmap: FieldMap) -> str:
     out, seen = column, 0
     for part in parts:
         if part.isdigit():
-            if seen >= cut or out == column:
+            if seen >= cut:
                 out += f"[{int(part) + 1}]"
             continue
         seen += 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 import types
 from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -189,26 +190,18 @@ def _r4b_accepts(unit: dict[str, Any], cls: type[FHIRAbstractModel]) -> bool:
 def _walk(d: dict[str, Any], tokens: list[Any], leaves: list[Any], units: list[Any]) -> None:
     """Append ``d``'s signature tokens and scalar leaves (document order)."""
     tokens.append(tuple(d))
-    for value in d.values():
-        kind = type(value)
-        if kind is dict:
-            nested_type = value.get("resourceType")
-            if type(nested_type) is str:
-                tokens.append(_UNIT)
-                tokens.append(nested_type)
-                units.append(value)
-            else:
-                _walk(value, tokens, leaves, units)
-        elif kind is list:
-            _walk_list(value, tokens, leaves, units)
-        else:
-            tokens.append(kind)
-            leaves.append(value)
+    _walk_values(d.values(), tokens, leaves, units)
 
 
 def _walk_list(items: list[Any], tokens: list[Any], leaves: list[Any], units: list[Any]) -> None:
     tokens.append(len(items))
-    for value in items:
+    _walk_values(items, tokens, leaves, units)
+
+
+def _walk_values(
+    values: Iterable[Any], tokens: list[Any], leaves: list[Any], units: list[Any]
+) -> None:
+    for value in values:
         kind = type(value)
         if kind is dict:
             nested_type = value.get("resourceType")

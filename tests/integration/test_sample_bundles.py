@@ -8,8 +8,7 @@ import json
 import pytest
 import requests
 
-from symfhir.cli import main
-from tests.conftest import SAMPLE
+from tests.conftest import map_sample
 from tests.integration.conftest import BASE
 
 pytestmark = pytest.mark.integration
@@ -18,18 +17,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory) -> list[dict]:
     out = tmp_path_factory.mktemp("map") / "bundles.ndjson"
-    code = main(
-        [
-            "map",
-            str(SAMPLE / "clients.csv"),
-            "--photos",
-            str(SAMPLE / "photos.csv"),
-            "-o",
-            str(out),
-            "--as-of",
-            "2026-11-25T09:30:00-06:00",
-        ]
-    )
+    code = map_sample(out)
     assert code == 1  # the sample holds deliberately invalid rows
     return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
 

@@ -10,11 +10,9 @@ from fhir.resources.R4B import get_fhir_model_class
 from PIL import Image
 
 from symfhir.cli import main
-from tests.conftest import SAMPLE
+from tests.conftest import AS_OF, SAMPLE, map_sample
 
 pytestmark = pytest.mark.unit
-
-AS_OF = "2026-11-25T09:30:00-06:00"
 
 
 def run(*args: str) -> int:
@@ -24,20 +22,7 @@ def run(*args: str) -> int:
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("map")
-    code = main(
-        [
-            "map",
-            str(SAMPLE / "clients.csv"),
-            "--photos",
-            str(SAMPLE / "photos.csv"),
-            "-o",
-            str(out / "bundles.ndjson"),
-            "--rejects",
-            str(out / "rejects.csv"),
-            "--as-of",
-            AS_OF,
-        ]
-    )
+    code = map_sample(out / "bundles.ndjson", "--rejects", str(out / "rejects.csv"))
     return code, out
 
 
