@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -69,8 +69,11 @@ class MapSummary:
 
 @dataclass(frozen=True)
 class MappedClient:
+    """One client's validated transaction Bundle (``text`` is its JSON)."""
+
     accepted: Accepted
     bundle: dict[str, Any]
+    text: str
     photos_attached: int
 
 
@@ -214,66 +217,105 @@ def run_map(
     Raises SymfhirError (ConfigError, or RecordError for an unreadable input
     file) for fatal problems; record-level problems become rejects.
     """
-    ctx = MappingContext.load(options.now)
-    kinds = tuple(ctx.consent_kinds.kinds)
-    fmap = load_field_map(options.mapping, kinds)
-    read_options = ReadOptions(
-        today=ctx.today,
-        terminology=ctx.terminology,
-        consent_kinds=ctx.consent_kinds,
-        card_numbers=options.card_numbers,
-        phone_region=ctx.spa.phone_region,
-        limits=options.limits,
-    )
     summary = MapSummary()
-    by_client: dict[str, list[ManifestEntry]] = defaultdict(list)
-    photo_dir = input_path.parent
-    if options.photos is not None:
-        manifest = read_manifest(
-            options.photos, now=options.now, tz=ctx.spa.timezone, terminology=ctx.terminology
-        )
-        photo_dir = options.photos.parent
-        summary.photos = len(manifest.entries) + len(manifest.rejects)
-        summary.photo_rejects.extend(manifest.rejects)
-        for item in manifest.entries:
-            by_client[item.photo.client_id].append(item)
-    mapper = Mapper(ctx)
-    shared = {organization(ctx).full_url}
+    job = MapJob(input_path, options, summary)
     ndjson = str(output).endswith((".ndjson", ".jsonl"))
     with _open_out(output) as fh, BundleWriter(fh, ndjson) as writer:
-        for item in read_clients(input_path, fmap, read_options, options.base_dir):
-            summary.records += 1
+        for _, item in job.clients():
             if isinstance(item, Reject):
                 summary.rejects.append(item)
                 continue
-            client_id = item.value.client.client_id
+            writer.write(item.bundle, item.text, job.shared)
+            summary.mapped += 1
+            summary.resources += len(item.bundle["entry"])
+            summary.photos_attached += item.photos_attached
+            summary.masked_card_numbers += item.accepted.masked_card_numbers
+    summary.rejected = len(summary.rejects)
+    summary.photos_rejected = len(summary.photo_rejects)
+    if rejects_path is not None:
+        write_rejects(rejects_path, summary.rejects, job.columns)
+        if summary.photos:
+            write_rejects(photo_rejects_path(rejects_path), summary.photo_rejects, PHOTO_COLUMNS)
+    return summary
+
+
+class MapJob:
+    """Reads, maps and validates an export one client at a time (shared by map and import).
+
+    Photo counts and photo rejects go to ``summary``; client-level outcomes are
+    yielded, so each caller decides what a reject means for it.
+    """
+
+    def __init__(self, input_path: Path, options: MapOptions, summary: MapSummary) -> None:
+        self.input_path = input_path
+        self.options = options
+        self.summary = summary
+        self.ctx = MappingContext.load(options.now)
+        self.fmap = load_field_map(options.mapping, tuple(self.ctx.consent_kinds.kinds))
+        self.columns = self.fmap.columns
+        self.shared = {organization(self.ctx).full_url}
+        self.by_client: dict[str, list[ManifestEntry]] = defaultdict(list)
+        self.photo_dir = input_path.parent
+        if options.photos is not None:
+            manifest = read_manifest(
+                options.photos,
+                now=options.now,
+                tz=self.ctx.spa.timezone,
+                terminology=self.ctx.terminology,
+            )
+            self.photo_dir = options.photos.parent
+            summary.photos = len(manifest.entries) + len(manifest.rejects)
+            summary.photo_rejects.extend(manifest.rejects)
+            for entry in manifest.entries:
+                self.by_client[entry.photo.client_id].append(entry)
+
+    def clients(
+        self, skip: Callable[[int], bool] | None = None
+    ) -> Iterator[tuple[int, MappedClient | Reject | None]]:
+        """``(n, outcome)`` for the n-th record (from 1), in input order.
+
+        The outcome is None for a record ``skip(n)`` says to leave alone (already
+        imported by an earlier run): it is read, so duplicate ids are still caught,
+        but not mapped, and its photos are neither loaded nor rejected.
+        """
+        ctx = self.ctx
+        options = self.options
+        read_options = ReadOptions(
+            today=ctx.today,
+            terminology=ctx.terminology,
+            consent_kinds=ctx.consent_kinds,
+            card_numbers=options.card_numbers,
+            phone_region=ctx.spa.phone_region,
+            limits=options.limits,
+        )
+        mapper = Mapper(ctx)
+        items = read_clients(self.input_path, self.fmap, read_options, options.base_dir)
+        for number, item in enumerate(items, start=1):
+            self.summary.records += 1
+            if isinstance(item, Reject):
+                yield number, item
+                continue
+            entries = self.by_client.pop(item.value.client.client_id, [])
+            if skip is not None and skip(number):
+                yield number, None
+                continue
             photos = _photo_inputs(
-                item, by_client.pop(client_id, []), photo_dir, options.limits, summary, ctx.spa.zone
+                item, entries, self.photo_dir, options.limits, self.summary, ctx.spa.zone
             )
             bundle, text, problems = mapper.bundle_for(item.value, item.record, photos)
             if problems:
                 path, message = problems[0]
                 reason = f"produced invalid FHIR: {message}"
-                summary.rejects.append(Reject(item.record, path, reason, item.row))
+                yield number, Reject(item.record, path, reason, item.row)
                 continue
-            writer.write(bundle, text, shared)
-            summary.mapped += 1
-            summary.resources += len(bundle["entry"])
-            summary.photos_attached += len(photos)
-            summary.masked_card_numbers += item.masked_card_numbers
-    for entries in by_client.values():
-        for entry in entries:
-            reason = "no mapped client has this id (absent from the input, or rejected)"
-            summary.photo_rejects.append(
-                Reject(entry.record, "client_id", reason, _manifest_row(entry))
-            )
-    summary.rejected = len(summary.rejects)
-    summary.photos_rejected = len(summary.photo_rejects)
-    if rejects_path is not None:
-        write_rejects(rejects_path, summary.rejects, fmap.columns)
-        if summary.photos:
-            write_rejects(photo_rejects_path(rejects_path), summary.photo_rejects, PHOTO_COLUMNS)
-    return summary
+            yield number, MappedClient(item, bundle, text, len(photos))
+        for entries in self.by_client.values():
+            for entry in entries:
+                reason = "no mapped client has this id (absent from the input, or rejected)"
+                self.summary.photo_rejects.append(
+                    Reject(entry.record, "client_id", reason, _manifest_row(entry))
+                )
+        self.by_client.clear()
 
 
 PHOTO_COLUMNS = ["client_id", "file", "taken_at", "body_site", "view", "phase", "treatment_id"]

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import threading
 import types
-from collections import OrderedDict, defaultdict
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -37,6 +37,7 @@ from pydantic._internal._validators import import_string
 
 from symfhir.validation.structural import Problem, resource_class, validate_resource
 
+Appender = Callable[[Any], None]
 _UNIT = object()  # signature token: a nested resource, validated as its own unit
 _INT_TYPES = frozenset({"integer", "integer64", "unsignedInt", "positiveInt"})
 
@@ -78,7 +79,7 @@ class FastValidator:
 
     def __init__(self, max_shapes: int = 4096) -> None:
         self._max = max_shapes
-        self._plans: OrderedDict[tuple[Any, ...], _Plan] = OrderedDict()
+        self._plans: dict[tuple[Any, ...], _Plan] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -86,7 +87,7 @@ class FastValidator:
     def validate(self, resource: dict[str, Any]) -> list[Problem]:
         """Problems in ``resource`` (``[]`` when valid), exactly as R4B decides."""
         cls = resource_class(resource.get("resourceType")) if type(resource) is dict else None
-        if cls is not None and self._accepts(resource, cls):
+        if cls is not None and self._check(resource, cls) is not None:
             return []
         return validate_resource(resource)
 
@@ -97,21 +98,28 @@ class FastValidator:
         boolean, empty arrays and objects, ``null`` values, ``fhir_comments``, python
         field names (``class_fhir``, ``status__ext``) instead of JSON names.
         """
-        problems = self.validate(resource)
-        if problems:
-            return problems
-        return list(self._json_problems(resource, resource_class(resource["resourceType"])))
+        cls = resource_class(resource.get("resourceType")) if type(resource) is dict else None
+        if cls is not None:
+            json_problems = self._check(resource, cls)
+            if json_problems is not None:
+                return json_problems
+        return validate_resource(resource)
 
     def cache_size(self) -> int:
         return len(self._plans)
 
     # -- the fast path ---------------------------------------------------------------
 
-    def _accepts(self, unit: dict[str, Any], cls: type[FHIRAbstractModel]) -> bool:
+    def _check(self, unit: dict[str, Any], cls: type[FHIRAbstractModel]) -> list[Problem] | None:
+        """None when R4B rejects ``unit``; else its FHIR JSON problems (usually none).
+
+        One walk gives both the signature and the leaves; the plan cached for the
+        signature then says which leaves to check and which JSON problems the shape has.
+        """
         tokens: list[Any] = [cls]
         leaves: list[Any] = []
         units: list[dict[str, Any]] = []
-        _walk(unit, tokens, leaves, units)
+        _walk(unit, tokens.append, leaves.append, units.append)
         key = tuple(tokens)
         plan = self._get(key)
         if plan is None:
@@ -119,64 +127,64 @@ class FastValidator:
             try:
                 cls.model_validate(unit)
             except Exception:  # any failure: the reference reports it
-                return False
-            self._learn(unit, cls, key)
-            return True
+                return None
+            plan = self._learn(unit, cls, key)
+            return list(plan.json_problems) + self._nested_json_problems(units)
         self.hits += 1
         if plan.checks is None:
-            return _r4b_accepts(unit, cls)
-        try:
-            for pick, check in plan.checks:
-                check(pick(leaves))
-        except Exception:  # any failure: the reference reports it
-            return False
-        for nested in units:
-            nested_cls = _unit_class(nested["resourceType"])
-            if nested_cls is None or not self._accepts(nested, nested_cls):
-                return False
-        return True
-
-    def _json_problems(self, unit: dict[str, Any], cls: type[FHIRAbstractModel]) -> list[Problem]:
-        tokens: list[Any] = [cls]
-        units: list[dict[str, Any]] = []
-        _walk(unit, tokens, [], units)
-        plan = self._get(tuple(tokens))
-        if plan is None:  # evicted meanwhile: derive again (unit is known valid)
-            plan = _derive(unit, cls)
+            if not _r4b_accepts(unit, cls):
+                return None
+        else:
+            try:
+                for pick, check in plan.checks:
+                    check(pick(leaves))
+            except Exception:  # any failure: the reference reports it
+                return None
         problems = list(plan.json_problems)
         for nested in units:
             nested_cls = _unit_class(nested["resourceType"])
-            if nested_cls is not None:
-                problems.extend(self._json_problems(nested, nested_cls))
+            if nested_cls is None:
+                return None
+            nested_problems = self._check(nested, nested_cls)
+            if nested_problems is None:
+                return None
+            problems += nested_problems
         return problems
 
-    def _learn(self, unit: dict[str, Any], cls: type[FHIRAbstractModel], key: tuple) -> None:
+    def _nested_json_problems(self, units: list[dict[str, Any]]) -> list[Problem]:
+        """JSON problems of nested units R4B has just accepted as part of their parent."""
+        problems: list[Problem] = []
+        for nested in units:
+            nested_cls = _unit_class(nested["resourceType"])
+            if nested_cls is not None:
+                problems += self._check(nested, nested_cls) or []
+        return problems
+
+    def _learn(self, unit: dict[str, Any], cls: type[FHIRAbstractModel], key: tuple) -> _Plan:
         """Cache plans for a unit R4B has just accepted, and for its nested units."""
-        self._put(key, _derive(unit, cls))
+        plan = _derive(unit, cls)
+        self._put(key, plan)
         units: list[dict[str, Any]] = []
-        _walk(unit, [], [], units)
+        _walk(unit, _discard, _discard, units.append)
         for nested in units:
             nested_cls = _unit_class(nested["resourceType"])
             if nested_cls is None:
                 continue
             tokens: list[Any] = [nested_cls]
-            _walk(nested, tokens, [], [])
+            _walk(nested, tokens.append, _discard, _discard)
             self._learn(nested, nested_cls, tuple(tokens))
+        return plan
 
     def _get(self, key: tuple[Any, ...]) -> _Plan | None:
-        plan = self._plans.get(key)
-        if plan is not None:
-            with self._lock:
-                if key in self._plans:
-                    self._plans.move_to_end(key)
-        return plan
+        # A plain lookup, no LRU bookkeeping: it runs for every resource, and a dict
+        # read is atomic under the GIL. Eviction is oldest-first (see _put).
+        return self._plans.get(key)
 
     def _put(self, key: tuple[Any, ...], plan: _Plan) -> None:
         with self._lock:
             self._plans[key] = plan
-            self._plans.move_to_end(key)
             while len(self._plans) > self._max:
-                self._plans.popitem(last=False)
+                del self._plans[next(iter(self._plans))]
 
 
 def _r4b_accepts(unit: dict[str, Any], cls: type[FHIRAbstractModel]) -> bool:
@@ -187,35 +195,54 @@ def _r4b_accepts(unit: dict[str, Any], cls: type[FHIRAbstractModel]) -> bool:
     return True
 
 
-def _walk(d: dict[str, Any], tokens: list[Any], leaves: list[Any], units: list[Any]) -> None:
-    """Append ``d``'s signature tokens and scalar leaves (document order)."""
-    tokens.append(tuple(d))
-    _walk_values(d.values(), tokens, leaves, units)
+def _discard(_: Any) -> None:
+    pass
 
 
-def _walk_list(items: list[Any], tokens: list[Any], leaves: list[Any], units: list[Any]) -> None:
-    tokens.append(len(items))
-    _walk_values(items, tokens, leaves, units)
+def _walk(d: dict[str, Any], token: Appender, leaf: Appender, unit: Appender) -> None:
+    """Append ``d``'s signature tokens and scalar leaves (document order).
+
+    The hottest loop of ``symfhir map``: strings are tested first (most leaves are),
+    and the appenders are bound methods, not lists, to save attribute lookups.
+    """
+    token(tuple(d))
+    for value in d.values():
+        kind = type(value)
+        if kind is str:
+            token(str)
+            leaf(value)
+        elif kind is dict:
+            nested_type = value.get("resourceType")
+            if type(nested_type) is str:
+                token(_UNIT)
+                token(nested_type)
+                unit(value)
+            else:
+                _walk(value, token, leaf, unit)
+        elif kind is list:
+            _walk_list(value, token, leaf, unit)
+        else:
+            token(kind)
+            leaf(value)
 
 
-def _walk_values(
-    values: Iterable[Any], tokens: list[Any], leaves: list[Any], units: list[Any]
-) -> None:
-    for value in values:
+def _walk_list(items: list[Any], token: Appender, leaf: Appender, unit: Appender) -> None:
+    token(len(items))
+    for value in items:
         kind = type(value)
         if kind is dict:
             nested_type = value.get("resourceType")
             if type(nested_type) is str:
-                tokens.append(_UNIT)
-                tokens.append(nested_type)
-                units.append(value)
+                token(_UNIT)
+                token(nested_type)
+                unit(value)
             else:
-                _walk(value, tokens, leaves, units)
+                _walk(value, token, leaf, unit)
         elif kind is list:
-            _walk_list(value, tokens, leaves, units)
+            _walk_list(value, token, leaf, unit)
         else:
-            tokens.append(kind)
-            leaves.append(value)
+            token(kind)
+            leaf(value)
 
 
 def _unit_class(resource_type: str) -> type[FHIRAbstractModel] | None:
@@ -249,9 +276,11 @@ class _Deriver:
         groups = []
         for annotation, indexes in by_type.items():
             if len(indexes) == 1:
-                groups.append((itemgetter(indexes[0]), _adapter(annotation).validate_python))
+                groups.append(
+                    (itemgetter(indexes[0]), _adapter(annotation).validator.validate_python)
+                )
             else:
-                many = _adapter(tuple[annotation, ...]).validate_python
+                many = _adapter(tuple[annotation, ...]).validator.validate_python
                 groups.append((itemgetter(*indexes), many))
         return tuple(groups)
 
