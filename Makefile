@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SAMPLE := tests/data/sample
 DEMO_OUT := out/demo
+FHIR_BASE ?= http://localhost:$${FHIR_PORT:-8080}/fhir
 
-.PHONY: demo test lint unit bench sample clean
+.PHONY: demo test lint unit bench bench-import sample clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,9 +24,16 @@ demo: $(STAMP)
 		--as-of "$$(date -Iseconds)"; rc=$$?; test $$rc -le 1
 	@echo "== symfhir validate: every produced resource checked again"
 	@$(VENV)/bin/symfhir validate $(DEMO_OUT)/bundles.ndjson
+	@echo "== the local HAPI FHIR server (scripts/fhir-server; the first start builds it)"
+	@scripts/fhir-server start
+	@echo "== symfhir import: the same sample into $(FHIR_BASE)"
+	@$(VENV)/bin/symfhir import $(SAMPLE)/clients.csv --photos $(SAMPLE)/photos.csv \
+		--server $(FHIR_BASE) --rejects $(DEMO_OUT)/import-rejects.csv \
+		--checkpoint $(DEMO_OUT)/import.checkpoint.json; rc=$$?; test $$rc -le 1
 	@echo
 	@echo "Bundles (one per client, NDJSON): $(DEMO_OUT)/bundles.ndjson"
 	@echo "Rejected rows with reasons:       $(DEMO_OUT)/rejects.csv and $(DEMO_OUT)/rejects-photos.csv"
+	@echo "FHIR server with the sample:      $(FHIR_BASE)/Patient  (scripts/fhir-server stop to stop it)"
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q
@@ -39,6 +47,9 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_map.py
+
+bench-import: $(STAMP)
+	$(PY) benchmarks/bench_import.py
 
 sample: $(STAMP)
 	$(PY) scripts/make_sample_clients.py

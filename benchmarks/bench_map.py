@@ -66,14 +66,14 @@ def _typical(row: dict[str, str]) -> dict[str, str]:
     return row
 
 
-def generate(path: Path, n: int, profile: str = "typical") -> None:
+def generate(path: Path, n: int, profile: str = "typical", prefix: str = "B") -> None:
     """N valid synthetic clients in the default template (no signed-form files)."""
     sample = _sample_module()
     rnd = random.Random(n)
     rows = []
     for i in range(1, n + 1):
         row = sample.valid_row(i, rnd)
-        row["client_id"] = f"B{i:06d}"
+        row["client_id"] = f"{prefix}{i:06d}"
         for key in [k for k in row if k.endswith("_form")]:
             row[key] = ""
         rows.append(_typical(row) if profile == "typical" else row)

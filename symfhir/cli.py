@@ -14,8 +14,12 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from symfhir.errors import SymfhirError
+
+if TYPE_CHECKING:
+    from symfhir.map_job import MapOptions
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -33,13 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     m = sub.add_parser("map", help="map a spa export to FHIR transaction Bundles (offline)")
-    m.add_argument("input", type=Path, help="client export: .csv, .json (array) or .ndjson")
-    m.add_argument(
-        "--mapping",
-        default="default",
-        help="source-format map: a bundled name (default, glowbook) or a YAML file path",
-    )
-    m.add_argument("--photos", type=Path, help="photo manifest (.csv or .json)")
+    _input_options(m)
     m.add_argument(
         "-o",
         "--output",
@@ -52,24 +50,101 @@ def _parser() -> argparse.ArgumentParser:
         help="write rejected rows here (.csv or .json) with record, field and reason; "
         "photo rejects go beside it as NAME-photos.csv",
     )
-    m.add_argument(
-        "--base-dir",
-        type=Path,
-        help="folder that file cells (signed forms) are relative to; default: the input's folder",
+
+    i = sub.add_parser(
+        "import",
+        help="map a spa export and write it to a FHIR server (batched, concurrent, resumable)",
+        epilog="Exit codes: 0 every record imported, 1 some rejected (see the rejects file), "
+        "2 usage error or the server stopped the run (re-run with --resume to continue).",
     )
-    m.add_argument(
-        "--mask-card-numbers",
+    _input_options(i)
+    i.add_argument(
+        "--server",
+        help="FHIR base URL; default $FHIR_BASE_URL, then the config file, "
+        "then http://localhost:8080/fhir",
+    )
+    i.add_argument("--config", type=Path, help="config file (TOML, [server] table)")
+    i.add_argument("--batch-size", type=_positive, default=20, help="clients per transaction")
+    i.add_argument("--workers", type=_positive, default=4, help="concurrent transactions")
+    i.add_argument(
+        "--resume",
         action="store_true",
-        help="mask payment card numbers found in free text instead of rejecting the record",
+        help="skip the records an earlier run of the same input already settled",
     )
-    m.add_argument(
-        "--as-of",
-        help="clock for the run (ISO 8601 with offset); default now. For reproducible output",
+    i.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the server's capabilities, map and validate everything, write nothing",
     )
+    i.add_argument(
+        "--update",
+        action="store_true",
+        help="replace resources whose source record changed (conditional update); "
+        "default: create what is missing, never overwrite what the server holds",
+    )
+    i.add_argument(
+        "--rejects",
+        type=Path,
+        help="rejected rows with record, field and reason (.csv or .ndjson); "
+        "default ./INPUT-import-rejects.csv, photo rejects beside it as NAME-photos.csv",
+    )
+    i.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="progress file for --resume; default ./INPUT.import-checkpoint.json",
+    )
+    i.add_argument("--quiet", action="store_true", help="no progress display")
 
     v = sub.add_parser("validate", help="validate FHIR JSON or NDJSON and print every problem")
     v.add_argument("file", type=Path)
     return parser
+
+
+def _input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", type=Path, help="client export: .csv, .json (array) or .ndjson")
+    p.add_argument(
+        "--mapping",
+        default="default",
+        help="source-format map: a bundled name (default, glowbook) or a YAML file path",
+    )
+    p.add_argument("--photos", type=Path, help="photo manifest (.csv or .json)")
+    p.add_argument(
+        "--base-dir",
+        type=Path,
+        help="folder that file cells (signed forms) are relative to; default: the input's folder",
+    )
+    p.add_argument(
+        "--mask-card-numbers",
+        action="store_true",
+        help="mask payment card numbers found in free text instead of rejecting the record",
+    )
+    p.add_argument(
+        "--as-of",
+        help="clock for the run (ISO 8601 with offset); default now. For reproducible output",
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _map_options(args: argparse.Namespace) -> MapOptions:
+    from symfhir.map_job import MapOptions
+
+    if not args.input.is_file():
+        raise SymfhirError(f"input file not found: {args.input}")
+    if args.photos is not None and not args.photos.is_file():
+        raise SymfhirError(f"photo manifest not found: {args.photos}")
+    return MapOptions(
+        now=_now(args.as_of),
+        mapping=args.mapping,
+        photos=args.photos,
+        card_numbers="mask" if args.mask_card_numbers else "reject",
+        base_dir=args.base_dir,
+    )
 
 
 def _now(as_of: str | None) -> datetime:
@@ -82,19 +157,9 @@ def _now(as_of: str | None) -> datetime:
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
-    from symfhir.map_job import MapOptions, photo_rejects_path, run_map
+    from symfhir.map_job import photo_rejects_path, run_map
 
-    if not args.input.is_file():
-        raise SymfhirError(f"input file not found: {args.input}")
-    if args.photos is not None and not args.photos.is_file():
-        raise SymfhirError(f"photo manifest not found: {args.photos}")
-    options = MapOptions(
-        now=_now(args.as_of),
-        mapping=args.mapping,
-        photos=args.photos,
-        card_numbers="mask" if args.mask_card_numbers else "reject",
-        base_dir=args.base_dir,
-    )
+    options = _map_options(args)
     summary = run_map(args.input, args.output, options, args.rejects)
     out = sys.stderr if args.output == "-" else sys.stdout
     print(summary.line(), file=out)
@@ -111,6 +176,52 @@ def _cmd_map(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if summary.rejected or summary.photos_rejected else EXIT_OK
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from symfhir.fhir import FhirClient, load_config, make_auth
+    from symfhir.importing.job import Importer, ImportOptions, photo_rejects_path
+    from symfhir.importing.progress import Progress
+    from symfhir.sources.clients import count_records
+
+    map_options = _map_options(args)
+    config = load_config(server=args.server, config_path=args.config)
+    stem = args.input.stem
+    options = ImportOptions(
+        map=map_options,
+        server=config.base_url,
+        checkpoint=args.checkpoint or Path(f"{stem}.import-checkpoint.json"),
+        rejects=args.rejects or Path(f"{stem}-import-rejects.csv"),
+        batch_size=args.batch_size,
+        workers=args.workers,
+        resume=args.resume,
+        dry_run=args.dry_run,
+        update=args.update,
+    )
+    progress = None
+    if not args.quiet:
+        progress = Progress(count_records(args.input))
+    print(f"importing {args.input} into {config.base_url}", file=sys.stderr)
+    with FhirClient(config, make_auth(config)) as client:
+        importer = Importer(client, options, progress)
+        try:
+            summary = importer.run(args.input)
+        except SymfhirError as err:
+            done = importer.summary
+            print(
+                f"symfhir: import stopped: {err}\n"
+                f"{done.imported} records imported and {done.rejected} rejected before it "
+                f"stopped; progress is in {options.checkpoint}: re-run with --resume to continue",
+                file=sys.stderr,
+            )
+            return EXIT_FATAL
+    for line in summary.lines(args.dry_run):
+        print(line)
+    if summary.rejected or summary.photos_rejected:
+        print(f"rejects written to {options.rejects}")
+        if summary.photos_rejected:
+            print(f"photo rejects written to {photo_rejects_path(options.rejects)}")
+    return EXIT_PARTIAL if summary.rejected or summary.photos_rejected else EXIT_OK
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from symfhir.validation.files import validate_file
 
@@ -124,7 +235,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if count else EXIT_OK
 
 
-COMMANDS = {"map": _cmd_map, "validate": _cmd_validate}
+COMMANDS = {"map": _cmd_map, "import": _cmd_import, "validate": _cmd_validate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

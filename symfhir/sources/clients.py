@@ -99,6 +99,11 @@ def iter_rows(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict[s
             yield number, _visible(row)
 
 
+def count_records(path: Path, encoding: str = "utf-8") -> int:
+    """How many records ``read_clients`` will yield for ``path`` (one quick pass)."""
+    return sum(1 for _ in iter_rows(path, encoding))
+
+
 def _visible(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if not (k.startswith("_") and k != "_invalid")}
 

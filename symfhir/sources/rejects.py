@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from symfhir.errors import RecordError
+from symfhir.errors import ConfigError, RecordError
 
 
 @dataclass(frozen=True)
@@ -61,3 +61,61 @@ def write_rejects(path: Path, rejects: Iterable[Reject], columns: list[str] | No
             values = {k: ("" if v is None else v) for k, v in r.row.items()}
             writer.writerow({"_record": r.record, "_field": r.field, "_reason": r.reason, **values})
     return len(items)
+
+
+class RejectsLog:
+    """Rejects appended as they are found (CSV, or NDJSON for ``.ndjson``/``.jsonl``).
+
+    Used by the import, which may be killed at any point: every reject is on disk
+    before its record counts as settled. With ``append`` an earlier run's file is
+    continued, and a record already in it (same ``_record``) is not written twice.
+    """
+
+    def __init__(self, path: Path, columns: list[str], append: bool = False) -> None:
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            raise ConfigError(f"{path}: rejects of an import are written as .csv or .ndjson")
+        self.path = path
+        self.ndjson = suffix in (".ndjson", ".jsonl")
+        self.columns = [*REJECT_COLUMNS, *columns]
+        self.seen: set[str] = set()
+        exists = append and path.exists() and path.stat().st_size > 0
+        if exists:
+            self.seen = self._records_in(path)
+            self.columns = self._header(path) or self.columns
+        self.fh = path.open(
+            "a" if exists else "w", encoding="utf-8", errors="surrogateescape", newline=""
+        )
+        self.writer = csv.DictWriter(self.fh, fieldnames=self.columns, extrasaction="ignore")
+        if not exists and not self.ndjson:
+            self.writer.writeheader()
+            self.fh.flush()
+        self.written = 0
+
+    def write(self, reject: Reject) -> None:
+        if reject.record in self.seen:
+            return
+        self.seen.add(reject.record)
+        values = {k: ("" if v is None else v) for k, v in reject.row.items()}
+        line = {"_record": reject.record, "_field": reject.field, "_reason": reject.reason}
+        if self.ndjson:
+            self.fh.write(json.dumps({**line, **values}, ensure_ascii=False) + "\n")
+        else:
+            self.writer.writerow({**line, **values})
+        self.fh.flush()
+        self.written += 1
+
+    def close(self) -> None:
+        self.fh.close()
+
+    def _records_in(self, path: Path) -> set[str]:
+        with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
+            if self.ndjson:
+                return {json.loads(line).get("_record", "") for line in fh if line.strip()}
+            return {row.get("_record", "") for row in csv.DictReader(fh)}
+
+    def _header(self, path: Path) -> list[str] | None:
+        if self.ndjson:
+            return None
+        with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
+            return next(csv.reader(fh), None)

@@ -1,0 +1,189 @@
+"""Benchmark `symfhir import` against the naive per-resource path, same HAPI, same run.
+
+For each N it generates N synthetic clients (the "typical" profile of bench_map.py,
+about 17 resources each) under client ids no earlier run used, so both paths create
+every resource, and runs in child processes one after the other:
+
+  symfhir  `symfhir import` (batched conditional transactions over --workers threads)
+  naive    what a developer writes today: one fhirclient model per resource, `create()`
+           in a loop, urn:uuid references swapped for the ids the server returned
+
+It prints resources/s for both and their ratio, the share of wall time the symfhir
+process spent on its own CPU (the rest is waiting for the server), and each child's
+peak RSS. The naive path takes minutes per thousand clients, so it runs only for
+N <= --naive-max (default 1,000).
+
+    python benchmarks/bench_import.py                  # N = 1,000 and 10,000
+    python benchmarks/bench_import.py --sizes 200      # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_map import AS_OF, generate  # noqa: E402
+
+BASE = os.environ.get(
+    "FHIR_BASE_URL", f"http://localhost:{os.environ.get('FHIR_PORT', '8080')}/fhir"
+)
+
+
+def ensure_server() -> None:
+    try:
+        if requests.get(f"{BASE}/metadata", timeout=5).status_code == 200:
+            return
+    except requests.ConnectionError:
+        pass
+    subprocess.run([str(ROOT / "scripts" / "fhir-server"), "start"], check=True)
+
+
+def run(cmd: list[str]) -> dict:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise SystemExit(f"{cmd[:4]} failed:\n{out}\n{err}")
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mib": usage.ru_maxrss / 1024,
+        "out": out,
+    }
+
+
+def symfhir_import(src: Path, tmp: Path, workers: int, batch: int) -> dict:
+    cmd = [
+        sys.executable,
+        "-m",
+        "symfhir.cli",
+        "import",
+        str(src),
+        "--server",
+        BASE,
+        "--quiet",
+        "--as-of",
+        AS_OF.isoformat(),
+        "--workers",
+        str(workers),
+        "--batch-size",
+        str(batch),
+        "--checkpoint",
+        str(tmp / f"{src.stem}.checkpoint.json"),
+        "--rejects",
+        str(tmp / f"{src.stem}.rejects.csv"),
+    ]
+    result = run(cmd)
+    match = re.search(r"resources: (\d+) created, (\d+) updated, (\d+) unchanged", result["out"])
+    if not match:
+        raise SystemExit(f"unexpected output:\n{result['out']}")
+    result["resources"] = sum(int(g) for g in match.groups())
+    result["created"] = int(match.group(1))
+    return result
+
+
+def naive_child(src: Path) -> None:
+    """One fhirclient create per resource, in bundle order (dependencies come first)."""
+    from fhirclient.models import fhirelementfactory
+    from fhirclient.server import FHIRServer
+
+    from symfhir.mapping.bundle import client_entries
+    from symfhir.mapping.context import MappingContext
+    from symfhir.sources.clients import ReadOptions, read_clients
+    from symfhir.sources.fieldmap import load_field_map
+    from symfhir.sources.rejects import Reject
+
+    server = FHIRServer(None, base_uri=BASE + "/")
+    ctx = MappingContext.load(AS_OF)
+    fmap = load_field_map("default", tuple(ctx.consent_kinds.kinds))
+    options = ReadOptions(
+        today=ctx.today, terminology=ctx.terminology, consent_kinds=ctx.consent_kinds
+    )
+    created = 0
+    ids: dict[str, str] = {}
+    for item in read_clients(src, fmap, options):
+        if isinstance(item, Reject):
+            continue
+        for entry in client_entries(item.value, ctx, item.record):
+            if entry.full_url in ids:  # the shared Organization, created once
+                continue
+            resource = _swap(entry.resource, ids)
+            model = fhirelementfactory.FHIRElementFactory.instantiate(
+                resource["resourceType"], resource
+            )
+            answer = model.create(server)
+            ids[entry.full_url] = f"{resource['resourceType']}/{answer['id']}"
+            created += 1
+    print(created)
+
+
+def _swap(value, ids):
+    if isinstance(value, dict):
+        return {k: _swap(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_swap(v, ids) for v in value]
+    if isinstance(value, str) and value.startswith("urn:uuid:"):
+        return ids.get(value, value)
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--naive-max", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=20)
+    parser.add_argument("--naive-child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.naive_child:
+        naive_child(args.naive_child)
+        return
+    ensure_server()
+    print(f"server {BASE}; symfhir: --workers {args.workers} --batch-size {args.batch_size}")
+    print(
+        f"{'N':>7} {'path':>8} {'resources':>10} {'res/s':>8} {'wall s':>8} "
+        f"{'own CPU':>8} {'peak RSS':>9}"
+    )
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for n in args.sizes:
+            results = {}
+            run_id = uuid.uuid4().hex[:6]
+            src = tmp / f"clients-s{run_id}-{n}.csv"
+            generate(src, n, "typical", prefix=f"S{run_id}-")
+            results["symfhir"] = symfhir_import(src, tmp, args.workers, args.batch_size)
+            if n <= args.naive_max:
+                naive_src = tmp / f"clients-n{run_id}-{n}.csv"
+                generate(naive_src, n, "typical", prefix=f"N{run_id}-")
+                r = run([sys.executable, __file__, "--naive-child", str(naive_src)])
+                r["resources"] = r["created"] = int(r["out"].split()[-1])
+                results["naive"] = r
+            for mode, r in results.items():
+                print(
+                    f"{n:>7} {mode:>8} {r['resources']:>10} {r['resources'] / r['wall']:>8.0f} "
+                    f"{r['wall']:>8.1f} {r['cpu'] / r['wall']:>7.0%} {r['rss_mib']:>6.0f} MiB"
+                )
+            if "naive" in results:
+                s, v = results["symfhir"], results["naive"]
+                ratio = (s["resources"] / s["wall"]) / (v["resources"] / v["wall"])
+                print(f"{n:>7} {'ratio':>8} {ratio:>9.1f}x  (resources/s, symfhir vs naive)")
+
+
+if __name__ == "__main__":
+    main()

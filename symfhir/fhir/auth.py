@@ -1,0 +1,362 @@
+"""Signing FHIR requests: a fixed bearer token, SMART tokens that refresh themselves, and
+SMART Backend Services (client_credentials with a private_key_jwt client assertion).
+
+https://hl7.org/fhir/smart-app-launch/STU2/app-launch.html (refresh)
+https://hl7.org/fhir/smart-app-launch/STU2/backend-services.html (client assertion)
+
+The OAuth protocol work is authlib's: token requests (``OAuth2Session``), the client
+assertion (``rfc7523.PrivateKeyJWT``, signed with joserfc keys: authlib 1.9 deprecates its own
+``authlib.jose`` in favour of joserfc). Token endpoint errors become FhirAuthError carrying the
+``error`` and ``error_description``; a token endpoint that cannot be reached becomes what
+``transport.translate`` says (FhirTransportError...).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+import urllib3.exceptions as u3
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, RSAKey
+from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+from requests.utils import rewind_body
+from urllib3.util.retry import Retry
+
+from symfhir.errors import ConfigError, FhirAuthError
+from symfhir.fhir.config import ServerConfig
+from symfhir.fhir.transport import (
+    DEFAULT_TIMEOUT,
+    retry_policy,
+    single_attempt_policy,
+    translate,
+)
+
+# SMART Backend Services: the assertion's exp is at most five minutes after now; stay under
+# that even if this machine's clock runs a little ahead of the server's.
+ASSERTION_LIFETIME_S = 240
+LEEWAY_S = 60
+_RETRIED = "_symfhir_auth_retried"
+
+TokenCallback = Callable[[dict[str, Any]], None]
+
+
+class BearerAuth(AuthBase):
+    """A fixed bearer token (e.g. from ``FHIR_TOKEN``)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(<token>)"
+
+
+class _OAuthTokenAuth(AuthBase):
+    """Shared by the OAuth kinds: the cached token, renewal before expiry, and one renewal and
+    re-send when the server still answers 401."""
+
+    operation = "get access token"
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        *,
+        leeway: float = LEEWAY_S,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: Retry | None = None,
+    ) -> None:
+        self.token_url = token_url
+        self.client_id = client_id
+        self.leeway = leeway
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._token: dict[str, Any] | None = None
+        self._renew_at = 0.0
+        self._oauth = self._make_oauth()
+        self._oauth.default_timeout = timeout
+        if retry is not None:
+            adapter = HTTPAdapter(max_retries=retry)
+            self._oauth.mount("https://", adapter)
+            self._oauth.mount("http://", adapter)
+
+    def _make_oauth(self) -> OAuth2Session:
+        raise NotImplementedError
+
+    def _can_renew(self) -> bool:
+        return True
+
+    def _renew(self) -> None:
+        """Get and store a new token (called under the lock)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the token endpoint's connections."""
+        self._oauth.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(client_id={self.client_id!r}, token_url={self.token_url!r})"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        with self._lock:
+            if (self._token is None or time.time() >= self._renew_at) and self._can_renew():
+                self._renew()
+            token = self._access_token()
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        request.register_hook("response", self._on_401)
+        return request
+
+    def _on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        """Renew once and re-send once when the server rejects the token (it may have been
+        revoked or have expired early); a second 401 goes back to the caller."""
+        if response.status_code != 401 or getattr(response.request, _RETRIED, False):
+            return response
+        used = response.request.headers.get("Authorization", "")
+        with self._lock:
+            # Another thread may have renewed already; only renew if this token is current.
+            current = used == f"Bearer {self._access_token()}"
+            if current and not self._can_renew():
+                return response  # nothing to renew with: the caller gets the 401
+            response.close()
+            if current:
+                self._renew()
+            token = self._access_token()
+        request = response.request.copy()
+        if request.body is not None and getattr(request, "_body_position", None) is not None:
+            rewind_body(request)
+        request.headers["Authorization"] = f"Bearer {token}"
+        setattr(request, _RETRIED, True)
+        # Re-sent through the adapter that sent the first one: same retry policy.
+        retried = response.connection.send(request, **kwargs)
+        retried.history.append(response)
+        retried.request = request
+        return retried
+
+    def _access_token(self) -> str:
+        return str((self._token or {}).get("access_token") or "")
+
+    def _store(self, token: dict[str, Any]) -> None:
+        if not token.get("access_token"):
+            raise _auth_error(self.operation, "the token response has no access_token")
+        self._token = dict(token)
+        now = time.time()
+        expires_in = _number(token.get("expires_in"))
+        expires_at = _number(token.get("expires_at")) or (now + expires_in if expires_in else 0)
+        if not expires_at:
+            self._renew_at = float("inf")  # no lifetime given: renew only on a 401
+            return
+        # Renew a little before expiry; for short-lived tokens, at half their life.
+        leeway = min(self.leeway, expires_in / 2) if expires_in else self.leeway
+        self._renew_at = expires_at - leeway
+
+    def _call_token_endpoint(self, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return dict(call())
+        except OAuthError as exc:
+            reason = exc.error or "token request refused"
+            if exc.description:
+                reason += f": {exc.description}"
+            raise _auth_error(self.operation, reason[:300]) from None
+        except requests.HTTPError as exc:
+            answer = exc.response
+            if answer is None:
+                raise translate(self.operation, error=exc) from None
+            raise translate(self.operation, response=answer, body=answer.content) from None
+        except (requests.RequestException, u3.HTTPError, OSError) as exc:
+            raise translate(self.operation, error=exc, timeout=self.timeout) from None
+        except ValueError:
+            # authlib: the token endpoint's answer is not a JSON object.
+            raise _auth_error(self.operation, "the token endpoint did not answer JSON") from None
+
+
+class SmartTokenAuth(_OAuthTokenAuth):
+    """The access token of a SMART app launch, refreshed with its refresh_token shortly before
+    it expires (and once on a 401). ``on_refresh`` gets every new token response, so the app
+    can store it (encrypted)."""
+
+    operation = "refresh SMART access token"
+
+    def __init__(
+        self,
+        token_response: dict[str, Any],
+        token_url: str,
+        client_id: str,
+        client_secret: str | None = None,
+        on_refresh: TokenCallback | None = None,
+        *,
+        leeway: float = LEEWAY_S,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: Retry | None = None,
+    ) -> None:
+        self._client_secret = client_secret
+        self.on_refresh = on_refresh
+        super().__init__(token_url, client_id, leeway=leeway, timeout=timeout, retry=retry)
+        self._store(token_response)
+        self._oauth.token = dict(token_response)
+
+    def _make_oauth(self) -> OAuth2Session:
+        method = "client_secret_basic" if self._client_secret else "none"
+        return OAuth2Session(self.client_id, self._client_secret, token_endpoint_auth_method=method)
+
+    def _can_renew(self) -> bool:
+        return bool((self._token or {}).get("refresh_token"))
+
+    def _renew(self) -> None:
+        refresh_token = (self._token or {}).get("refresh_token")
+        token = self._call_token_endpoint(
+            lambda: self._oauth.refresh_token(self.token_url, refresh_token=refresh_token)
+        )
+        token.setdefault("refresh_token", refresh_token)
+        self._store(token)
+        if self.on_refresh is not None:
+            self.on_refresh(dict(token))
+
+
+class _BackendServicesJWT(PrivateKeyJWT):
+    """private_key_jwt as SMART Backend Services wants it: ``kid`` and ``typ`` in the header,
+    a fresh ``jti`` and a short ``exp`` for every assertion (authlib's PrivateKeyJWT keeps its
+    ``claims`` dict between calls, so it would reuse the first jti)."""
+
+    def __init__(self, token_url: str, key: RSAKey | ECKey, key_id: str, alg: str) -> None:
+        super().__init__(token_url, alg=alg)
+        self._key = key
+        self._key_id = key_id
+
+    def sign(self, auth: Any, token_endpoint: str) -> str:
+        return private_key_jwt_sign(
+            self._key,
+            client_id=auth.client_id,
+            token_endpoint=token_endpoint,
+            alg=self.alg,
+            header={"kid": self._key_id, "typ": "JWT"},
+            expires_in=ASSERTION_LIFETIME_S,
+        )
+
+
+class BackendServicesAuth(_OAuthTokenAuth):
+    """SMART Backend Services: a client_credentials token got with a signed client assertion
+    (RS384 or ES384), cached until shortly before it expires."""
+
+    operation = "get backend services access token"
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        private_key_pem: bytes | str,
+        key_id: str,
+        algorithm: str = "RS384",
+        scope: str = "system/*.rs",
+        *,
+        leeway: float = LEEWAY_S,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: Retry | None = None,
+    ) -> None:
+        key = load_private_key(private_key_pem, algorithm)
+        self._jwt = _BackendServicesJWT(token_url, key, key_id, algorithm)
+        self.scope = scope
+        super().__init__(token_url, client_id, leeway=leeway, timeout=timeout, retry=retry)
+
+    def _make_oauth(self) -> OAuth2Session:
+        return OAuth2Session(self.client_id, token_endpoint_auth_method=self._jwt, scope=self.scope)
+
+    def _renew(self) -> None:
+        token = self._call_token_endpoint(
+            lambda: self._oauth.fetch_token(self.token_url, grant_type="client_credentials")
+        )
+        self._store(token)
+
+
+def load_private_key(pem: bytes | str, algorithm: str) -> RSAKey | ECKey:
+    """The private key for ``algorithm`` (RS384: RSA; ES384: EC P-384).
+
+    Raises ConfigError when the PEM is not such a private key.
+    """
+    try:
+        if algorithm == "RS384":
+            key: RSAKey | ECKey = RSAKey.import_key(pem)
+        elif algorithm == "ES384":
+            key = ECKey.import_key(pem)
+            if key.curve_name != "P-384":
+                raise ConfigError("private key: ES384 needs an EC key on curve P-384")
+        else:
+            raise ConfigError(f"algorithm: {algorithm!r} is not RS384 or ES384")
+    except (ValueError, TypeError, JoseError):
+        kind = "RSA" if algorithm == "RS384" else "EC"
+        raise ConfigError(f"private key: not a PEM {kind} key (needed for {algorithm})") from None
+    if not key.is_private:
+        raise ConfigError("private key: the PEM holds a public key, not a private key")
+    return key
+
+
+def make_auth(
+    config: ServerConfig,
+    *,
+    token_response: dict[str, Any] | None = None,
+    on_refresh: TokenCallback | None = None,
+) -> AuthBase | None:
+    """The request signer ``config.auth`` asks for; None for "none".
+
+    "smart" needs the ``token_response`` of a SMART launch. Raises ConfigError when a
+    setting or the private key file is missing or unusable.
+    """
+    if config.auth == "none":
+        return None
+    if config.auth == "bearer":
+        return BearerAuth(config.token or "")
+    if config.auth == "smart":
+        if token_response is None:
+            raise ConfigError("server.auth: 'smart' needs the token response of a SMART launch")
+        if not config.token_url or not config.client_id:
+            raise ConfigError("server.token_url and server.client_id: required for 'smart'")
+        return SmartTokenAuth(
+            token_response,
+            config.token_url,
+            config.client_id,
+            config.client_secret,
+            on_refresh,
+            timeout=config.timeout,
+            # A refresh token may be single-use: a refresh is never sent twice.
+            retry=single_attempt_policy(config),
+        )
+    path = Path(config.private_key_path or "")
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"server.private_key_path: cannot read {path} ({exc.strerror})") from None
+    return BackendServicesAuth(
+        config.token_url or "",
+        config.client_id or "",
+        pem,
+        config.key_id or "",
+        config.algorithm,
+        config.scope or "",
+        timeout=config.timeout,
+        retry=retry_policy(config),
+    )
+
+
+def _auth_error(operation: str, reason: str) -> FhirAuthError:
+    return FhirAuthError(operation, reason, log_text=f"{operation}: {reason}")
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return 0.0
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0
