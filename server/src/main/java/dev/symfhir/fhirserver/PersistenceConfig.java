@@ -44,6 +44,10 @@ public class PersistenceConfig {
     // Hibernate Search (Lucene / Elasticsearch) is not configured.
     settings.setHibernateSearchIndexFullText(false);
     settings.setHibernateSearchIndexSearchParams(false);
+    // Bulk imports: most resources fit in the version row instead of a separate LOB, and
+    // conditional creates that already matched once are answered from a cache.
+    settings.setInlineResourceTextBelowSize(4000);
+    settings.setMatchUrlCacheEnabled(true);
     return settings;
   }
 
