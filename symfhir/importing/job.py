@@ -44,6 +44,8 @@ CONFLICT_TRIES = 3
 class Capable(Protocol):
     def can(self, resource_type: str, interaction: str) -> bool: ...
 
+    def require_system(self, interaction: str, purpose: str) -> None: ...
+
 
 class TransactionClient(Protocol):
     """What the import needs of ``symfhir.fhir.FhirClient`` (tests may pass a fake)."""
@@ -150,6 +152,7 @@ class Importer:
         options = self.options
         started = time.monotonic()
         caps = self.client.capabilities()
+        caps.require_system("transaction", "import clients all-or-nothing")
         interaction = "update" if options.update else "create"
         self.can = lambda resource_type: caps.can(resource_type, interaction)
         key = {

@@ -14,6 +14,7 @@ import pytest
 
 from symfhir.errors import (
     ConfigError,
+    FhirCapabilityError,
     FhirConflictError,
     FhirRequestError,
     FhirTransportError,
@@ -39,6 +40,10 @@ class Caps:
 
     def can(self, resource_type: str, interaction: str) -> bool:
         return resource_type not in self.missing
+
+    def require_system(self, interaction: str, purpose: str) -> None:
+        if interaction in self.missing:
+            raise FhirCapabilityError("capabilities", f"server cannot {interaction} ({purpose})")
 
 
 class FakeServer:
@@ -328,3 +333,17 @@ def test_progress_plain_lines_and_terminal_bar():
     ticks = iter([0.0, 1.0, 2.0])
     Progress(4, stream=bar, tty=True, clock=lambda: next(ticks)).finish(2, 2, 0)
     assert bar.getvalue().startswith("\r[##############..............] 2/4 records (50%)")
+
+
+def test_a_server_without_transactions_is_refused_before_anything_is_sent(tmp_path):
+    server = FakeServer(missing=frozenset({"transaction"}))
+    with pytest.raises(FhirCapabilityError, match="cannot transaction"):
+        run(server, options(tmp_path))
+    assert server.calls == 0
+
+
+def test_a_server_that_cannot_create_patients_is_refused(tmp_path):
+    server = FakeServer(missing=frozenset({"Patient"}))
+    with pytest.raises(FhirCapabilityError, match="Patient"):
+        run(server, options(tmp_path))
+    assert server.calls == 0
