@@ -5,14 +5,15 @@
         fhir.capabilities().require("Patient", "create", "import clients")
         written = fhir.create(patient, if_none_exist="identifier=urn:spa:client|C1")
 
-Errors are the FhirServerError family of symfhir.errors (see transport's docstring).
+Errors are the FhirServerError family of symfhir.errors (see translate's docstring).
 """
 
 from symfhir.fhir.auth import BackendServicesAuth, BearerAuth, SmartTokenAuth, make_auth
 from symfhir.fhir.capabilities import Capabilities
-from symfhir.fhir.client import FhirClient, Written, outcomes
+from symfhir.fhir.client import FhirClient
 from symfhir.fhir.config import ServerConfig, load_config
 from symfhir.fhir.outcome import log_text, parse_outcome, reason_text, redact
+from symfhir.fhir.writes import Written, outcomes
 
 __all__ = [
     "BackendServicesAuth",

@@ -8,7 +8,7 @@ The OAuth protocol work is authlib's: token requests (``OAuth2Session``), the cl
 assertion (``rfc7523.PrivateKeyJWT``, signed with joserfc keys: authlib 1.9 deprecates its own
 ``authlib.jose`` in favour of joserfc). Token endpoint errors become FhirAuthError carrying the
 ``error`` and ``error_description``; a token endpoint that cannot be reached becomes what
-``transport.translate`` says (FhirTransportError...).
+``symfhir.fhir.translate`` says (FhirTransportError...).
 """
 
 from __future__ import annotations
@@ -32,13 +32,9 @@ from requests.utils import rewind_body
 from urllib3.util.retry import Retry
 
 from symfhir.errors import ConfigError, FhirAuthError
-from symfhir.fhir.config import ServerConfig
-from symfhir.fhir.transport import (
-    DEFAULT_TIMEOUT,
-    retry_policy,
-    single_attempt_policy,
-    translate,
-)
+from symfhir.fhir.config import DEFAULT_TIMEOUT, ServerConfig
+from symfhir.fhir.retry import retry_policy, single_attempt_policy
+from symfhir.fhir.translate import translate
 
 # SMART Backend Services: the assertion's exp is at most five minutes after now; stay under
 # that even if this machine's clock runs a little ahead of the server's.

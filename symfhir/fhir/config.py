@@ -26,6 +26,9 @@ DEFAULT_CONFIG_FILE = "symfhir.toml"
 AUTH_KINDS = ("none", "bearer", "smart", "backend-services")
 ALGORITHMS = ("RS384", "ES384")
 MiB = 1024 * 1024
+# ServerConfig's defaults, and the fallbacks when a plain requests.Session is passed to send().
+DEFAULT_TIMEOUT = (5.0, 60.0)  # (connect, read) seconds
+DEFAULT_MAX_BYTES = 64 * MiB
 
 
 @dataclass(frozen=True)
@@ -42,14 +45,14 @@ class ServerConfig:
     key_id: str | None = None
     algorithm: str = "RS384"
     scope: str | None = None
-    connect_timeout: float = 5.0
-    read_timeout: float = 60.0
+    connect_timeout: float = DEFAULT_TIMEOUT[0]
+    read_timeout: float = DEFAULT_TIMEOUT[1]
     retries: int = 5
     backoff_factor: float = 0.5
     backoff_max: float = 30.0
     # A Retry-After longer than this is not waited for: the request fails at once instead.
     max_retry_after: float = 120.0
-    max_response_bytes: int = 64 * MiB
+    max_response_bytes: int = DEFAULT_MAX_BYTES
     pool_size: int = 10
 
     def __post_init__(self) -> None:

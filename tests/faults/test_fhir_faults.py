@@ -23,7 +23,7 @@ from symfhir.errors import (
     FhirTransportError,
 )
 from symfhir.fhir import FhirClient, ServerConfig, SmartTokenAuth
-from symfhir.fhir.transport import bundle_is_idempotent, is_idempotent
+from symfhir.fhir.retry import bundle_is_idempotent, is_idempotent
 from tests.faults.conftest import READ_TIMEOUT, RETRIES, http_answer
 
 pytestmark = pytest.mark.faults
