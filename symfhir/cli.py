@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from symfhir.errors import SymfhirError
+from symfhir.errors import FhirServerError, SymfhirError
 
 if TYPE_CHECKING:
     from symfhir.map_job import MapOptions
@@ -207,7 +207,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
         except SymfhirError as err:
             done = importer.summary
             print(
-                f"symfhir: import stopped: {err}\n"
+                f"symfhir: import stopped: {_safe(err)}\n"
                 f"{done.imported} records imported and {done.rejected} rejected before it "
                 f"stopped; progress is in {options.checkpoint}: re-run with --resume to continue",
                 file=sys.stderr,
@@ -235,17 +235,27 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if count else EXIT_OK
 
 
+def _safe(err: SymfhirError) -> str:
+    """The message for stderr: a server's own words may echo record values (PHI), so
+    server errors are shown by their redacted one-line form."""
+    if isinstance(err, FhirServerError):
+        return err.log_text
+    return str(err)
+
+
 COMMANDS = {"map": _cmd_map, "import": _cmd_import, "validate": _cmd_validate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``symfhir`` command; returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # urllib3 warns on every retry; the outcome (success, or one clear error) is ours to say.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except SymfhirError as err:
-        print(f"symfhir: error: {err}", file=sys.stderr)
+        print(f"symfhir: error: {_safe(err)}", file=sys.stderr)
         return EXIT_FATAL
     except (OSError, ValueError) as err:
         # No stack traces for users; the message names the file, never record contents.

@@ -94,7 +94,10 @@ class FhirServerError(SymfhirError):
         self.status = status
         self.issues = issues or []
         self.body = body
-        self.log_text = log_text or f"{operation}: HTTP {status}"
+        # Without a server's body or issues the reason is symfhir's own words: safe to log.
+        self.log_text = log_text or (
+            f"{operation}: {reason}" if not body and not issues else f"{operation}: HTTP {status}"
+        )
         where = f" (HTTP {status})" if status is not None else ""
         super().__init__(f"{operation}{where}: {reason}")
 

@@ -14,8 +14,7 @@ Every requests/urllib3 exception and every non-2xx answer of symfhir.fhir become
 
 from __future__ import annotations
 
-import json
-
+import orjson
 import requests
 import urllib3.exceptions as u3
 
@@ -137,8 +136,8 @@ def decode_fhir(content_type: str, body: bytes) -> tuple[dict | None, str | None
         kind = "an HTML page" if content_type == "text/html" else f"a {content_type} answer"
         return None, f"{kind}, not FHIR JSON"
     try:
-        resource = json.loads(body)
-    except (ValueError, RecursionError):
+        resource = orjson.loads(body)
+    except (ValueError, RecursionError):  # orjson.JSONDecodeError is a ValueError
         return None, f"malformed JSON ({content_type or 'no content type'})"
     if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
         return None, f"JSON that is not a FHIR resource ({content_type or 'no content type'})"

@@ -109,6 +109,12 @@ def _visible(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bad_encoding_column(row: dict[str, Any]) -> str | None:
+    # One search over the whole row first: nearly every row is clean.
+    text = "\x00".join(
+        [k for k in row if isinstance(k, str)] + [v for v in row.values() if isinstance(v, str)]
+    )
+    if not _SURROGATE.search(text):
+        return None
     for key, value in row.items():
         if isinstance(value, str) and _SURROGATE.search(value):
             return key

@@ -7,6 +7,7 @@ pure: files named in cells are returned as paths for the edge to load.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -180,14 +181,23 @@ def _put(target: dict[str, Any], path: str, value: Any) -> None:
 
     ``lines[1]`` and ``lines[2]`` fill one list from two columns, in map order.
     """
-    keys = path.split(".")
-    for key in keys[:-1]:
+    parents, last, is_list = _steps(path)
+    for key in parents:
         target = target.setdefault(key, {})
+    if is_list:
+        target.setdefault(last, []).append(value)
+    else:
+        target[last] = value
+
+
+@functools.lru_cache(maxsize=4096)
+def _steps(path: str) -> tuple[tuple[str, ...], str, bool]:
+    # Parsed once per map path, not once per cell: _put runs for every cell of every row.
+    keys = path.split(".")
     match = _LIST_ITEM.fullmatch(keys[-1])
     if match:
-        target.setdefault(match.group(1), []).append(value)
-    else:
-        target[keys[-1]] = value
+        return tuple(keys[:-1]), match.group(1), True
+    return tuple(keys[:-1]), keys[-1], False
 
 
 def row_to_record_dict(
