@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SAMPLE := tests/data/sample
 DEMO_OUT := out/demo
-FHIR_BASE ?= http://localhost:$${FHIR_PORT:-8080}/fhir
+# FHIR_BASE_URL points the demo at another server; the local HAPI is then not started.
+FHIR_BASE := $(or $(FHIR_BASE_URL),http://localhost:$${FHIR_PORT:-8080}/fhir)
 
 .PHONY: demo test lint unit bench bench-import sample clean
 
@@ -24,8 +25,9 @@ demo: $(STAMP)
 		--as-of "$$(date -Iseconds)"; rc=$$?; test $$rc -le 1
 	@echo "== symfhir validate: every produced resource checked again"
 	@$(VENV)/bin/symfhir validate $(DEMO_OUT)/bundles.ndjson
-	@echo "== the local HAPI FHIR server (scripts/fhir-server; the first start builds it)"
-	@scripts/fhir-server start
+	@if [ -z "$(FHIR_BASE_URL)" ]; then \
+		echo "== the local HAPI FHIR server (scripts/fhir-server; the first start builds it)"; \
+		scripts/fhir-server start; fi
 	@echo "== symfhir import: the same sample into $(FHIR_BASE)"
 	@$(VENV)/bin/symfhir import $(SAMPLE)/clients.csv --photos $(SAMPLE)/photos.csv \
 		--server $(FHIR_BASE) --rejects $(DEMO_OUT)/import-rejects.csv \

@@ -27,7 +27,7 @@ class Progress:
         self.every_s = every_s if not self.tty else 0.1
         self.clock = clock or time.monotonic
         self.start = self.clock()
-        self.last = -1e9
+        self.last = self.start  # the first line after every_s, not a "0 done" line
         self.line_len = 0
 
     def update(self, done: int, imported: int, rejected: int, force: bool = False) -> None:

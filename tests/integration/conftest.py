@@ -13,7 +13,10 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "fhir-server"
 PORT = os.environ.get("FHIR_PORT", "8080")
-BASE = f"http://localhost:{PORT}/fhir"
+# FHIR_BASE_URL points the integration tests at another server (a hosted HAPI, an EHR
+# sandbox); it is then used as it is, never started or stopped.
+REMOTE = os.environ.get("FHIR_BASE_URL", "").rstrip("/")
+BASE = REMOTE or f"http://localhost:{PORT}/fhir"
 FHIR_JSON = "application/fhir+json"
 # A cold start may build the jar (Maven downloads) and then wait up to 300 s for /metadata.
 START_TIMEOUT_S = 1200
@@ -31,6 +34,8 @@ def _server_answers() -> bool:
 def fhir_base() -> Iterator[str]:
     """The base URL of a running server; started (and stopped afterwards) if it was not up."""
     started = False
+    if REMOTE and not _server_answers():
+        pytest.fail(f"FHIR_BASE_URL={REMOTE} does not answer /metadata", pytrace=False)
     if not _server_answers():
         result = subprocess.run(
             [str(SCRIPT), "start"],

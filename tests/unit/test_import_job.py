@@ -322,7 +322,7 @@ def test_a_response_that_does_not_answer_every_entry_is_an_error():
 
 def test_progress_plain_lines_and_terminal_bar():
     out = io.StringIO()
-    ticks = iter([0.0, 0.0, 10.0, 20.0])
+    ticks = iter([0.0, 6.0, 20.0])
     progress = Progress(100, stream=out, tty=False, every_s=5, clock=lambda: next(ticks))
     progress.update(10, 9, 1)
     progress.finish(100, 90, 10)
