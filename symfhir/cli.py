@@ -249,8 +249,6 @@ COMMANDS = {"map": _cmd_map, "import": _cmd_import, "validate": _cmd_validate}
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``symfhir`` command; returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # urllib3 warns on every retry; the outcome (success, or one clear error) is ours to say.
-    logging.getLogger("urllib3").setLevel(logging.ERROR)
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -28,6 +28,7 @@ from fhir.resources.R4B.reference import Reference
 from fhir_core.types import FhirBase
 
 from symfhir.errors import FhirCapabilityError, FhirValidationError
+from symfhir.mapping.refs import TAG_SYSTEM as SOURCE_KEY_SYSTEM
 
 FALLBACK_SYSTEM = "http://symfhir.org/fhir/CodeSystem/fallback"
 MEDIA_TAG = {"system": FALLBACK_SYSTEM, "code": "media", "display": "Stands in for a Media"}
@@ -276,6 +277,8 @@ def adapt_bundle(
             item = _fallback_entry(item, kind, logical)
             counts[kind] = counts.get(kind, 0) + 1
             replaced.add(item.get("fullUrl"))
+        elif kind == "Provenance":
+            item = _fallback_provenance(item)
         out.append(item)
     problems = _typed_reference_problems(out, replaced)
     if problems:
@@ -288,6 +291,25 @@ def adapt_bundle(
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _fallback_provenance(item: dict[str, Any]) -> dict[str, Any]:
+    """The Provenance of a write with fallbacks, keyed apart from the one without.
+
+    Provenance is created once per source key; a server that later gains (or loses) Media
+    or Consent gets the other representation, and its Provenance must be its own rather
+    than the earlier one, whose targets are the other resources.
+    """
+    resource = copy.deepcopy(item["resource"])
+    tags = (resource.get("meta") or {}).get("tag") or []
+    for tag in tags:
+        if tag.get("system") == SOURCE_KEY_SYSTEM:
+            tag["code"] = f"{tag['code']}-fallback"
+    request = dict(item["request"])
+    criteria = request.get("ifNoneExist", "")
+    if criteria.startswith(f"_tag={SOURCE_KEY_SYSTEM}|"):
+        request["ifNoneExist"] = f"{criteria}-fallback"
+    return {**item, "resource": resource, "request": request}
 
 
 def _type_of(item: Any) -> str | None:

@@ -44,10 +44,11 @@ public class PersistenceConfig {
     // Hibernate Search (Lucene / Elasticsearch) is not configured.
     settings.setHibernateSearchIndexFullText(false);
     settings.setHibernateSearchIndexSearchParams(false);
-    // Bulk imports: most resources fit in the version row instead of a separate LOB, and
-    // conditional creates that already matched once are answered from a cache.
+    // Bulk imports: most resources fit in the version row instead of a separate LOB.
+    // (The match-URL cache is left off: with concurrent conditional creates HAPI 8.8 can
+    // cache a match without its id and then fails every transaction that hits it, NPE in
+    // BaseHapiFhirResourceDao.doCreateForPostOrPut.)
     settings.setInlineResourceTextBelowSize(4000);
-    settings.setMatchUrlCacheEnabled(true);
     return settings;
   }
 
