@@ -6,10 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SAMPLE := tests/data/sample
 DEMO_OUT := out/demo
-# FHIR_BASE_URL points the demo at another server; the local HAPI is then not started.
-FHIR_BASE := $(or $(FHIR_BASE_URL),http://localhost:$${FHIR_PORT:-8080}/fhir)
 
-.PHONY: demo test lint unit bench bench-import sample clean
+.PHONY: demo test lint unit bench bench-import browser sample clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,19 +23,14 @@ demo: $(STAMP)
 		--as-of "$$(date -Iseconds)"; rc=$$?; test $$rc -le 1
 	@echo "== symfhir validate: every produced resource checked again"
 	@$(VENV)/bin/symfhir validate $(DEMO_OUT)/bundles.ndjson
-	@if [ -z "$(FHIR_BASE_URL)" ]; then \
-		echo "== the local HAPI FHIR server (scripts/fhir-server; the first start builds it)"; \
-		scripts/fhir-server start; fi
-	@echo "== symfhir import: the same sample into $(FHIR_BASE)"
-	@$(VENV)/bin/symfhir import $(SAMPLE)/clients.csv --photos $(SAMPLE)/photos.csv \
-		--server $(FHIR_BASE) --rejects $(DEMO_OUT)/import-rejects.csv \
-		--checkpoint $(DEMO_OUT)/import.checkpoint.json; rc=$$?; test $$rc -le 1
-	@echo
 	@echo "Bundles (one per client, NDJSON): $(DEMO_OUT)/bundles.ndjson"
 	@echo "Rejected rows with reasons:       $(DEMO_OUT)/rejects.csv and $(DEMO_OUT)/rejects-photos.csv"
-	@echo "FHIR server with the sample:      $(FHIR_BASE)/Patient  (scripts/fhir-server stop to stop it)"
+	@scripts/demo
 
-test: $(STAMP) lint
+browser:
+	@scripts/install-browser
+
+test: $(STAMP) browser lint
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

@@ -18,17 +18,12 @@ import copy
 import hashlib
 import json
 import re
-import types
-from collections.abc import Callable, Iterator, Mapping
-from functools import cache
-from typing import Any, Union, get_args, get_origin
-
-from fhir.resources.R4B import get_fhir_model_class
-from fhir.resources.R4B.reference import Reference
-from fhir_core.types import FhirBase
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from symfhir.errors import FhirCapabilityError, FhirValidationError
 from symfhir.mapping.refs import TAG_SYSTEM as SOURCE_KEY_SYSTEM
+from symfhir.validation.references import typed_reference_problems
 
 FALLBACK_SYSTEM = "http://symfhir.org/fhir/CodeSystem/fallback"
 MEDIA_TAG = {"system": FALLBACK_SYSTEM, "code": "media", "display": "Stands in for a Media"}
@@ -96,7 +91,6 @@ _DOC_STATUS = {
     "entered-in-error": "entered-in-error",
 }
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
-_RELATIVE = re.compile(r"([A-Z][A-Za-z]+)/[A-Za-z0-9.-]{1,64}(/_history/[A-Za-z0-9.-]{1,64})?")
 
 
 def media_to_document_reference(media: dict[str, Any]) -> dict[str, Any]:
@@ -280,7 +274,7 @@ def adapt_bundle(
         elif kind == "Provenance":
             item = _fallback_provenance(item)
         out.append(item)
-    problems = _typed_reference_problems(out, replaced)
+    problems = typed_reference_problems(out, replaced)
     if problems:
         raise FhirCapabilityError(
             operation,
@@ -431,75 +425,3 @@ def _fallback_entry(
     if isinstance(url, str) and (url == kind or url.startswith(f"{kind}?")):
         request["url"] = "DocumentReference" + url[len(kind) :]
     return {**item, "resource": doc, "request": request}
-
-
-def _typed_reference_problems(entries: list[dict[str, Any]], replaced: set[Any]) -> list[str]:
-    """Elements from or to a fallback whose R4 target types exclude what they now point at."""
-    kinds = {e.get("fullUrl"): _type_of(e) for e in entries}
-    problems: set[str] = set()
-    for item in entries:
-        kind = _type_of(item)
-        cls = _model(kind)
-        from_fallback = item.get("fullUrl") in replaced
-        if cls is None:
-            continue
-        for path, allowed, ref in _references(item["resource"], cls, str(kind)):
-            match = _RELATIVE.fullmatch(ref)
-            if ref in kinds and (from_fallback or ref in replaced):
-                target = kinds[ref]
-            elif from_fallback and match:
-                target = match.group(1)
-            else:
-                continue
-            if allowed and "Resource" not in allowed and target not in allowed:
-                problems.add(f"{path} (a {target}; R4 allows {', '.join(allowed)})")
-    return sorted(problems)
-
-
-def _model(kind: str | None) -> type | None:
-    try:
-        return get_fhir_model_class(kind) if kind else None
-    except (KeyError, ValueError):
-        return None
-
-
-def _references(
-    value: dict[str, Any], cls: type, path: str
-) -> Iterator[tuple[str, tuple[str, ...], str]]:
-    """(element path, R4 target types, reference) for every Reference under ``value``."""
-    elements = _elements(cls)
-    for key, item in value.items():
-        element, allowed = elements.get(key, (None, ()))
-        for node in item if isinstance(item, list) else [item]:
-            if element is None or not isinstance(node, dict) or "resourceType" in node:
-                continue  # a primitive, or a contained resource (a unit of its own)
-            if element is Reference:
-                if isinstance(node.get("reference"), str):
-                    yield f"{path}.{key}", allowed, node["reference"]
-            else:
-                yield from _references(node, element, f"{path}.{key}")
-
-
-@cache
-def _elements(cls: type) -> dict[str, tuple[type | None, tuple[str, ...]]]:
-    """JSON name → (element class, R4 reference target types) for the fields of ``cls``."""
-    out: dict[str, tuple[type | None, tuple[str, ...]]] = {}
-    for name, info in cls.model_fields.items():  # type: ignore[attr-defined]
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        allowed = tuple(extra.get("enum_reference_types") or ())
-        out[info.alias or name] = (_element_class(info.annotation), allowed)
-    return out
-
-
-def _element_class(annotation: Any) -> type | None:
-    pending = [annotation]
-    while pending:
-        tp = pending.pop()
-        if get_origin(tp) in (Union, types.UnionType, list):
-            pending.extend(get_args(tp))
-        elif isinstance(tp, type) and issubclass(tp, FhirBase):
-            try:
-                return tp.get_model_klass()
-            except (AttributeError, TypeError, ValueError):
-                return None
-    return None
