@@ -1,0 +1,68 @@
+"""``create_app``: settings, keys, encrypted server-side sessions, security headers, error
+pages and the blueprints (launch, summary)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+from flask import Flask
+
+from smart_app import errors, security
+from smart_app.config import load_settings
+from smart_app.fhir_access import close_access
+from smart_app.launch.keys import ClientKey
+from smart_app.launch.views import bp as launch_bp
+from smart_app.session_store import EncryptedSessionInterface, FileSessionStore, cookie_flags
+from smart_app.summary import bp as summary_bp
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The Flask app. ``config`` overrides the environment and SYMFHIR_APP_CONFIG's file.
+
+    Raises symfhir.errors.ConfigError for unusable settings.
+    """
+    app = Flask(__name__)
+    settings = load_settings(config)
+    if not settings["SECRET_KEY"]:
+        settings["SECRET_KEY"] = secrets.token_urlsafe(32)
+    if not settings["SYMFHIR_TOKEN_KEYS"]:
+        log.warning(
+            "SYMFHIR_TOKEN_KEYS not set: using a key made at start; sessions will not survive "
+            "a restart (set SYMFHIR_TOKEN_KEYS in production)"
+        )
+        settings["SYMFHIR_TOKEN_KEYS"] = [Fernet.generate_key().decode()]
+    if not settings["SYMFHIR_SESSION_DIR"]:
+        settings["SYMFHIR_SESSION_DIR"] = tempfile.mkdtemp(prefix="symfhir-sessions-")
+        log.warning("SYMFHIR_SESSION_DIR not set: sessions are kept in a new temporary folder")
+    app.config.update(settings)
+    app.config.update(cookie_flags(settings["SYMFHIR_COOKIE_SECURE"]))
+
+    key_file = settings["SYMFHIR_PRIVATE_KEY_FILE"]
+    if not key_file:
+        log.warning("SYMFHIR_PRIVATE_KEY_FILE not set: using an ES384 key made at start")
+    app.extensions["symfhir_key"] = ClientKey.load(
+        Path(key_file) if key_file else None, settings["SYMFHIR_KEY_ID"]
+    )
+    store = FileSessionStore(
+        Path(settings["SYMFHIR_SESSION_DIR"]),
+        settings["SYMFHIR_TOKEN_KEYS"],
+        idle=settings["SYMFHIR_SESSION_IDLE_SECONDS"],
+        max_age=settings["SYMFHIR_SESSION_MAX_SECONDS"],
+    )
+    app.extensions["symfhir_sessions"] = store
+    app.session_interface = EncryptedSessionInterface(store)
+
+    errors.init_app(app)
+    security.init_app(app)
+    app.teardown_appcontext(close_access)
+    app.register_blueprint(launch_bp)
+    app.register_blueprint(summary_bp)
+    return app

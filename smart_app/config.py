@@ -1,0 +1,128 @@
+"""The app's settings: defaults, then an optional TOML file, then SYMFHIR_* env vars, then the
+mapping given to ``create_app`` (each later source wins).
+
+The file is named by ``SYMFHIR_APP_CONFIG``; its top-level keys are the same SYMFHIR_* names
+(lists as TOML arrays). In the environment a list is comma- or space-separated.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from symfhir.errors import ConfigError
+
+DEFAULT_SCOPES = (
+    "openid fhirUser launch offline_access patient/Patient.r patient/AllergyIntolerance.rs "
+    "patient/MedicationStatement.rs patient/Condition.rs patient/Observation.rs "
+    "patient/Procedure.rs patient/Consent.crus patient/QuestionnaireResponse.crus "
+    "patient/Media.crs patient/Binary.cr patient/DocumentReference.crs patient/Provenance.cr "
+    "patient/AuditEvent.c"
+)
+
+DEFAULTS: dict[str, Any] = {
+    "SYMFHIR_CLIENT_ID": "symfhir",
+    "SYMFHIR_BASE_URL": "http://localhost:5000",
+    "SYMFHIR_TRUSTED_ISS": ["http://localhost:5100/fhir"],
+    "SYMFHIR_EHR_ORIGINS": ["http://localhost:5100"],
+    "SYMFHIR_TOKEN_KEYS": [],
+    "SYMFHIR_PRIVATE_KEY_FILE": None,
+    "SYMFHIR_KEY_ID": None,
+    "SYMFHIR_SESSION_DIR": None,
+    "SYMFHIR_SCOPES": DEFAULT_SCOPES,
+    # None: Secure exactly when SYMFHIR_BASE_URL is https (see session_store.cookie_flags).
+    "SYMFHIR_COOKIE_SECURE": None,
+    "SYMFHIR_SESSION_IDLE_SECONDS": 1800,
+    "SYMFHIR_SESSION_MAX_SECONDS": 8 * 3600,
+    "SYMFHIR_HTTP_TIMEOUT": 10.0,
+    "SECRET_KEY": None,
+}
+LISTS = frozenset({"SYMFHIR_TRUSTED_ISS", "SYMFHIR_EHR_ORIGINS", "SYMFHIR_TOKEN_KEYS"})
+INTEGERS = frozenset({"SYMFHIR_SESSION_IDLE_SECONDS", "SYMFHIR_SESSION_MAX_SECONDS"})
+BOOLEANS = frozenset({"SYMFHIR_COOKIE_SECURE"})
+FLOATS = frozenset({"SYMFHIR_HTTP_TIMEOUT"})
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] = os.environ
+) -> dict[str, Any]:
+    """The merged settings, normalised (URLs without a trailing slash, lists as lists).
+
+    Raises ConfigError for an unreadable file or a bad value.
+    """
+    values: dict[str, Any] = dict(DEFAULTS)
+    path = (overrides or {}).get("SYMFHIR_APP_CONFIG") or environ.get("SYMFHIR_APP_CONFIG")
+    if path:
+        values.update(_read_file(Path(path)))
+    for key in DEFAULTS:
+        if environ.get(key):
+            values[key] = environ[key]
+    values.update(overrides or {})
+    for key in list(values):
+        values[key] = _typed(key, values[key])
+    values["SYMFHIR_BASE_URL"] = _url("SYMFHIR_BASE_URL", values["SYMFHIR_BASE_URL"])
+    values["SYMFHIR_TRUSTED_ISS"] = [
+        _url("SYMFHIR_TRUSTED_ISS", u) for u in values["SYMFHIR_TRUSTED_ISS"]
+    ]
+    values["SYMFHIR_EHR_ORIGINS"] = [
+        _url("SYMFHIR_EHR_ORIGINS", u) for u in values["SYMFHIR_EHR_ORIGINS"]
+    ]
+    values["SYMFHIR_REDIRECT_URI"] = values["SYMFHIR_BASE_URL"] + "/callback"
+    if values["SYMFHIR_COOKIE_SECURE"] is None:
+        values["SYMFHIR_COOKIE_SECURE"] = values["SYMFHIR_BASE_URL"].startswith("https://")
+    return values
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the app config ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    unknown = sorted(set(document) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(f"{path}: {unknown[0]}: unknown setting")
+    return document
+
+
+def _typed(key: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if key in LISTS:
+        if isinstance(value, str):
+            return [part for part in value.replace(",", " ").split() if part]
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise ConfigError(f"{key}: must be a list of strings")
+    if key in BOOLEANS:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: must be true or false")
+    try:
+        if key in INTEGERS:
+            return int(value)
+        if key in FLOATS:
+            return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: must be a number") from None
+    return value
+
+
+def _url(key: str, url: object) -> str:
+    if not isinstance(url, str):
+        raise ConfigError(f"{key}: must be an http(s) URL")
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{key}: must be an http(s) URL")
+    return url

@@ -1,0 +1,290 @@
+"""Per-request FHIR access for the launched patient only, and the AuditEvents of that access.
+
+``current_access()`` gives the request's PatientAccess: a FhirClient signed with the session's
+SMART token (refreshed with private_key_jwt; each new token is stored encrypted in the
+session), the launched patient, the practitioner (fhirUser) and the granted scopes.
+``enforce_patient_context`` refuses (403, with an AuditEvent) any request that names another
+patient. AuditEvent: https://hl7.org/fhir/R4/auditevent.html
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from authlib.integrations.requests_client import OAuth2Session
+from flask import current_app, g, request, session
+from urllib3.util.retry import Retry
+
+from smart_app.errors import AppError, session_expired
+from smart_app.launch.keys import AssertionAuth, ClientKey
+from smart_app.launch.smart import allows
+from symfhir.errors import FhirServerError
+from symfhir.fhir import FhirClient, ServerConfig, SmartTokenAuth
+from symfhir.fhir.auth import TokenCallback
+from symfhir.fhir.retry import single_attempt_policy
+
+log = logging.getLogger(__name__)
+
+CONTEXT = "ctx"
+PATIENT_PARAMETERS = ("patient", "patient_id", "subject")
+AUDIT_ACTIONS = {"read": "R", "create": "C", "update": "U", "search": "E"}
+
+
+class PrivateKeyRefreshAuth(SmartTokenAuth):
+    """SmartTokenAuth whose refresh authenticates with a private_key_jwt client assertion (the
+    app is a confidential asymmetric client; the base class knows only secrets or none)."""
+
+    def __init__(
+        self,
+        token_response: dict[str, Any],
+        token_url: str,
+        client_id: str,
+        client_key: ClientKey,
+        on_refresh: TokenCallback,
+        *,
+        timeout: tuple[float, float],
+        retry: Retry | None,
+    ) -> None:
+        self._client_key = client_key
+        super().__init__(
+            token_response, token_url, client_id, None, on_refresh, timeout=timeout, retry=retry
+        )
+
+    def _make_oauth(self) -> OAuth2Session:
+        auth = AssertionAuth(self.token_url, self._client_key)
+        return OAuth2Session(self.client_id, token_endpoint_auth_method=auth)
+
+
+def with_expiry(token: dict[str, Any]) -> dict[str, Any]:
+    """The token response with an absolute ``expires_at``, so a token stored in the session
+    is not taken for fresh on a later request."""
+    token = dict(token)
+    expires_in = token.get("expires_in")
+    if "expires_at" not in token and isinstance(expires_in, int | float):
+        token["expires_at"] = int(time.time() + expires_in)
+    return token
+
+
+class PatientAccess:
+    """The launched patient's record, as the signed-in practitioner may use it."""
+
+    def __init__(self, context: dict[str, Any], client_id: str, client_key: ClientKey) -> None:
+        self.context = context
+        self.patient_id: str = context["patient"]
+        self.fhir_user: str | None = context.get("fhir_user")
+        self.scopes: list[str] = list(context.get("scopes") or [])
+        self.writable: bool = bool(context.get("writable"))
+        self._client_id = client_id
+        self._client_key = client_key
+        self._client: FhirClient | None = None
+
+    @property
+    def client(self) -> FhirClient:
+        """A FhirClient for the launch's FHIR server (made on first use)."""
+        if self._client is None:
+            config = ServerConfig(
+                base_url=self.context["iss"],
+                auth="smart",
+                token_url=self.context["token_url"],
+                client_id=self._client_id,
+            )
+            auth = PrivateKeyRefreshAuth(
+                self.context["token"],
+                self.context["token_url"],
+                self._client_id,
+                self._client_key,
+                self._store_token,
+                timeout=config.timeout,
+                # A refresh token may be single-use: a refresh is never sent twice.
+                retry=single_attempt_policy(config),
+            )
+            self._client = FhirClient(config, auth)
+        return self._client
+
+    def _store_token(self, token: dict[str, Any]) -> None:
+        self.context["token"] = with_expiry(token)
+        session[CONTEXT] = self.context
+        session.modified = True
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def check_patient(self, requested: str | None) -> None:
+        """Raise AppError 403 (after auditing the refusal) when ``requested`` names a patient
+        other than the launched one."""
+        if not requested:
+            return
+        wanted = requested.removeprefix("Patient/")
+        if wanted == self.patient_id:
+            return
+        self.audit(
+            "read",
+            success=False,
+            description="refused: the request named a patient outside the launch context",
+            requested=wanted,
+        )
+        raise AppError(
+            403,
+            "wrong_patient",
+            "This client is not open in the EHR",
+            "symfhir shows only the client whose chart launched it. Open the other client's "
+            "chart in the EHR to see their record.",
+        )
+
+    def audit(
+        self,
+        subtype: str,
+        *,
+        success: bool = True,
+        description: str | None = None,
+        requested: str | None = None,
+    ) -> None:
+        """Write an AuditEvent for this access. Best effort: a failure is logged (PHI-free)
+        and does not fail the page; without AuditEvent create scope none is attempted."""
+        if not allows(self.scopes, "AuditEvent", "c"):
+            log.warning("AuditEvent not written: the launch did not grant AuditEvent create")
+            return
+        event = audit_event(
+            subtype,
+            self.patient_id,
+            self.fhir_user,
+            success=success,
+            description=description,
+            requested=requested,
+        )
+        try:
+            self.client.create(event)
+        except FhirServerError as exc:
+            log.warning("AuditEvent not written: %s", exc.log_text)
+
+
+def audit_event(
+    subtype: str,
+    patient_id: str,
+    fhir_user: str | None,
+    *,
+    success: bool = True,
+    description: str | None = None,
+    requested: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """An R4 AuditEvent (type rest, subtype ``subtype``) of the app's access to the patient."""
+    agent_user: dict[str, Any] = {
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type",
+                    "code": "humanuser",
+                    "display": "human user",
+                }
+            ]
+        },
+        "requestor": True,
+    }
+    if fhir_user:
+        agent_user["who"] = {"reference": fhir_user}
+    else:
+        agent_user["who"] = {"display": "unknown practitioner"}
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+            "code": "rest",
+            "display": "RESTful Operation",
+        },
+        "subtype": [
+            {
+                "system": "http://hl7.org/fhir/restful-interaction",
+                "code": subtype,
+                "display": subtype,
+            }
+        ],
+        "action": AUDIT_ACTIONS.get(subtype, "E"),
+        "recorded": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "outcome": "0" if success else "4",
+        "agent": [
+            agent_user,
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://dicom.nema.org/resources/ontology/DCM",
+                            "code": "110150",
+                            "display": "Application",
+                        }
+                    ]
+                },
+                "who": {"display": "symfhir"},
+                "requestor": False,
+            },
+        ],
+        "source": {
+            "observer": {"display": "symfhir"},
+            "type": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/security-source-type",
+                    "code": "4",
+                    "display": "Application Server",
+                }
+            ],
+        },
+        "entity": [
+            {
+                "what": {"reference": f"Patient/{patient_id}"},
+                "type": {
+                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                    "code": "1",
+                    "display": "Person",
+                },
+                "role": {
+                    "system": "http://terminology.hl7.org/CodeSystem/object-role",
+                    "code": "1",
+                    "display": "Patient",
+                },
+            }
+        ],
+    }
+    if description:
+        event["outcomeDesc"] = description
+    if requested:
+        # Only as text: a reference to the other patient would put this event in their
+        # compartment, which this launch may not write to.
+        event["entity"].append({"description": f"requested Patient/{requested}"})
+    return event
+
+
+def current_access() -> PatientAccess:
+    """The request's PatientAccess; AppError 401 (session expired) without a launch."""
+    access = g.get("patient_access")
+    if access is None:
+        context = session.get(CONTEXT)
+        if not isinstance(context, dict) or not context.get("patient"):
+            raise session_expired()
+        access = PatientAccess(
+            context, current_app.config["SYMFHIR_CLIENT_ID"], current_app.extensions["symfhir_key"]
+        )
+        g.patient_access = access
+    return access
+
+
+def enforce_patient_context() -> None:
+    """before_request of patient blueprints: any route value, query or form parameter naming
+    a patient must name the launched one."""
+    access = current_access()
+    candidates = [str(v) for k, v in (request.view_args or {}).items() if k in PATIENT_PARAMETERS]
+    for name in PATIENT_PARAMETERS:
+        candidates.extend(request.args.getlist(name))
+        if request.method not in ("GET", "HEAD"):
+            candidates.extend(request.form.getlist(name))
+    for candidate in candidates:
+        access.check_patient(candidate)
+
+
+def close_access(_: BaseException | None = None) -> None:
+    access = g.pop("patient_access", None)
+    if access is not None:
+        access.close()

@@ -1,0 +1,148 @@
+"""The launcher (like smart-launcher-v2): pick practitioner and patient, build a launch URL.
+
+A launch code is a short-lived JWT signed by the sandbox key carrying practitioner,
+patient, encounter, optional scope limit and a simulated error. `/ehr` shows a fake EHR
+chrome with the app in an iframe; `POST /api/launch` builds launch URLs without the UI.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request
+
+from .state import sandbox
+from .upstream import UpstreamError, display_name, practitioners, search
+
+LAUNCH_CODE_LIFETIME_S = 600
+DEFAULT_LAUNCH_URL = "http://localhost:5000/launch"
+DEFAULT_LAUNCH_SCOPE = (
+    "openid fhirUser launch offline_access patient/*.rs patient/*.cu user/Practitioner.rs"
+)
+SIMULATED_ERRORS = (
+    "none",
+    "invalid_client",
+    "invalid_redirect_uri",
+    "invalid_scope",
+    "invalid_secret",
+    "token_expired",
+    "token_invalid",
+)
+
+bp = Blueprint("sandbox_launcher", __name__)
+
+
+class LaunchError(ValueError):
+    """The launch request is incomplete or names an unknown simulated error."""
+
+
+def _http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def create_launch_code(
+    practitioner: str,
+    patient: str | None,
+    encounter: str | None = None,
+    scope: str | None = None,
+    error: str | None = None,
+) -> str:
+    """Sign a launch code. Raises LaunchError for an unknown simulated error."""
+    error = None if error in (None, "", "none") else error
+    if error is not None and error not in SIMULATED_ERRORS:
+        raise LaunchError(f"unknown simulated error {error!r}; one of {SIMULATED_ERRORS}")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "token_use": "launch",
+        "practitioner": practitioner,
+        "patient": patient,
+        "encounter": encounter,
+        "scope": scope,
+        "error": error,
+        "iat": now,
+        "exp": now + LAUNCH_CODE_LIFETIME_S,
+        "jti": uuid.uuid4().hex,
+    }
+    return sandbox().key.sign({k: v for k, v in claims.items() if v is not None})
+
+
+def default_practitioner() -> str:
+    """The first Practitioner upstream (created if there is none). Raises UpstreamError."""
+    return str(practitioners(sandbox().upstream)[0]["id"])
+
+
+def build_launch_url(data: dict[str, Any]) -> str:
+    """`{launch_url}?iss=…&launch=…` for a launch request. Raises LaunchError, UpstreamError."""
+    launch_url = str(data.get("launch_url") or DEFAULT_LAUNCH_URL)
+    if not _http_url(launch_url):
+        raise LaunchError("launch_url must be an http(s) URL")
+    practitioner = data.get("practitioner") or default_practitioner()
+    code = create_launch_code(
+        practitioner=str(practitioner),
+        patient=str(data["patient"]) if data.get("patient") else None,
+        encounter=str(data["encounter"]) if data.get("encounter") else None,
+        scope=str(data["scope"]) if data.get("scope") else None,
+        error=data.get("error"),
+    )
+    separator = "&" if urlsplit(launch_url).query else "?"
+    return f"{launch_url}{separator}{urlencode({'iss': sandbox().fhir_base, 'launch': code})}"
+
+
+@bp.get("/")
+def launcher() -> str:
+    state = sandbox()
+    problem = None
+    doctors: list[dict[str, Any]] = []
+    patients: list[dict[str, Any]] = []
+    try:
+        doctors = practitioners(state.upstream)
+        patients = search(state.upstream, "Patient")
+    except UpstreamError as error:
+        problem = str(error)
+    return render_template(
+        "sandbox/launcher.html",
+        practitioners=[(d["id"], display_name(d)) for d in doctors],
+        patients=[(p["id"], display_name(p)) for p in patients],
+        launch_url=DEFAULT_LAUNCH_URL,
+        scope=DEFAULT_LAUNCH_SCOPE,
+        errors=SIMULATED_ERRORS,
+        problem=problem,
+        fhir_base=state.fhir_base,
+    )
+
+
+@bp.get("/launcher/open")
+def open_launch() -> Response:
+    """The launcher form's target: EHR frame (`/ehr`) or the app itself."""
+    try:
+        url = build_launch_url(request.args.to_dict())
+    except (LaunchError, UpstreamError) as error:
+        abort(400, str(error))
+    if request.args.get("launch_type", "iframe") == "iframe":
+        return redirect(f"/ehr?{urlencode({'app': url})}")
+    return redirect(url)
+
+
+@bp.get("/ehr")
+def ehr() -> str:
+    app_url = request.args.get("app", "")
+    if not _http_url(app_url):
+        abort(400, "app must be an http(s) URL")
+    return render_template("sandbox/ehr.html", app_url=app_url)
+
+
+@bp.post("/api/launch")
+def api_launch() -> tuple[Response, int] | Response:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return jsonify({"error": "send a JSON object"}), 400
+    try:
+        return jsonify({"url": build_launch_url(data)})
+    except LaunchError as error:
+        return jsonify({"error": str(error)}), 400
+    except UpstreamError as error:
+        return jsonify({"error": str(error)}), 502

@@ -1,0 +1,77 @@
+"""CSRF tokens on every form and the security headers of every response.
+
+The CSP allows only this app's own scripts, styles and images (no inline script, no third
+party: no analytics), and ``frame-ancestors`` only the EHR origins that may embed the app.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from flask import Flask, Response, request, session
+
+from smart_app.errors import AppError
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (made on first use); templates call it in every form."""
+    token = session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return str(token)
+
+
+def check_csrf() -> None:
+    """Refuse (400) an unsafe request without the session's CSRF token."""
+    if request.method in SAFE_METHODS:
+        return
+    expected = session.get("csrf")
+    given = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
+    if not expected or not hmac.compare_digest(str(expected), given):
+        raise AppError(
+            400,
+            "csrf_failed",
+            "The form could not be accepted",
+            "The form had expired or did not come from symfhir. Reload the page and try again.",
+        )
+
+
+def content_security_policy(ehr_origins: list[str]) -> str:
+    ancestors = " ".join(["'self'", *ehr_origins])
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            f"frame-ancestors {ancestors}",
+        ]
+    )
+
+
+def init_app(app: Flask) -> None:
+    policy = content_security_policy(app.config["SYMFHIR_EHR_ORIGINS"])
+    app.before_request(check_csrf)
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["csrf_field"] = CSRF_FIELD
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = policy
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+        if not request.path.startswith("/static/"):
+            # Pages may show PHI: never kept by the browser or a proxy.
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["Pragma"] = "no-cache"
+        return response

@@ -1,0 +1,181 @@
+"""Server-side sessions: one Fernet-encrypted file per session, the cookie holds only its id.
+
+The whole session (launch state, patient context and the SMART token response) is encrypted at
+rest with ``cryptography``'s MultiFernet: the first key encrypts, every key decrypts, so a new
+key can be put first and ``rotate`` re-encrypts the files before the old key is dropped.
+A session ends after ``idle`` seconds without a request or ``max_age`` seconds in all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.datastructures import CallbackDict
+
+from symfhir.errors import ConfigError
+
+COOKIE_NAME = "symfhir_session"
+_SID = re.compile(r"^[A-Za-z0-9_-]{40,64}$")
+CREATED = "_created"
+
+
+class ServerSession(CallbackDict, SessionMixin):  # type: ignore[misc]
+    """The session dict of one request; ``regenerate()`` gives it a new id when saved (after a
+    login, against session fixation)."""
+
+    def __init__(self, initial: dict[str, Any] | None, sid: str, new: bool) -> None:
+        def on_update(_: CallbackDict) -> None:
+            self.modified = True
+
+        super().__init__(initial or {}, on_update)
+        self.sid = sid
+        self.new = new
+        self.modified = False
+        self.old_sid: str | None = None
+
+    def regenerate(self) -> None:
+        self.old_sid = self.old_sid or self.sid
+        self.sid = new_session_id()
+        self.modified = True
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def make_fernet(keys: list[str]) -> MultiFernet:
+    """MultiFernet over ``keys`` (first encrypts). Raises ConfigError for a bad key."""
+    if not keys:
+        raise ConfigError("SYMFHIR_TOKEN_KEYS: at least one Fernet key is needed")
+    try:
+        return MultiFernet([Fernet(key) for key in keys])
+    except (ValueError, TypeError):
+        raise ConfigError(
+            "SYMFHIR_TOKEN_KEYS: not a Fernet key (32 url-safe base64 bytes)"
+        ) from None
+
+
+class FileSessionStore:
+    """Encrypted session files under ``directory``, named by the session id."""
+
+    def __init__(self, directory: Path, keys: list[str], idle: int, max_age: int) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.fernet = make_fernet(keys)
+        self.idle = idle
+        self.max_age = max_age
+
+    def _path(self, sid: str) -> Path | None:
+        return self.directory / f"{sid}.session" if _SID.match(sid) else None
+
+    def load(self, sid: str) -> dict[str, Any] | None:
+        """The session's data; None when absent, expired, tampered with or undecryptable."""
+        path = self._path(sid)
+        if path is None or not path.is_file():
+            return None
+        try:
+            plain = self.fernet.decrypt(path.read_bytes(), ttl=self.idle)
+            data = json.loads(plain)
+        except (InvalidToken, OSError, ValueError):
+            self.delete(sid)
+            return None
+        if not isinstance(data, dict) or time.time() - float(data.get(CREATED, 0)) > self.max_age:
+            self.delete(sid)
+            return None
+        return data
+
+    def save(self, sid: str, data: dict[str, Any]) -> None:
+        path = self._path(sid)
+        if path is None:
+            raise ValueError("bad session id")
+        data.setdefault(CREATED, time.time())
+        token = self.fernet.encrypt(json.dumps(data, separators=(",", ":")).encode())
+        temp = path.with_suffix(".tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(token)
+        temp.replace(path)
+
+    def delete(self, sid: str) -> None:
+        path = self._path(sid)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def rotate(self) -> int:
+        """Re-encrypt every session file with the first key; returns how many were rewritten.
+        Files no key can decrypt are deleted (their sessions are lost anyway)."""
+        count = 0
+        for path in self.directory.glob("*.session"):
+            try:
+                path.write_bytes(self.fernet.rotate(path.read_bytes()))
+                count += 1
+            except InvalidToken:
+                path.unlink(missing_ok=True)
+        return count
+
+
+class EncryptedSessionInterface(SessionInterface):
+    """Flask's session backed by FileSessionStore; the cookie carries the random id only."""
+
+    def __init__(self, store: FileSessionStore) -> None:
+        self.store = store
+
+    def open_session(self, app: Flask, request: Request) -> ServerSession:
+        sid = request.cookies.get(self.get_cookie_name(app), "")
+        data = self.store.load(sid) if sid else None
+        if data is None:
+            return ServerSession(None, new_session_id(), new=True)
+        return ServerSession(data, sid, new=False)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        assert isinstance(session, ServerSession)
+        name = self.get_cookie_name(app)
+        domain = self.get_cookie_domain(app)
+        path = self.get_cookie_path(app)
+        if session.old_sid:
+            self.store.delete(session.old_sid)
+        if not session:
+            if not session.new:
+                self.store.delete(session.sid)
+                response.delete_cookie(name, domain=domain, path=path)
+            return
+        # Rewritten on every request: the file's Fernet timestamp is the idle clock.
+        self.store.save(session.sid, dict(session))
+        response.vary.add("Cookie")
+        if session.new or session.old_sid:
+            response.set_cookie(
+                name,
+                session.sid,
+                httponly=True,
+                secure=self.get_cookie_secure(app),
+                samesite=self.get_cookie_samesite(app),
+                domain=domain,
+                path=path,
+            )
+
+
+def cookie_flags(secure: bool) -> dict[str, Any]:
+    """Flask cookie settings.
+
+    SameSite=None lets the cookie reach the app inside the EHR's iframe on another site, but
+    browsers accept SameSite=None only on Secure cookies; so over plain http (local dev) it is
+    Lax: http://localhost:5000 and :5100 are the same site (ports do not count), so the iframe
+    and the /callback redirect still carry it. Secure is off by default only for an http base
+    URL, because not every client sends a Secure cookie back over http (Safari, requests,
+    Werkzeug's test client) and local dev would lose its session; any https deployment gets
+    Secure and SameSite=None (SYMFHIR_COOKIE_SECURE overrides the default)."""
+    return {
+        "SESSION_COOKIE_NAME": COOKIE_NAME,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SECURE": secure,
+        "SESSION_COOKIE_SAMESITE": "None" if secure else "Lax",
+    }

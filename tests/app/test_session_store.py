@@ -1,0 +1,81 @@
+"""Server-side sessions: encryption at rest, key rotation, expiry."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from cryptography.fernet import Fernet
+
+from smart_app.session_store import FileSessionStore, new_session_id
+from symfhir.errors import ConfigError
+
+pytestmark = pytest.mark.unit
+
+
+def test_session_files_hold_no_token_text(launched, app):
+    directory = app.extensions["symfhir_sessions"].directory
+    files = list(directory.glob("*.session"))
+    assert files
+    for path in files:
+        raw = path.read_bytes()
+        assert b"ACCESS-" not in raw and b"REFRESH-" not in raw and b"patient" not in raw
+    # ...but the app can read them back.
+    assert launched.get("/").status_code == 200
+
+
+def test_store_round_trip_and_rotation(tmp_path):
+    old = Fernet.generate_key().decode()
+    store = FileSessionStore(tmp_path, [old], idle=60, max_age=600)
+    sid = new_session_id()
+    store.save(sid, {"ctx": {"token": {"access_token": "secret"}}})
+    assert store.load(sid)["ctx"]["token"]["access_token"] == "secret"
+
+    new = Fernet.generate_key().decode()
+    rotated = FileSessionStore(tmp_path, [new, old], idle=60, max_age=600)
+    assert rotated.load(sid) is not None  # the old key still decrypts
+    assert rotated.rotate() == 1
+    only_new = FileSessionStore(tmp_path, [new], idle=60, max_age=600)
+    assert only_new.load(sid)["ctx"]["token"]["access_token"] == "secret"
+
+
+def test_unknown_key_loses_the_session(tmp_path):
+    store = FileSessionStore(tmp_path, [Fernet.generate_key().decode()], idle=60, max_age=600)
+    sid = new_session_id()
+    store.save(sid, {"a": 1})
+    other = FileSessionStore(tmp_path, [Fernet.generate_key().decode()], idle=60, max_age=600)
+    assert other.load(sid) is None
+    assert not list(tmp_path.glob("*.session"))
+
+
+def test_sessions_expire(tmp_path, monkeypatch):
+    store = FileSessionStore(tmp_path, [Fernet.generate_key().decode()], idle=60, max_age=600)
+    sid = new_session_id()
+    store.save(sid, {"a": 1, "_created": time.time() - 601})
+    assert store.load(sid) is None  # older than max_age
+
+
+@pytest.mark.parametrize("sid", ["../../etc/passwd", "short", "", "a" * 200])
+def test_bad_session_ids_are_ignored(tmp_path, sid):
+    store = FileSessionStore(tmp_path, [Fernet.generate_key().decode()], idle=60, max_age=600)
+    assert store.load(sid) is None
+
+
+def test_bad_fernet_key_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError):
+        FileSessionStore(tmp_path, ["not-a-key"], idle=60, max_age=600)
+
+
+def test_tampered_cookie_gets_a_fresh_session(client):
+    client.set_cookie("symfhir_session", "x" * 43)
+    assert client.get("/").status_code == 401
+
+
+def test_idle_sessions_expire(tmp_path, monkeypatch):
+    store = FileSessionStore(tmp_path, [Fernet.generate_key().decode()], idle=60, max_age=6000)
+    sid = new_session_id()
+    store.save(sid, {"a": 1})
+    assert store.load(sid) == {"a": 1, "_created": store.load(sid)["_created"]}
+    later = time.time() + 120
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert store.load(sid) is None

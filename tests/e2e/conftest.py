@@ -1,0 +1,142 @@
+"""The whole stack for browser tests: HAPI (tests/integration), the sandbox EHR and the app as
+real processes on their own ports, seeded with the synthetic sample, and headless Chromium
+from Debian's packages driven by Selenium. Screenshots of each step go to out/e2e/."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from tests.conftest import AS_OF, SAMPLE
+from tests.integration.conftest import ROOT, fhir_base  # noqa: F401 - the session fixture
+
+SANDBOX_PORT = int(os.environ.get("E2E_SANDBOX_PORT", "5110"))
+APP_PORT = int(os.environ.get("E2E_APP_PORT", "5010"))
+SANDBOX = f"http://localhost:{SANDBOX_PORT}"
+APP = f"http://localhost:{APP_PORT}"
+ISS = f"{SANDBOX}/fhir"
+SHOTS = ROOT / "out" / "e2e"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], name: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{name} exited ({proc.returncode}):\n{log.read_text()}", pytrace=False)
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{name} did not answer at {url}:\n{log.read_text()}", pytrace=False)
+
+
+def _start(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.fixture(scope="session")
+def seeded(fhir_base: str, tmp_path_factory: pytest.TempPathFactory) -> str:  # noqa: F811
+    """The synthetic sample imported into HAPI (idempotent: a re-run creates nothing)."""
+    from symfhir.cli import main
+
+    tmp = tmp_path_factory.mktemp("seed")
+    code = main(
+        [
+            "import",
+            str(SAMPLE / "clients.csv"),
+            "--photos",
+            str(SAMPLE / "photos.csv"),
+            "--server",
+            fhir_base,
+            "--checkpoint",
+            str(tmp / "checkpoint.json"),
+            "--rejects",
+            str(tmp / "rejects.csv"),
+            "--as-of",
+            AS_OF,
+            "--quiet",
+        ]
+    )
+    assert code == 1  # the sample's invalid rows are rejected on purpose
+    return fhir_base
+
+
+@pytest.fixture(scope="session")
+def stack(seeded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    logs = tmp_path_factory.mktemp("logs")
+    env = {
+        "SANDBOX_BASE_URL": SANDBOX,
+        "SANDBOX_FHIR_UPSTREAM": seeded,
+        "SANDBOX_APP_BASE_URL": APP,
+        "SYMFHIR_BASE_URL": APP,
+        "SYMFHIR_TRUSTED_ISS": ISS,
+        "SYMFHIR_EHR_ORIGINS": SANDBOX,
+    }
+    sandbox = _start("smart_app.sandbox", env, logs / "sandbox.log")
+    app = _start("smart_app", env, logs / "app.log")
+    try:
+        _wait(f"{ISS}/.well-known/smart-configuration", sandbox, "sandbox", logs / "sandbox.log")
+        _wait(f"{APP}/.well-known/jwks.json", app, "app", logs / "app.log")
+        yield {"sandbox": SANDBOX, "app": APP, "iss": ISS, "fhir": seeded, "logs": str(logs)}
+    finally:
+        for proc in (app, sandbox):
+            proc.terminate()
+        for proc in (app, sandbox):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[webdriver.Chrome]:
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail("Chromium is not installed: run scripts/install-browser", pytrace=False)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1000",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def shot(driver: webdriver.Chrome, name: str) -> Path:
+    path = SHOTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
