@@ -4,6 +4,7 @@ from Debian's packages driven by Selenium. Screenshots of each step go to out/e2
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -84,10 +85,18 @@ def seeded(fhir_base: str, tmp_path_factory: pytest.TempPathFactory) -> str:  # 
 @pytest.fixture(scope="session")
 def stack(seeded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     logs = tmp_path_factory.mktemp("logs")
+    registration = {
+        "client_id": "symfhir",
+        "redirect_uris": [f"{APP}/callback"],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks_uri": f"{APP}/.well-known/jwks.json",
+        "scope": "openid fhirUser launch launch/patient offline_access online_access "
+        "patient/*.cruds user/*.cruds",
+    }
     env = {
         "SANDBOX_BASE_URL": SANDBOX,
         "SANDBOX_FHIR_UPSTREAM": seeded,
-        "SANDBOX_APP_BASE_URL": APP,
+        "SANDBOX_CLIENTS": json.dumps([registration]),
         "SYMFHIR_BASE_URL": APP,
         "SYMFHIR_TRUSTED_ISS": ISS,
         "SYMFHIR_EHR_ORIGINS": SANDBOX,
