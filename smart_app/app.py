@@ -13,7 +13,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 from flask import Flask
 
-from smart_app import errors, security
+from smart_app import errors, security, timing
 from smart_app.config import load_settings
 from smart_app.fhir_access import close_access
 from smart_app.launch.keys import ClientKey
@@ -62,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     errors.init_app(app)
     security.init_app(app)
+    timing.init_app(app)
     app.teardown_appcontext(close_access)
     app.register_blueprint(launch_bp)
     app.register_blueprint(summary_bp)

@@ -21,6 +21,7 @@ from urllib3.util.retry import Retry
 from smart_app.errors import AppError, session_expired
 from smart_app.launch.keys import AssertionAuth, ClientKey
 from smart_app.launch.smart import allows
+from smart_app.timing import record_fhir
 from symfhir.errors import FhirServerError
 from symfhir.fhir import FhirClient, ServerConfig, SmartTokenAuth
 from symfhir.fhir.auth import TokenCallback
@@ -102,6 +103,7 @@ class PatientAccess:
                 retry=single_attempt_policy(config),
             )
             self._client = FhirClient(config, auth)
+            self._client.session.hooks["response"].append(record_fhir)
         return self._client
 
     def _store_token(self, token: dict[str, Any]) -> None:

@@ -144,3 +144,15 @@ def test_consent_rows_cover_every_kind():
 def test_other_patients_resources_are_dropped():
     summary = build_summary(sample_resources("p2"), "p1", load_consent_kinds())
     assert summary.banner is None and summary.allergies == []
+
+
+def test_server_timing_counts_the_fhir_requests_of_the_page(launched):
+    response = launched.get("/")
+    timing = response.headers["Server-Timing"]
+    app_part, fhir_part = timing.split(", ")
+    assert app_part.startswith("app;dur=")
+    assert fhir_part.startswith("fhir;dur=")
+    assert fhir_part.endswith('desc="2 requests"')
+    app_ms = float(app_part.split("=")[1])
+    fhir_ms = float(fhir_part.split(";")[1].removeprefix("dur="))
+    assert 0 <= fhir_ms <= app_ms
