@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SAMPLE := tests/data/sample
 DEMO_OUT := out/demo
 
-.PHONY: demo test lint unit bench bench-import browser sample clean
+.PHONY: demo test lint unit bench bench-import bench-summary browser sample clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench: $(STAMP)
 
 bench-import: $(STAMP)
 	$(PY) benchmarks/bench_import.py
+
+bench-summary: $(STAMP)
+	$(PY) benchmarks/bench_summary.py
 
 sample: $(STAMP)
 	$(PY) scripts/make_sample_clients.py
