@@ -49,6 +49,8 @@ class LaunchContext:
     encounter: str | None = None
     sim_error: str | None = None
     nonce: str | None = None
+    #: What is granted when the launch allowed less than was asked for (else the request's)
+    granted_scope: str | None = None
 
     def get_user_id(self) -> str:
         return self.practitioner
@@ -212,7 +214,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
                 code=code,
                 client_id=request.client.get_client_id(),
                 redirect_uri=request.payload.redirect_uri,
-                scope=request.scope,
+                scope=request.user.granted_scope or request.scope,
                 context=request.user,
                 code_challenge=data.get("code_challenge"),
                 code_challenge_method=data.get("code_challenge_method"),

@@ -20,7 +20,13 @@ from .config import AUTH_METHODS
 from .keys import TokenError
 from .launcher import default_practitioner
 from .proxy import outcome, rewrite_text
-from .scopes import NON_RESOURCE_SCOPES, disallowed_scopes, split_scope
+from .scopes import (
+    NON_RESOURCE_SCOPES,
+    disallowed_scopes,
+    narrow_scopes,
+    parse_resource_scope,
+    split_scope,
+)
 from .state import auth_server, sandbox
 from .upstream import FHIR_JSON, UpstreamError, display_name, search
 
@@ -223,8 +229,14 @@ def authorize() -> Any:
     if not requested:
         return fail(InvalidScopeError, "'scope' is required")
     refused = disallowed_scopes(requested, split_scope(registration.scope))
-    if launch and launch.get("scope"):
-        refused += disallowed_scopes(requested, split_scope(launch["scope"]))
+    narrowed = False
+    if launch and launch.get("scope") and not refused:
+        narrowed = True
+        # The launch (the EHR user's rights) may allow less than the app asks for: grant
+        # the overlap, as EHRs do, rather than refusing the launch.
+        requested = narrow_scopes(requested, split_scope(launch["scope"]))
+        if not any(parse_resource_scope(item) for item in requested):
+            refused = ["(no resource access left under the launch's scopes)"]
     if refused:
         return fail(InvalidScopeError, f"scopes not allowed: {' '.join(sorted(set(refused)))}")
 
@@ -235,6 +247,8 @@ def authorize() -> Any:
     if context is None:
         return _patient_picker()
     context.nonce = args.get("nonce")
+    if narrowed:
+        context.granted_scope = " ".join(requested)
     try:
         grant = auth_server().get_consent_grant(end_user=context)
     except OAuth2Error as error:

@@ -82,6 +82,39 @@ def split_scope(scope: str | None) -> list[str]:
     return [item for item in (scope or "").split() if item]
 
 
+def narrow_scopes(requested: Iterable[str], allowed: Iterable[str]) -> list[str]:
+    """The part of `requested` that `allowed` covers, as the EHR grants it.
+
+    A launch (the EHR user's rights) may allow less than the app asks for; like a real EHR,
+    the sandbox then grants the overlap — `patient/Consent.crus` under `patient/*.rs`
+    becomes `patient/Consent.rs` — and the token response's `scope` says so. Scopes with
+    nothing left are dropped.
+    """
+    allowed = list(allowed)
+    grants = [g for g in map(parse_resource_scope, allowed) if g is not None]
+    out = []
+    for item in requested:
+        parsed = parse_resource_scope(item)
+        if parsed is None:
+            if item in allowed:
+                out.append(item)
+            continue
+        permitted: set[str] = set()
+        for grant in grants:
+            if grant.context == parsed.context and grant.resource_type in (
+                "*",
+                parsed.resource_type,
+            ):
+                permitted |= grant.permissions
+        kept = parsed.permissions & permitted
+        if kept == parsed.permissions:
+            out.append(item)
+        elif kept:
+            letters = "".join(c for c in PERMISSION_ORDER if c in kept)
+            out.append(f"{parsed.context}/{parsed.resource_type}.{letters}")
+    return out
+
+
 def disallowed_scopes(requested: Iterable[str], allowed: Iterable[str]) -> list[str]:
     """The requested scopes that the registration's `allowed` scopes do not cover."""
     allowed = list(allowed)

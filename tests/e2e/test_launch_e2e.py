@@ -63,3 +63,12 @@ def test_a_launch_from_an_untrusted_iss_is_refused_without_contacting_it(stack, 
     shot(browser, "02-untrusted-iss")
     assert error.get_attribute("data-error-code") == "untrusted_iss"
     assert browser.current_url.startswith(stack["app"])
+
+
+def test_a_launch_without_write_rights_runs_read_only(stack, browser):
+    patient = _patient_id(stack["fhir"], "C0002")
+    read_only = "openid fhirUser launch offline_access patient/*.rs"
+    browser.get(_launch_url(stack, patient, scope=read_only))
+    WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "summary-title")))
+    shot(browser, "03-read-only")
+    assert browser.find_element(By.ID, "read-only-notice").is_displayed()

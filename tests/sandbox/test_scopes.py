@@ -8,6 +8,7 @@ from smart_app.sandbox.scopes import (
     FhirRequest,
     decide,
     disallowed_scopes,
+    narrow_scopes,
     parse_resource_scope,
     resource_in_compartment,
 )
@@ -310,3 +311,19 @@ def test_photo_transaction_like_the_app_writes():
     scopes = ["patient/Binary.cr", "patient/Media.crs", "patient/Provenance.cr"]
     assert decide(req("POST", "", body=body), scopes, P).allowed
     assert not decide(req("POST", "", body=body), scopes[:2], P).allowed
+
+
+@pytest.mark.parametrize(
+    ("requested", "allowed", "granted"),
+    [
+        (["patient/Consent.crus"], ["patient/*.rs"], ["patient/Consent.rs"]),
+        (["patient/Consent.crus"], ["patient/*.read"], ["patient/Consent.rs"]),
+        (["patient/Observation.rs"], ["patient/Observation.cruds"], ["patient/Observation.rs"]),
+        (["patient/AuditEvent.c"], ["patient/*.rs"], []),
+        (["user/Patient.r"], ["patient/*.rs"], []),
+        (["openid", "fhirUser", "launch"], ["openid", "launch"], ["openid", "launch"]),
+        (["patient/Media.crs"], ["patient/Media.c", "patient/*.s"], ["patient/Media.cs"]),
+    ],
+)
+def test_narrow_scopes_grants_the_overlap(requested, allowed, granted):
+    assert narrow_scopes(requested, allowed) == granted
