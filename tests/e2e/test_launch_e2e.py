@@ -3,6 +3,8 @@ sees the client's summary, and the FHIR server holds the audit trail of that vie
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 import requests
 from selenium.webdriver.common.by import By
@@ -72,3 +74,21 @@ def test_a_launch_without_write_rights_runs_read_only(stack, browser):
     WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "summary-title")))
     shot(browser, "03-read-only")
     assert browser.find_element(By.ID, "read-only-notice").is_displayed()
+
+
+def test_launch_inside_the_ehr_frame(stack, browser):
+    """The EHR shows the app in an iframe: the launch, the session cookie and the app's
+    frame-ancestors CSP must all work framed by the EHR's origin."""
+    patient = _patient_id(stack["fhir"], "C0003")
+    url = _launch_url(stack, patient)
+    browser.get(f"{stack['sandbox']}/ehr?{urlencode({'app': url})}")
+    frame = WebDriverWait(browser, 30).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "iframe"))
+    )
+    browser.switch_to.frame(frame)
+    try:
+        WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "summary-title")))
+        assert browser.find_element(By.ID, "patient-banner").is_displayed()
+    finally:
+        browser.switch_to.default_content()
+    shot(browser, "04-in-ehr-frame")
