@@ -16,6 +16,7 @@ from flask import Flask
 from smart_app import errors, security, timing
 from smart_app.config import load_settings
 from smart_app.fhir_access import close_access
+from smart_app.intake import bp as intake_bp
 from smart_app.launch.keys import ClientKey
 from smart_app.launch.views import bp as launch_bp
 from smart_app.session_store import EncryptedSessionInterface, FileSessionStore, cookie_flags
@@ -66,4 +67,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.teardown_appcontext(close_access)
     app.register_blueprint(launch_bp)
     app.register_blueprint(summary_bp)
+    app.register_blueprint(intake_bp)
     return app

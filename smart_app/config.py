@@ -18,7 +18,7 @@ from symfhir.errors import ConfigError
 
 DEFAULT_SCOPES = (
     "openid fhirUser launch offline_access patient/Patient.r patient/AllergyIntolerance.rs "
-    "patient/MedicationStatement.rs patient/Condition.rs patient/Observation.rs "
+    "patient/MedicationStatement.rs patient/Condition.rs patient/Observation.crs "
     "patient/Procedure.rs patient/Consent.crus patient/QuestionnaireResponse.crus "
     "patient/Media.crs patient/Binary.cr patient/DocumentReference.crs patient/Provenance.cr "
     "patient/AuditEvent.c"

@@ -1,0 +1,139 @@
+"""The intake page (``/intake``): the intake Questionnaire as a form, pre-filled from the
+patient's latest QuestionnaireResponse; a submit writes the response, its extracted
+Observations and a Provenance in one transaction. The form logic is in
+``symfhir.workspace.intake``; this module only reads, writes, audits and renders."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from smart_app.errors import AppError
+from smart_app.fhir_access import PatientAccess, current_access, enforce_patient_context
+from smart_app.launch.smart import allows
+from symfhir.errors import FhirAuthError, FhirServerError
+from symfhir.fhir.paths import check_id
+from symfhir.mapping.bundle import transaction
+from symfhir.mapping.context import MappingContext, load_questionnaire
+from symfhir.validation import FastValidator
+from symfhir.workspace import intake
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("intake", __name__, url_prefix="/intake")
+bp.before_request(enforce_patient_context)
+
+_validator = FastValidator()
+
+
+def latest_response(access: PatientAccess, questionnaire: dict[str, Any]) -> dict[str, Any] | None:
+    """The patient's most recent QuestionnaireResponse to ``questionnaire`` (first page only)."""
+    params = {
+        "subject": f"Patient/{check_id(access.patient_id)}",
+        "questionnaire": questionnaire["url"],
+        "_sort": "-authored",
+        "_count": "1",
+    }
+    for bundle in access.client.search_bundles("QuestionnaireResponse", params):
+        for item in bundle.get("entry") or []:
+            resource = item.get("resource") if isinstance(item, dict) else None
+            mode = (item.get("search") or {}).get("mode", "match")
+            if isinstance(resource, dict) and mode == "match":
+                return resource
+        break  # one page: the newest is on it
+    return None
+
+
+def _page(
+    access: PatientAccess,
+    questionnaire: dict[str, Any],
+    values: intake.Values,
+    errors: intake.Errors,
+    *,
+    saved: bool = False,
+    prefilled: bool = False,
+    failed: bool = False,
+) -> str:
+    return render_template(
+        "intake.html",
+        title=questionnaire.get("title") or "Intake",
+        fields=intake.build_form(questionnaire, values, errors),
+        errors=errors,
+        writable=access.writable,
+        saved=saved,
+        prefilled=prefilled,
+        failed=failed,
+    )
+
+
+@bp.get("")
+def form() -> Any:
+    access = current_access()
+    questionnaire = load_questionnaire()
+    latest = latest_response(access, questionnaire)
+    access.audit("search", description="intake form read QuestionnaireResponse")
+    values = intake.values_from_response(questionnaire, latest)
+    saved = request.args.get("saved") == "1"
+    return _page(access, questionnaire, values, {}, saved=saved, prefilled=latest is not None)
+
+
+@bp.post("")
+def submit() -> Any:
+    access = current_access()
+    if not access.writable:
+        raise AppError(
+            403,
+            "read_only",
+            "This record is read-only",
+            "The EHR granted symfhir permission to read this record but not to change it.",
+        )
+    questionnaire = load_questionnaire()
+    posted = {name: request.form.getlist(name) for name in request.form}
+    ctx = MappingContext.load(datetime.now(UTC))
+    response, errors = intake.questionnaire_response(
+        questionnaire,
+        posted,
+        patient_id=access.patient_id,
+        author=access.fhir_user,
+        authored=ctx.now.astimezone(ctx.spa.zone).isoformat(timespec="seconds"),
+        today=ctx.today,
+    )
+    if errors:
+        values = intake.values_from_form(questionnaire, posted)
+        return _page(access, questionnaire, values, errors), 400
+    entries = intake.submission_entries(questionnaire, response, access.patient_id, ctx)
+    types = sorted({item.resource["resourceType"] for item in entries})
+    missing = [t for t in types if not allows(access.scopes, t, "c")]
+    if missing:
+        raise AppError(
+            403,
+            "scope_missing",
+            "The EHR did not allow saving the intake",
+            "symfhir may not create " + ", ".join(missing) + " for this client. Nothing was saved.",
+        )
+    for item in entries:
+        if _validator.validate_fhir_json(item.resource):
+            # A bug of ours, not of the answers: say so without writing anything.
+            raise AppError(
+                500,
+                "intake_invalid",
+                "The intake could not be saved",
+                "symfhir built a record the FHIR server would not accept. Nothing was saved.",
+            )
+    try:
+        access.client.transaction(transaction(entries))
+    except FhirAuthError:
+        raise  # the error page says the EHR refused
+    except FhirServerError as exc:
+        # One transaction: nothing was written. Keep what was entered so it can be sent again.
+        log.warning("intake not saved: %s", exc.log_text)  # log_text is PHI-free
+        access.audit("create", success=False, description="intake not saved: server error")
+        values = intake.values_from_form(questionnaire, posted)
+        return _page(access, questionnaire, values, {}, failed=True), 502
+    access.audit(
+        "create", description="intake saved QuestionnaireResponse, Observation, Provenance"
+    )
+    return redirect(url_for("intake.form", saved="1"), 303)
