@@ -15,6 +15,7 @@ from flask import Flask
 
 from smart_app import errors, security, timing
 from smart_app.config import load_settings
+from smart_app.consents import bp as consents_bp
 from smart_app.fhir_access import close_access
 from smart_app.intake import bp as intake_bp
 from smart_app.launch.keys import ClientKey
@@ -68,4 +69,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(launch_bp)
     app.register_blueprint(summary_bp)
     app.register_blueprint(intake_bp)
+    app.register_blueprint(consents_bp)
     return app
