@@ -70,4 +70,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(summary_bp)
     app.register_blueprint(intake_bp)
     app.register_blueprint(consents_bp)
+    app.jinja_env.globals["workspace_links"] = lambda: _workspace_links(app)
     return app
+
+
+# The workspace's pages, in nav order: (endpoint, label, element id).
+WORKSPACE_PAGES = (
+    ("summary.index", "Summary", "nav-summary-page"),
+    ("intake.form", "Intake", "nav-intake"),
+    ("consents.index", "Consents", "nav-consents"),
+    ("photos.gallery", "Photos", "nav-photos"),
+)
+
+
+def _workspace_links(app: Flask) -> list[tuple[str, str, str]]:
+    return [page for page in WORKSPACE_PAGES if page[0] in app.view_functions]
