@@ -20,6 +20,7 @@ from smart_app.fhir_access import close_access
 from smart_app.intake import bp as intake_bp
 from smart_app.launch.keys import ClientKey
 from smart_app.launch.views import bp as launch_bp
+from smart_app.photos import bp as photos_bp
 from smart_app.session_store import EncryptedSessionInterface, FileSessionStore, cookie_flags
 from smart_app.summary import bp as summary_bp
 
@@ -70,6 +71,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(summary_bp)
     app.register_blueprint(intake_bp)
     app.register_blueprint(consents_bp)
+    app.register_blueprint(photos_bp)
     app.jinja_env.globals["workspace_links"] = lambda: _workspace_links(app)
     return app
 
