@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from symfhir.consent_kinds import ConsentKinds
+from symfhir.workspace.consents import consent_status, policy_version
 
 INTAKE_OBS = "http://symfhir.org/fhir/CodeSystem/intake-observation"
 CONSENT_KIND_SYSTEM = "http://symfhir.org/fhir/CodeSystem/consent-kind"
@@ -190,32 +191,12 @@ def consent_rows(consents: list[dict[str, Any]], kinds: ConsentKinds) -> list[Co
             ConsentRow(
                 key,
                 kind.label,
-                _consent_status(consent),
+                consent_status(consent),
                 str(consent.get("dateTime", ""))[:10],
-                _policy_version(consent),
+                policy_version(consent),
             )
         )
     return rows
-
-
-def _consent_status(consent: dict[str, Any]) -> str:
-    status = consent.get("status")
-    if status == "inactive":
-        return "withdrawn"
-    if status == "rejected" or (consent.get("provision") or {}).get("type") == "deny":
-        return "declined"
-    if status == "active":
-        return "given"
-    return str(status or "unknown")
-
-
-def _policy_version(consent: dict[str, Any]) -> str:
-    """The last path segment of policy[].uri (policy_uri is .../{document}/{version})."""
-    for policy in consent.get("policy", []):
-        uri = policy.get("uri")
-        if isinstance(uri, str) and "/" in uri:
-            return uri.rstrip("/").rsplit("/", 1)[1]
-    return ""
 
 
 def concept_text(concept: dict[str, Any] | None) -> str:
