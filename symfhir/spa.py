@@ -7,10 +7,9 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from symfhir.errors import ConfigError
 from symfhir.terminology import MAPPINGS_DIR
+from symfhir.yamlfile import YAMLError, parse_yaml
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ def load_spa(path: Path | None = None) -> Spa:
     """Load ``mappings/spa.yaml`` (or ``path``). Raises ConfigError."""
     path = path or MAPPINGS_DIR / "spa.yaml"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
         spa = Spa(
             name=str(data["name"]),
             identifier_system=str(data["identifier"]["system"]),
@@ -44,7 +43,7 @@ def load_spa(path: Path | None = None) -> Spa:
             privacy_policy_version=str(data.get("privacy_policy_version", "")),
         )
         spa.zone  # noqa: B018 - fail early on an unknown zone
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+    except (OSError, YAMLError, KeyError, TypeError) as exc:
         raise ConfigError(f"cannot read spa settings {path.name}: {exc}") from exc
     except ZoneInfoNotFoundError:
         raise ConfigError(f"spa settings: unknown timezone {data.get('timezone')!r}") from None

@@ -7,9 +7,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from symfhir.errors import ConfigError
+from symfhir.yamlfile import YAMLError, parse_yaml
 
 MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
 
@@ -62,8 +61,8 @@ def parse_terminology(data: dict[str, Any]) -> Terminology:
 def read_mapping_file(path: Path, what: str) -> dict[str, Any]:
     """The YAML mapping at ``path`` (a file of ``mappings/``). Raises ConfigError."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        data = parse_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, YAMLError) as exc:
         raise ConfigError(f"cannot read {what} {path.name}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{what} {path.name} must be a YAML mapping")

@@ -16,10 +16,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from symfhir.errors import ConfigError, RecordError
 from symfhir.terminology import MAPPINGS_DIR
+from symfhir.yamlfile import YAMLError, parse_yaml
 
 SOURCES_DIR = MAPPINGS_DIR / "sources"
 _LIST_ITEM = re.compile(r"(.+)\[\d+\]")
@@ -120,11 +119,11 @@ def load_field_map(name_or_path: str, consent_kind_keys: tuple[str, ...]) -> Fie
     if not path.suffix:
         path = SOURCES_DIR / f"{name_or_path}.yaml"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         known = ", ".join(sorted(p.stem for p in SOURCES_DIR.glob("*.yaml")))
         raise ConfigError(f"no mapping {name_or_path!r} (bundled: {known})") from None
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, YAMLError) as exc:
         raise ConfigError(f"cannot read mapping {path.name}: {exc}") from exc
     return parse_field_map(data, list(consent_kind_keys))
 
