@@ -8,6 +8,7 @@ batch each entry is checked against its own type's scope.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, render_template
@@ -16,6 +17,7 @@ from smart_app.fhir_access import current_access, enforce_patient_context
 from smart_app.summary_data import batch_resources, build_summary
 from symfhir.consent_kinds import load_consent_kinds
 from symfhir.fhir.paths import check_id
+from symfhir.spa import load_spa
 
 bp = Blueprint("summary", __name__)
 bp.before_request(enforce_patient_context)
@@ -54,7 +56,8 @@ def index(patient_id: str | None = None) -> Any:
     answer = access.client.batch(summary_batch(access.patient_id))
     found = batch_resources(answer, LABELS)
     access.audit("read", description=f"summary view read {READ_TYPES}")
-    summary = build_summary(found.resources, access.patient_id, load_consent_kinds())
+    today = datetime.now(UTC).astimezone(load_spa().zone).date()  # the spa's calendar day
+    summary = build_summary(found.resources, access.patient_id, load_consent_kinds(), today=today)
     return render_template(
         "summary.html",
         summary=summary,

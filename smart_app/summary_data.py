@@ -1,20 +1,20 @@
 """Pure shaping of the client summary: FHIR R4 resources in, a view model out (no Flask, no
-I/O). Observation codes follow mappings/intake-questionnaire.json (SDC extraction)."""
+I/O). Observation codes follow mappings/intake-questionnaire.json (SDC extraction);
+contraindication warnings come from ``symfhir.workspace.contraindications``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from symfhir.consent_kinds import ConsentKinds
 from symfhir.workspace.consents import consent_status, policy_version
+from symfhir.workspace.contraindications import Contraindication, Rule, contraindications
 
 INTAKE_OBS = "http://symfhir.org/fhir/CodeSystem/intake-observation"
 CONSENT_KIND_SYSTEM = "http://symfhir.org/fhir/CodeSystem/consent-kind"
 MEDICATION_KIND_SYSTEM = "http://symfhir.org/fhir/CodeSystem/medication-kind"
-LOINC = "http://loinc.org"
-PREGNANCY_STATUS = "82810-3"
-PREGNANT = {("http://snomed.info/sct", "77386006"), (LOINC, "LA15173-0")}
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Summary:
     conditions: list[Item] = field(default_factory=list)
     skin_type: str | None = None
     skin_concerns: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Contraindication] = field(default_factory=list)
     treatments: list[Item] = field(default_factory=list)
     consents: list[ConsentRow] = field(default_factory=list)
 
@@ -85,9 +85,18 @@ def batch_resources(answer: dict[str, Any], labels: list[str]) -> BatchResult:
     return BatchResult(found, failed, truncated)
 
 
-def build_summary(resources: list[dict[str, Any]], patient_id: str, kinds: ConsentKinds) -> Summary:
-    """The view model of the launched patient's record. Resources of other patients (should
-    a server return any) are ignored."""
+def build_summary(
+    resources: list[dict[str, Any]],
+    patient_id: str,
+    kinds: ConsentKinds,
+    *,
+    today: date,
+    rules: tuple[Rule, ...] | None = None,
+) -> Summary:
+    """The view model of the launched patient's record on ``today`` (time windows of the
+    contraindication ``rules``, default the bundled ones, count back from it). Resources of
+    other patients (should a server return any) are ignored. Raises ConfigError when the
+    bundled rules are unusable."""
     own = [r for r in resources if _belongs(r, patient_id)]
     patient = next((r for r in own if r.get("resourceType") == "Patient"), None)
     summary = Summary(banner=_banner(patient) if patient else None)
@@ -138,6 +147,7 @@ def build_summary(resources: list[dict[str, Any]], patient_id: str, kinds: Conse
     ]
     summary.treatments = sorted(procedures, key=lambda i: i.date, reverse=True)
     summary.consents = consent_rows(by_type.get("Consent", []), kinds)
+    summary.warnings = contraindications(own, today, rules)
     for items in (summary.allergies, summary.medications, summary.supplements):
         items.sort(key=lambda i: i.text.lower())
     return summary
@@ -156,13 +166,8 @@ def _observations(observations: list[dict[str, Any]], summary: Summary) -> None:
                 latest_skin_type = (when, concept_text(value))
         elif (INTAKE_OBS, "skin-concern") in codes and value:
             summary.skin_concerns.append(concept_text(value))
-        elif (INTAKE_OBS, "contraindication") in codes and value:
-            summary.warnings.append(concept_text(value))
-        elif (LOINC, PREGNANCY_STATUS) in codes and value and _codes(value) & PREGNANT:
-            summary.warnings.append("Pregnant")
     summary.skin_type = latest_skin_type[1] if latest_skin_type else None
     summary.skin_concerns = sorted(set(summary.skin_concerns))
-    summary.warnings = sorted(set(summary.warnings))
 
 
 def consent_rows(consents: list[dict[str, Any]], kinds: ConsentKinds) -> list[ConsentRow]:
