@@ -17,7 +17,13 @@ from symfhir.consent_kinds import load_consent_kinds
 from symfhir.errors import FhirConflictError, FhirValidationError
 from symfhir.fhir.paths import check_id
 from symfhir.mapping.context import MappingContext
-from symfhir.workspace import consents as ws
+from symfhir.workspace.consents.capture import capture_bundle, capture_entries, parse_capture
+from symfhir.workspace.consents.status import basis_of, consent_overview, is_minor, patient_age
+from symfhir.workspace.consents.withdrawal import (
+    CHANGED_MEANWHILE,
+    find_withdrawable,
+    withdrawal_bundle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +80,12 @@ def _read(access: PatientAccess, ctx: MappingContext) -> dict[str, Any]:
         and str((r.get("patient") or {}).get("reference", "")).endswith(target)
     ]
     kinds = load_consent_kinds()
-    age = ws.patient_age(patient, ctx.today)
+    age = patient_age(patient, ctx.today)
     return {
-        "overview": ws.consent_overview(consents, kinds),
+        "overview": consent_overview(consents, kinds),
         "consents": {str(c.get("id")): c for c in consents},
         "age": age,
-        "minor": ws.is_minor(age),
+        "minor": is_minor(age),
         "age_known": patient is not None and age is not None,
         "failed": found.failed,
         "truncated": found.truncated,
@@ -150,14 +156,14 @@ def capture() -> Any:
     data = _read(access, ctx)
     form = {k: v for k, v in request.form.items() if k != "csrf_token"}
     kinds = load_consent_kinds()
-    parsed, errors = ws.parse_capture(request.form, kinds, ctx, data["age"])
+    parsed, errors = parse_capture(request.form, kinds, ctx, data["age"])
     if parsed is None:
         # A drawn signature is not sent back to the page: it is drawn again.
         form.pop("signature_data", None)
         return _render(data, status=400, errors=errors, form=form)
     try:
-        basis = ws.basis_of(data["overview"], parsed.kind)
-        entries = ws.capture_entries(parsed, access.patient_id, access.fhir_user, kinds, ctx, basis)
+        basis = basis_of(data["overview"], parsed.kind)
+        entries = capture_entries(parsed, access.patient_id, access.fhir_user, kinds, ctx, basis)
     except FhirValidationError as exc:
         log.warning("consent capture: invalid FHIR (%d problems)", len(exc.problems))
         raise AppError(
@@ -166,7 +172,7 @@ def capture() -> Any:
             "The consent could not be recorded",
             "symfhir built a Consent the FHIR rules do not accept. Nothing was written.",
         ) from None
-    access.client.transaction(ws.capture_bundle(entries))
+    access.client.transaction(capture_bundle(entries))
     access.audit("create", description=f"consents page recorded a {parsed.kind} Consent")
     return redirect(
         url_for("consents.index", saved=parsed.decision, kind=parsed.kind) + "#consent-saved",
@@ -181,14 +187,14 @@ def withdraw() -> Any:
     ctx = _context()
     data = _read(access, ctx)
     kind = (request.form.get("kind") or "").strip()
-    current, problem = ws.find_withdrawable(data["overview"], kind)
+    current, problem = find_withdrawable(data["overview"], kind)
     if current is None:
         return _render(data, status=400, withdraw_error=problem)
     shown = (request.form.get("consent_id") or "", request.form.get("version") or "")
     if shown != ("", "") and shown != (current.id, current.version):
-        return _render(data, status=409, withdraw_error=ws.CHANGED_MEANWHILE)
+        return _render(data, status=409, withdraw_error=CHANGED_MEANWHILE)
     try:
-        bundle = ws.withdrawal_bundle(
+        bundle = withdrawal_bundle(
             data["consents"][current.id], current.version, access.patient_id, access.fhir_user, ctx
         )
     except FhirValidationError as exc:
@@ -203,6 +209,6 @@ def withdraw() -> Any:
         access.client.transaction(bundle)
     except FhirConflictError:
         log.info("consent withdrawal: version conflict")
-        return _render(_read(access, ctx), status=409, withdraw_error=ws.CHANGED_MEANWHILE)
+        return _render(_read(access, ctx), status=409, withdraw_error=CHANGED_MEANWHILE)
     access.audit("update", description=f"consents page withdrew a {kind} Consent")
     return redirect(url_for("consents.index", saved="withdrawn", kind=kind) + "#consent-saved", 303)

@@ -19,7 +19,11 @@ from symfhir.fhir.paths import check_id
 from symfhir.mapping.bundle import transaction
 from symfhir.mapping.context import MappingContext, load_questionnaire
 from symfhir.validation import FastValidator
-from symfhir.workspace import intake
+from symfhir.workspace.intake.fields import build_form
+from symfhir.workspace.intake.questionnaire import Errors, Values
+from symfhir.workspace.intake.response import questionnaire_response
+from symfhir.workspace.intake.submission import submission_entries
+from symfhir.workspace.intake.values import values_from_form, values_from_response
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +54,8 @@ def latest_response(access: PatientAccess, questionnaire: dict[str, Any]) -> dic
 def _page(
     access: PatientAccess,
     questionnaire: dict[str, Any],
-    values: intake.Values,
-    errors: intake.Errors,
+    values: Values,
+    errors: Errors,
     *,
     saved: bool = False,
     prefilled: bool = False,
@@ -60,7 +64,7 @@ def _page(
     return render_template(
         "intake.html",
         title=questionnaire.get("title") or "Intake",
-        fields=intake.build_form(questionnaire, values, errors),
+        fields=build_form(questionnaire, values, errors),
         errors=errors,
         writable=access.writable,
         saved=saved,
@@ -75,7 +79,7 @@ def form() -> Any:
     questionnaire = load_questionnaire()
     latest = latest_response(access, questionnaire)
     access.audit("search", description="intake form read QuestionnaireResponse")
-    values = intake.values_from_response(questionnaire, latest)
+    values = values_from_response(questionnaire, latest)
     saved = request.args.get("saved") == "1"
     return _page(access, questionnaire, values, {}, saved=saved, prefilled=latest is not None)
 
@@ -93,7 +97,7 @@ def submit() -> Any:
     questionnaire = load_questionnaire()
     posted = {name: request.form.getlist(name) for name in request.form}
     ctx = MappingContext.load(datetime.now(UTC))
-    response, errors = intake.questionnaire_response(
+    response, errors = questionnaire_response(
         questionnaire,
         posted,
         patient_id=access.patient_id,
@@ -102,9 +106,9 @@ def submit() -> Any:
         today=ctx.today,
     )
     if errors:
-        values = intake.values_from_form(questionnaire, posted)
+        values = values_from_form(questionnaire, posted)
         return _page(access, questionnaire, values, errors), 400
-    entries = intake.submission_entries(questionnaire, response, access.patient_id, ctx)
+    entries = submission_entries(questionnaire, response, access.patient_id, ctx)
     types = sorted({item.resource["resourceType"] for item in entries})
     missing = [t for t in types if not allows(access.scopes, t, "c")]
     if missing:
@@ -131,7 +135,7 @@ def submit() -> Any:
         # One transaction: nothing was written. Keep what was entered so it can be sent again.
         log.warning("intake not saved: %s", exc.log_text)  # log_text is PHI-free
         access.audit("create", success=False, description="intake not saved: server error")
-        values = intake.values_from_form(questionnaire, posted)
+        values = values_from_form(questionnaire, posted)
         return _page(access, questionnaire, values, {}, failed=True), 502
     access.audit(
         "create", description="intake saved QuestionnaireResponse, Observation, Provenance"

@@ -22,14 +22,13 @@ from pydantic import ValidationError
 
 from symfhir.mapping.context import MappingContext
 from symfhir.mapping.photos import PHASE_EXTENSION, PhotoInput, photo_entries
+from symfhir.mapping.provenance import AGENT_TYPE, DATA_OPERATION
 from symfhir.mapping.refs import Entry, digest, organization_ref, tagged_entry
 from symfhir.model.photo import Photo
 from symfhir.photos.clean import CleanImage
 from symfhir.terminology import Terminology
 
 CONSENT_KIND_SYSTEM = "http://symfhir.org/fhir/CodeSystem/consent-kind"
-AGENT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
-DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 PHASES = ("before", "after", "progress")
 FORM_FIELDS = ("body_site", "view", "phase", "treatment", "taken_at")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")

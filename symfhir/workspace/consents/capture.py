@@ -1,0 +1,191 @@
+"""Capture of a consent at the desk: the checked form, the Consent and its Provenance (pure).
+
+The Consent itself is built by ``symfhir.mapping.consent`` from a ``ConsentRecord`` (the
+templates of ``mappings/consent-kinds.yaml``); a capture adds what an import has not: the
+exact capture instant (``ctx.now``), who signed, and the signed form.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from symfhir.consent_kinds import ConsentKinds
+from symfhir.mapping import consent as consent_mapping
+from symfhir.mapping.bundle import transaction
+from symfhir.mapping.context import MappingContext
+from symfhir.mapping.refs import Entry, digest, entry, organization_ref
+from symfhir.model import ConsentRecord, SpaRecord
+from symfhir.model.client import Client
+from symfhir.model.consent import SignedForm
+from symfhir.model.record import ADULT_AGE
+from symfhir.workspace.consents.signature import checked_name, signature_form
+from symfhir.workspace.consents.status import current_policy_version, is_minor
+from symfhir.workspace.consents.writes import check_valid, provenance_entry
+
+# A policy version ends up in Consent.policy.uri: keep it to URL-safe characters.
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+
+Decision = Literal["given", "declined"]
+Signer = Literal["client", "guardian"]
+DECISIONS: tuple[str, ...] = ("given", "declined")
+SIGNERS: tuple[str, ...] = ("client", "guardian")
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A validated capture form."""
+
+    kind: str
+    decision: Decision
+    signer: Signer
+    signer_name: str
+    policy_version: str
+    form: SignedForm
+    typed: bool  # the signature was typed, not drawn
+
+
+def parse_capture(
+    form: Mapping[str, str],
+    kinds: ConsentKinds,
+    ctx: MappingContext,
+    age: int | None,
+) -> tuple[Capture | None, dict[str, str]]:
+    """The capture form's fields, checked: (Capture, {}) or (None, {field: message}).
+
+    Fields: kind, decision (given|declined), signer (client|guardian), signer_name,
+    signature_data (a PNG data URL drawn on the pad) or typed_signature (a typed name,
+    rendered to a PNG), policy_version (default: the kind's current version). A minor
+    (``age`` < 18) must be signed for by the guardian, whose name is required. Error keys
+    are the ids' suffixes of the page's error spans (``err-<key>``).
+    """
+    errors: dict[str, str] = {}
+    kind = (form.get("kind") or "").strip()
+    if kind not in kinds.kinds:
+        errors["kind"] = "Choose a consent kind."
+    decision = (form.get("decision") or "").strip()
+    if decision not in DECISIONS:
+        errors["decision"] = "Choose whether the consent is given or declined."
+    signer = (form.get("signer") or "").strip()
+    name = checked_name(form.get("signer_name"))
+    if signer not in SIGNERS:
+        errors["signer"] = "Choose who signs: the client or a parent or guardian."
+    elif is_minor(age) and signer != "guardian":
+        errors["signer"] = f"The client is under {ADULT_AGE}: a parent or guardian must sign."
+    if name is None:
+        errors["signer-name"] = "The name has control characters or is too long."
+    elif not name and signer == "guardian":
+        errors["signer-name"] = "Enter the parent's or guardian's full name."
+    version = (form.get("policy_version") or "").strip()
+    if not version and kind in kinds.kinds:
+        version = current_policy_version(kinds.kinds[kind], ctx)
+    if not _VERSION.fullmatch(version):
+        errors["policy-version"] = (
+            "Enter the policy version (letters, digits, dots, dashes; up to 40 characters)."
+        )
+    signed, typed, problem = signature_form(
+        form.get("signature_data") or "", form.get("typed_signature") or ""
+    )
+    if problem:
+        errors["signature"] = problem
+    if errors or signed is None:
+        return None, errors
+    return (
+        Capture(
+            kind=kind,
+            decision=decision,  # type: ignore[arg-type]  # checked against DECISIONS
+            signer=signer,  # type: ignore[arg-type]  # checked against SIGNERS
+            signer_name=name or "",
+            policy_version=version,
+            form=signed,
+            typed=typed,
+        ),
+        {},
+    )
+
+
+@dataclass(frozen=True)
+class _Logical(Entry):
+    """An Entry for a resource that is not in the Bundle: its reference is given as is."""
+
+    ref: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reference(self) -> dict[str, Any]:
+        return self.ref
+
+
+def capture_entries(
+    capture: Capture,
+    patient_id: str,
+    fhir_user: str | None,
+    kinds: ConsentKinds,
+    ctx: MappingContext,
+    basis: str = "",
+) -> list[Entry]:
+    """The Consent (built by ``symfhir.mapping.consent`` from a ConsentRecord) and its
+    Provenance, as conditional creates: a double submit of the same form writes nothing new.
+    ``basis`` names the kind's current Consent as the page showed it (``id/version``): the
+    same consent given again after a withdrawal is a new Consent, not the withdrawn one.
+
+    Raises FhirValidationError when a resource is not valid R4.
+    """
+    record = ConsentRecord.model_validate(
+        {
+            "kind": capture.kind,
+            "status": capture.decision,
+            "date": ctx.today,
+            "signer": capture.signer,
+            "policy_version": capture.policy_version,
+            "form": capture.form,
+        },
+        context={"today": ctx.today, "consent_kinds": kinds},
+    )
+    # Only the client id (for the identifier) and physician (an actor of physician_sharing)
+    # are read by the mapping; the rest of a spa record has no part in one consent.
+    client = Client.model_construct(client_id=patient_id, physician=None)
+    spa_record = SpaRecord.model_construct(client=client, consents={capture.kind: record})
+    patient = Entry({}, f"Patient/{patient_id}", "")
+    org = _Logical({}, "", "", ref=organization_ref(ctx))
+    mapping_ctx = replace(ctx, consent_kinds=kinds)
+    (mapped,) = consent_mapping.consents(spa_record, patient, None, org, mapping_ctx)
+    resource = dict(mapped.resource)
+    captured_at = ctx.now.isoformat()
+    key = digest(capture.kind, capture.decision, capture.signer, capture.form.sha1_b64, basis)
+    ident = dict(resource["identifier"][0])
+    ident["value"] = f"{ident['value']}-{key}"
+    resource["identifier"] = [ident]
+    resource["dateTime"] = captured_at
+    resource["performer"] = [_performer(capture, patient_id)]
+    attachment = dict(resource["sourceAttachment"])
+    attachment["creation"] = captured_at
+    if capture.typed:
+        attachment["title"] = f"{attachment['title']} (typed signature)"
+    resource["sourceAttachment"] = attachment
+    consent_entry = entry(resource, ident)
+    prov = provenance_entry(
+        [consent_entry.reference],
+        "CREATE",
+        fhir_user,
+        ctx,
+        key=f"consent-capture-{digest(ident['value'])}",
+    )
+    entries = [consent_entry, prov]
+    check_valid([e.resource for e in entries])
+    return entries
+
+
+def _performer(capture: Capture, patient_id: str) -> dict[str, Any]:
+    if capture.signer == "guardian":
+        return {"type": "RelatedPerson", "display": f"{capture.signer_name} (parent or guardian)"}
+    performer: dict[str, Any] = {"reference": f"Patient/{patient_id}", "type": "Patient"}
+    if capture.signer_name:
+        performer["display"] = capture.signer_name
+    return performer
+
+
+def capture_bundle(entries: list[Entry]) -> dict[str, Any]:
+    """The transaction Bundle of a capture (conditional creates)."""
+    return transaction(entries)

@@ -1,0 +1,173 @@
+"""Consent status and history: every consent kind with its Consents, newest first (pure).
+
+Reads Consents as ``symfhir.mapping.consent`` and the capture write them
+(hl7.org/fhir/R4/consent.html): the kind from the category, the policy version from
+policy[].uri, the signer from the performer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from symfhir.consent_kinds import ConsentKind, ConsentKinds
+from symfhir.mapping.context import MappingContext
+from symfhir.model.record import ADULT_AGE, age_on
+from symfhir.photos.clean import PNG
+from symfhir.workspace.consents.signature import DATA_URL_PREFIX
+
+KIND_SYSTEM = "http://symfhir.org/fhir/CodeSystem/consent-kind"
+
+
+@dataclass(frozen=True)
+class ConsentEvent:
+    """One Consent of a kind, as the history lists it."""
+
+    id: str
+    version: str
+    status: str  # given | declined | withdrawn | <the FHIR status>
+    date: str
+    policy_version: str
+    signer: str  # client | guardian | ""
+    signer_name: str
+    withdrawn_on: str
+    has_form: bool
+    form_data_url: str = ""
+
+
+@dataclass(frozen=True)
+class KindStatus:
+    """A consent kind with its current status (from its latest Consent) and its history."""
+
+    key: str
+    label: str
+    history: list[ConsentEvent] = field(default_factory=list)
+
+    @property
+    def current(self) -> ConsentEvent | None:
+        return self.history[0] if self.history else None
+
+    @property
+    def status(self) -> str:
+        return self.current.status if self.current else "never asked"
+
+    @property
+    def withdrawable(self) -> bool:
+        return self.status == "given"
+
+
+def patient_age(patient: Mapping[str, Any] | None, today: date) -> int | None:
+    """The age in years on ``today`` from Patient.birthDate, or None when it is unknown
+    (absent, or only a year or year-month)."""
+    birth = (patient or {}).get("birthDate")
+    if not isinstance(birth, str) or len(birth) != 10:
+        return None
+    try:
+        return age_on(date.fromisoformat(birth), today)
+    except ValueError:
+        return None
+
+
+def is_minor(age: int | None) -> bool:
+    return age is not None and age < ADULT_AGE
+
+
+def consent_kind_of(consent: Mapping[str, Any], kinds: ConsentKinds) -> str | None:
+    """The consent kind a Consent's category names (system ``KIND_SYSTEM``), if known."""
+    for category in consent.get("category") or []:
+        for coding in (category or {}).get("coding") or []:
+            if coding.get("system") == KIND_SYSTEM and coding.get("code") in kinds.kinds:
+                return str(coding["code"])
+    return None
+
+
+def consent_overview(consents: list[dict[str, Any]], kinds: ConsentKinds) -> list[KindStatus]:
+    """Every consent kind (in the order of the consent-kinds data) with its history, newest
+    first (by dateTime, then lastUpdated); the current status is the newest one's.
+    Entered-in-error, draft and proposed Consents are left out."""
+    grouped: dict[str, list[dict[str, Any]]] = {key: [] for key in kinds.kinds}
+    for consent in consents:
+        if consent.get("resourceType") != "Consent":
+            continue
+        if consent.get("status") in ("entered-in-error", "draft", "proposed"):
+            continue
+        kind = consent_kind_of(consent, kinds)
+        if kind is not None:
+            grouped[kind].append(consent)
+    out = []
+    for key, kind_spec in kinds.kinds.items():
+        ordered = sorted(
+            grouped[key],
+            key=lambda c: (
+                str(c.get("dateTime", "")),
+                str((c.get("meta") or {}).get("lastUpdated", "")),
+            ),
+            reverse=True,
+        )
+        history = [_event(c, with_form=index == 0) for index, c in enumerate(ordered)]
+        out.append(KindStatus(key, kind_spec.label, history))
+    return out
+
+
+def _event(consent: Mapping[str, Any], *, with_form: bool) -> ConsentEvent:
+    provision = consent.get("provision") or {}
+    performer = (consent.get("performer") or [{}])[0] or {}
+    reference = str(performer.get("reference", ""))
+    if performer.get("type") == "RelatedPerson" or reference.startswith("RelatedPerson/"):
+        signer = "guardian"
+    elif reference.startswith("Patient/") or performer.get("type") == "Patient":
+        signer = "client"
+    else:
+        signer = ""
+    attachment = consent.get("sourceAttachment") or {}
+    form_url = ""
+    if with_form and attachment.get("contentType") == PNG and attachment.get("data"):
+        form_url = DATA_URL_PREFIX + str(attachment["data"])
+    return ConsentEvent(
+        id=str(consent.get("id", "")),
+        version=str((consent.get("meta") or {}).get("versionId", "")),
+        status=consent_status(consent),
+        date=str(consent.get("dateTime", ""))[:10],
+        policy_version=policy_version(consent),
+        signer=signer,
+        signer_name=str(performer.get("display", "")),
+        withdrawn_on=str((provision.get("period") or {}).get("end", ""))[:10],
+        has_form=bool(attachment),
+        form_data_url=form_url,
+    )
+
+
+def consent_status(consent: Mapping[str, Any]) -> str:
+    """given (active permit), declined (rejected or deny), withdrawn (inactive)."""
+    status = consent.get("status")
+    if status == "inactive":
+        return "withdrawn"
+    if status == "rejected" or (consent.get("provision") or {}).get("type") == "deny":
+        return "declined"
+    if status == "active":
+        return "given"
+    return str(status or "unknown")
+
+
+def policy_version(consent: Mapping[str, Any]) -> str:
+    """The last path segment of policy[].uri (policy_uri is .../{document}/{version})."""
+    for policy in consent.get("policy") or []:
+        uri = policy.get("uri")
+        if isinstance(uri, str) and "/" in uri:
+            return uri.rstrip("/").rsplit("/", 1)[1]
+    return ""
+
+
+def current_policy_version(kind: ConsentKind, ctx: MappingContext) -> str:
+    """The policy version a new consent of ``kind`` is given under: the kind's own
+    ``version`` when the consent-kinds data has one, else the spa's privacy policy version."""
+    return str(getattr(kind, "version", None) or ctx.spa.privacy_policy_version)
+
+
+def basis_of(overview: list[KindStatus], kind: str) -> str:
+    """``id/version`` of the current Consent of ``kind`` ("" when never asked)."""
+    status = next((s for s in overview if s.key == kind), None)
+    current = status.current if status else None
+    return f"{current.id}/{current.version}" if current else ""
