@@ -13,7 +13,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 from flask import Flask
 
-from smart_app import errors, security, timing
+from smart_app import ehr_style, errors, security, timing
 from smart_app.config import load_settings
 from smart_app.consents import bp as consents_bp
 from smart_app.fhir_access import close_access
@@ -72,6 +72,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(intake_bp)
     app.register_blueprint(consents_bp)
     app.register_blueprint(photos_bp)
+    app.register_blueprint(ehr_style.bp)
     app.jinja_env.globals["workspace_links"] = lambda: _workspace_links(app)
     return app
 

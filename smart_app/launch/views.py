@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
+from smart_app import ehr_style
 from smart_app.errors import AppError
 from smart_app.fhir_access import CONTEXT, with_expiry
 from smart_app.launch import smart
@@ -129,6 +130,7 @@ def callback() -> Response:
         "writable": smart.can_write(scopes),
         "need_patient_banner": bool(token.get("need_patient_banner", True)),
         "smart_style_url": token.get("smart_style_url"),
+        "style": ehr_style.fetch_style(token.get("smart_style_url"), pending.iss, timeout),
         "token": with_expiry(kept),
     }
     log.info("launch complete (writable=%s)", smart.can_write(scopes))
