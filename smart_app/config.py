@@ -8,6 +8,7 @@ The file is named by ``SYMFHIR_APP_CONFIG``; its top-level keys are the same SYM
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,11 +40,17 @@ DEFAULTS: dict[str, Any] = {
     "SYMFHIR_SESSION_IDLE_SECONDS": 1800,
     "SYMFHIR_SESSION_MAX_SECONDS": 8 * 3600,
     "SYMFHIR_HTTP_TIMEOUT": 10.0,
+    # The audit channel (smart_app.audit): AuditEvents of launches without AuditEvent create
+    # are written with the app's own SMART Backend Services token of this scope.
+    "SYMFHIR_AUDIT_BACKEND": True,
+    "SYMFHIR_AUDIT_SCOPE": "system/AuditEvent.c",
     "SECRET_KEY": None,
 }
 LISTS = frozenset({"SYMFHIR_TRUSTED_ISS", "SYMFHIR_EHR_ORIGINS", "SYMFHIR_TOKEN_KEYS"})
 INTEGERS = frozenset({"SYMFHIR_SESSION_IDLE_SECONDS", "SYMFHIR_SESSION_MAX_SECONDS"})
-BOOLEANS = frozenset({"SYMFHIR_COOKIE_SECURE"})
+#: v2 letters in order, or v1 read/write/*; AuditEvent only (never a wildcard type).
+SYSTEM_AUDIT_SCOPE = re.compile(r"^system/AuditEvent\.(?!$)(c?r?u?d?s?|read|write|\*)$")
+BOOLEANS = frozenset({"SYMFHIR_COOKIE_SECURE", "SYMFHIR_AUDIT_BACKEND"})
 FLOATS = frozenset({"SYMFHIR_HTTP_TIMEOUT"})
 
 
@@ -71,6 +78,7 @@ def load_settings(
     values["SYMFHIR_EHR_ORIGINS"] = [
         _url("SYMFHIR_EHR_ORIGINS", u) for u in values["SYMFHIR_EHR_ORIGINS"]
     ]
+    values["SYMFHIR_AUDIT_SCOPE"] = _audit_scope(values["SYMFHIR_AUDIT_SCOPE"])
     values["SYMFHIR_REDIRECT_URI"] = values["SYMFHIR_BASE_URL"] + "/callback"
     if values["SYMFHIR_COOKIE_SECURE"] is None:
         values["SYMFHIR_COOKIE_SECURE"] = values["SYMFHIR_BASE_URL"].startswith("https://")
@@ -116,6 +124,20 @@ def _typed(key: str, value: Any) -> Any:
     except (TypeError, ValueError):
         raise ConfigError(f"{key}: must be a number") from None
     return value
+
+
+def _audit_scope(value: object) -> str:
+    """The audit channel's scope: `system/AuditEvent` scopes only (v1 or v2), one of them
+    allowing create — so its token cannot touch patient data even if the EHR granted more."""
+    items = value.split() if isinstance(value, str) else []
+    permissions = [m.group(1) for m in map(SYSTEM_AUDIT_SCOPE.match, items) if m]
+    if not items or len(permissions) != len(items):
+        raise ConfigError(
+            "SYMFHIR_AUDIT_SCOPE: must be system/AuditEvent scopes, e.g. system/AuditEvent.c"
+        )
+    if not any(p in ("write", "*") or "c" in p for p in permissions):
+        raise ConfigError("SYMFHIR_AUDIT_SCOPE: must allow create (.c, .write or .*)")
+    return " ".join(items)
 
 
 def _url(key: str, url: object) -> str:

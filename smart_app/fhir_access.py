@@ -4,25 +4,24 @@
 SMART token (refreshed with private_key_jwt; each new token is stored encrypted in the
 session), the launched patient, the practitioner (fhirUser) and the granted scopes.
 ``enforce_patient_context`` refuses (403, with an AuditEvent) any request that names another
-patient. AuditEvent: https://hl7.org/fhir/R4/auditevent.html
+patient. ``PatientAccess.audit`` records each access (``smart_app.audit``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from authlib.integrations.requests_client import OAuth2Session
 from flask import current_app, g, request, session
 from urllib3.util.retry import Retry
 
+from smart_app.audit import BackendAuditChannel, audit_event, backend_channels, write_audit
 from smart_app.errors import AppError, session_expired
 from smart_app.launch.keys import AssertionAuth, ClientKey
 from smart_app.launch.smart import allows
 from smart_app.timing import record_fhir
-from symfhir.errors import FhirServerError
 from symfhir.fhir import FhirClient, ServerConfig, SmartTokenAuth
 from symfhir.fhir.auth import TokenCallback
 from symfhir.fhir.retry import single_attempt_policy
@@ -31,7 +30,6 @@ log = logging.getLogger(__name__)
 
 CONTEXT = "ctx"
 PATIENT_PARAMETERS = ("patient", "patient_id", "subject")
-AUDIT_ACTIONS = {"read": "R", "create": "C", "update": "U", "search": "E"}
 
 
 class PrivateKeyRefreshAuth(SmartTokenAuth):
@@ -145,11 +143,9 @@ class PatientAccess:
         description: str | None = None,
         requested: str | None = None,
     ) -> None:
-        """Write an AuditEvent for this access. Best effort: a failure is logged (PHI-free)
-        and does not fail the page; without AuditEvent create scope none is attempted."""
-        if not allows(self.scopes, "AuditEvent", "c"):
-            log.warning("AuditEvent not written: the launch did not grant AuditEvent create")
-            return
+        """Write an AuditEvent for this access (``smart_app.audit``): with the session's token
+        when the launch granted AuditEvent create, else with the app's Backend Services audit
+        channel. Best effort: a failure is one PHI-free log warning and never fails the page."""
         event = audit_event(
             subtype,
             self.patient_id,
@@ -158,105 +154,16 @@ class PatientAccess:
             description=description,
             requested=requested,
         )
-        try:
-            self.client.create(event)
-        except FhirServerError as exc:
-            log.warning("AuditEvent not written: %s", exc.log_text)
+        user_client = self.client if allows(self.scopes, "AuditEvent", "c") else None
+        write_audit(event, user_client, self._backend_channel)
 
-
-def audit_event(
-    subtype: str,
-    patient_id: str,
-    fhir_user: str | None,
-    *,
-    success: bool = True,
-    description: str | None = None,
-    requested: str | None = None,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """An R4 AuditEvent (type rest, subtype ``subtype``) of the app's access to the patient."""
-    agent_user: dict[str, Any] = {
-        "type": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type",
-                    "code": "humanuser",
-                    "display": "human user",
-                }
-            ]
-        },
-        "requestor": True,
-    }
-    if fhir_user:
-        agent_user["who"] = {"reference": fhir_user}
-    else:
-        agent_user["who"] = {"display": "unknown practitioner"}
-    event: dict[str, Any] = {
-        "resourceType": "AuditEvent",
-        "type": {
-            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-            "code": "rest",
-            "display": "RESTful Operation",
-        },
-        "subtype": [
-            {
-                "system": "http://hl7.org/fhir/restful-interaction",
-                "code": subtype,
-                "display": subtype,
-            }
-        ],
-        "action": AUDIT_ACTIONS.get(subtype, "E"),
-        "recorded": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
-        "outcome": "0" if success else "4",
-        "agent": [
-            agent_user,
-            {
-                "type": {
-                    "coding": [
-                        {
-                            "system": "http://dicom.nema.org/resources/ontology/DCM",
-                            "code": "110150",
-                            "display": "Application",
-                        }
-                    ]
-                },
-                "who": {"display": "symfhir"},
-                "requestor": False,
-            },
-        ],
-        "source": {
-            "observer": {"display": "symfhir"},
-            "type": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/security-source-type",
-                    "code": "4",
-                    "display": "Application Server",
-                }
-            ],
-        },
-        "entity": [
-            {
-                "what": {"reference": f"Patient/{patient_id}"},
-                "type": {
-                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
-                    "code": "1",
-                    "display": "Person",
-                },
-                "role": {
-                    "system": "http://terminology.hl7.org/CodeSystem/object-role",
-                    "code": "1",
-                    "display": "Patient",
-                },
-            }
-        ],
-    }
-    if description:
-        event["outcomeDesc"] = description
-    if requested:
-        # Only as text: a reference to the other patient would put this event in their
-        # compartment, which this launch may not write to.
-        event["entity"].append({"description": f"requested Patient/{requested}"})
-    return event
+    def _backend_channel(self) -> BackendAuditChannel | None:
+        """The process's audit channel for this launch's server (its token URL is the one the
+        launch discovered), None when switched off."""
+        channels = backend_channels(current_app)
+        if channels is None:
+            return None
+        return channels.get(self.context["iss"], self.context["token_url"])
 
 
 def current_access() -> PatientAccess:

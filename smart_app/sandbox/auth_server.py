@@ -1,9 +1,10 @@
 """The SMART authorization server, on authlib: clients, grants, PKCE, private_key_jwt, tokens.
 
 authlib's Flask `AuthorizationServer` runs the authorization_code (with rfc7636 PKCE, S256
-only) and refresh_token grants and the client authentication (rfc7523 private_key_jwt,
-client_secret_basic, none). This module adds what SMART needs on top: launch context and
-an id_token in the token response, JWT access tokens (60 min), and simulated errors.
+only), refresh_token and client_credentials (SMART Backend Services, `backend_services.py`)
+grants and the client authentication (rfc7523 private_key_jwt, client_secret_basic, none).
+This module adds what SMART needs on top: launch context and an id_token in the token
+response, JWT access tokens (60 min), and simulated errors.
 State (codes, refresh tokens, assertion jti) is in memory: one sandbox process.
 """
 
@@ -27,6 +28,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from .backend_services import BackendServicesGrant
 from .config import ClientRegistration
 from .keys import SigningKey
 from .scopes import disallowed_scopes, split_scope
@@ -154,6 +156,9 @@ class SandboxClient(ClientMixin):
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
+        if grant_type == "client_credentials":
+            # Backend Services only for a client registered for it (authlib: unauthorized_client).
+            return bool(self.registration.system_scopes)
         return grant_type in ("authorization_code", "refresh_token")
 
 
@@ -303,6 +308,7 @@ class SandboxState:
         )
         server.register_grant(CodeGrant, [S256Only(required=True)])
         server.register_grant(RefreshGrant)
+        server.register_grant(BackendServicesGrant)
         return server
 
     def generate_token(

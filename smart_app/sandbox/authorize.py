@@ -65,7 +65,8 @@ def smart_configuration() -> Response:
             "jwks_uri": f"{state.base_url}/.well-known/jwks.json",
             "authorization_endpoint": f"{state.base_url}/authorize",
             "token_endpoint": state.token_url,
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            # client_credentials: SMART Backend Services (system/ scopes, private_key_jwt only).
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
@@ -78,6 +79,9 @@ def smart_configuration() -> Response:
                 "patient/*.write",
                 "user/*.read",
                 "user/*.write",
+                "system/*.cruds",
+                "system/*.read",
+                "system/*.write",
             ],
             "capabilities": CAPABILITIES,
         }

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .scopes import parse_resource_scope
+
 DEFAULT_SCOPE = (
     "openid fhirUser profile launch launch/patient launch/encounter offline_access "
     "online_access patient/*.cruds user/*.cruds"
@@ -26,6 +28,8 @@ DEFAULT_CLIENT: dict[str, Any] = {
     "scope": DEFAULT_SCOPE,
     "token_endpoint_auth_method": "private_key_jwt",
     "jwks_uri": "http://localhost:5000/.well-known/jwks.json",
+    # Backend Services for the app's audit channel (AuditEvents of read-only launches).
+    "system_scopes": "system/AuditEvent.c",
 }
 AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "none")
 
@@ -45,14 +49,18 @@ class ClientRegistration:
     jwks_uri: str | None = None
     jwks: Mapping[str, Any] | None = None
     client_secret: str | None = None
+    #: The most a client_credentials (Backend Services) token may grant; "" = no such grant.
+    system_scopes: str = ""
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ClientRegistration:
         """Build a registration; raises ConfigError if it is incomplete or inconsistent."""
         client_id = data.get("client_id")
-        uris = data.get("redirect_uris")
+        uris = data.get("redirect_uris") or []
         method = data.get("token_endpoint_auth_method", "private_key_jwt")
-        if not client_id or not uris:
+        system_scopes = _system_scopes(client_id, data.get("system_scopes"))
+        # A backend-only client (system_scopes, no launch) needs no redirect URI.
+        if not client_id or not (uris or system_scopes):
             raise ConfigError("a client needs client_id and redirect_uris")
         if isinstance(uris, str):
             uris = [uris]
@@ -62,6 +70,9 @@ class ClientRegistration:
             raise ConfigError(f"client {client_id}: private_key_jwt needs jwks_uri or jwks")
         if method == "client_secret_basic" and not data.get("client_secret"):
             raise ConfigError(f"client {client_id}: client_secret_basic needs client_secret")
+        if system_scopes and method != "private_key_jwt":
+            # SMART Backend Services authenticates with a signed assertion only.
+            raise ConfigError(f"client {client_id}: system_scopes need private_key_jwt")
         return cls(
             client_id=str(client_id),
             redirect_uris=tuple(str(u) for u in uris),
@@ -70,7 +81,23 @@ class ClientRegistration:
             jwks_uri=data.get("jwks_uri"),
             jwks=data.get("jwks"),
             client_secret=data.get("client_secret"),
+            system_scopes=system_scopes,
         )
+
+
+def _system_scopes(client_id: object, value: object) -> str:
+    """`system_scopes` as one string (given as a string or a list); each must be a `system/`
+    resource scope (v1 or v2). Raises ConfigError."""
+    if value is None:
+        return ""
+    items = value.split() if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"client {client_id}: system_scopes must be a string or a list")
+    for item in items:
+        parsed = parse_resource_scope(item)
+        if parsed is None or parsed.context != "system":
+            raise ConfigError(f"client {client_id}: {item!r} is not a system/ scope")
+    return " ".join(items)
 
 
 def load_settings(config: Mapping[str, Any] | None) -> dict[str, Any]:

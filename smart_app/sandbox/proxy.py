@@ -1,6 +1,8 @@
 """The FHIR proxy `/fhir/<path>`: bearer token, scopes and patient compartment, then upstream.
 
-Denied requests get an OperationOutcome (401 with WWW-Authenticate for a missing, bad or
+A Backend Services token (client_credentials) is held to its `system/` scopes, with no
+patient compartment; a launch's token to its patient/user scopes. Denied requests get an
+OperationOutcome (401 with WWW-Authenticate for a missing, bad or
 expired token; 403 naming what the scopes refuse). Allowed ones are forwarded with their
 body; absolute upstream URLs in JSON bodies and Location headers are rewritten to the
 sandbox's `/fhir` base. Non-JSON answers (Binary) are streamed back. For searches allowed
@@ -20,8 +22,9 @@ from urllib.parse import parse_qs
 import requests
 from flask import Blueprint, Response, request
 
+from .backend_services import GRANT_TYPE as BACKEND_GRANT
 from .keys import TokenError
-from .scopes import Decision, FhirRequest, decide, resource_in_compartment, split_scope
+from .scopes import Decision, FhirRequest, decide, resource_in_compartment, token_scopes
 from .state import sandbox
 
 TIMEOUT_S = 60
@@ -199,11 +202,13 @@ def proxy(path: str) -> Response:
     if path.endswith("/_search") and "form" in (request.content_type or ""):
         for key, values in parse_qs(raw.decode("utf-8"), keep_blank_values=True).items():
             query.setdefault(key, []).extend(values)
-    patient = claims.get("patient")
+    system_token = claims.get("grant_type") == BACKEND_GRANT
+    # A system token has no patient context: what it may do is its system/ scopes alone.
+    patient = None if system_token else claims.get("patient")
     jti = str(claims.get("jti"))
     decision = _own_page(path, query, jti) or decide(
         FhirRequest(request.method, path, query, _parse_body(raw, path)),
-        split_scope(claims.get("scope")),
+        token_scopes(claims.get("scope"), system_token),
         patient,
     )
     if not decision.allowed:

@@ -2,7 +2,8 @@
 
 Pure code (no Flask, no network): https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html
 The proxy asks `decide()` whether a FHIR request is covered by the granted scopes; for
-`patient/` scopes it also checks the patient compartment. Deny by default.
+`patient/` scopes it also checks the patient compartment. `token_scopes()` keeps a Backend
+Services token to its `system/` scopes and a launch's token away from them. Deny by default.
 """
 
 from __future__ import annotations
@@ -80,6 +81,22 @@ def parse_resource_scope(text: str) -> ResourceScope | None:
 
 def split_scope(scope: str | None) -> list[str]:
     return [item for item in (scope or "").split() if item]
+
+
+def token_scopes(scope: str | None, system_token: bool) -> list[str]:
+    """The scopes a token may use at the proxy.
+
+    A Backend Services (client_credentials) token acts for no user and no patient: only its
+    `system/` scopes count. A launch's token never gets `system/` rights, even if a
+    registration lets the code grant hand them out: those are for backend services only.
+    """
+    out = []
+    for item in split_scope(scope):
+        parsed = parse_resource_scope(item)
+        is_system = parsed is not None and parsed.context == "system"
+        if is_system == system_token:
+            out.append(item)
+    return out
 
 
 def narrow_scopes(requested: Iterable[str], allowed: Iterable[str]) -> list[str]:

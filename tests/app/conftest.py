@@ -72,3 +72,15 @@ def launched(client: FlaskClient, fake_ehr: FakeEhr) -> FlaskClient:
     assert response.status_code == 303, response.data
     assert response.headers["Location"] == "/"
     return client
+
+
+READ_ONLY_SCOPE = "openid fhirUser launch patient/*.rs"
+
+
+@pytest.fixture
+def read_only(client: FlaskClient, fake_ehr: FakeEhr) -> FlaskClient:
+    """A client launched with read scopes only: no writes, and no AuditEvent create either."""
+    fake_ehr.granted_scope = READ_ONLY_SCOPE
+    response = launch(client, fake_ehr)
+    assert response.status_code == 303, response.data
+    return client

@@ -1,5 +1,6 @@
 """A fake SMART EHR on pytest-httpserver: discovery, token endpoint (checks the client
-assertion, PKCE and the code), JWKS, and a tiny FHIR server (Patient search, AuditEvent)."""
+assertion, PKCE and the code; client_credentials for the app's Backend Services audit
+channel), JWKS, and a tiny FHIR server (Patient search, AuditEvent)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,15 @@ class FakeEhr:
         self.assertion_problems: list[str] = []
         self.expires_in = 3600
         self.refreshes = 0
+        # Backend Services (client_credentials): what the app's registration allows, the
+        # tokens issued, an error to answer with, and which token wrote each AuditEvent.
+        self.system_scopes = {"system/AuditEvent.c"}
+        self.system_expires_in = 300
+        self.system_tokens: list[str] = []
+        self.system_token_error: str | None = None
+        self.audit_tokens: list[str] = []
+        self.refuse_user_audit = False
+        self.audit_failure: int | None = None  # AuditEvent create answers this status
         server.expect_request("/fhir/.well-known/smart-configuration").respond_with_handler(
             self._discovery
         )
@@ -88,6 +98,8 @@ class FakeEhr:
         if self.token_error:
             return _json({"error": self.token_error, "error_description": "nope"}, 400)
         self._check_assertion(form.get("client_assertion", ""), form.get("client_assertion_type"))
+        if form.get("grant_type") == "client_credentials":
+            return self._system_token(form.get("scope", ""))
         if form.get("grant_type") == "refresh_token":
             if not form.get("refresh_token", "").startswith("REFRESH-"):
                 return _json({"error": "invalid_grant"}, 400)
@@ -134,6 +146,22 @@ class FakeEhr:
                 "need_patient_banner": self.need_patient_banner,
                 "smart_style_url": self.server.url_for("/style.json"),
                 "id_token": id_token,
+            }
+        )
+
+    def _system_token(self, scope: str) -> Response:
+        if self.system_token_error:
+            return _json({"error": self.system_token_error}, 400)
+        if not scope or not set(scope.split()) <= self.system_scopes:
+            return _json({"error": "invalid_scope"}, 400)
+        token = "SYSTEM-" + secrets.token_urlsafe(16)
+        self.system_tokens.append(token)
+        return _json(
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": self.system_expires_in,
+                "scope": scope,
             }
         )
 
@@ -225,6 +253,15 @@ class FakeEhr:
         return Response(json.dumps(answer), content_type=FHIR_JSON)
 
     def _audit(self, request: Request) -> Response:
+        authorization = request.headers.get("Authorization", "")
+        token = authorization.removeprefix("Bearer ")
+        if not (token.startswith("ACCESS-") or token in self.system_tokens):
+            return _json({"resourceType": "OperationOutcome"}, 401)
+        if self.refuse_user_audit and token.startswith("ACCESS-"):
+            return _json({"resourceType": "OperationOutcome"}, 403)
+        if self.audit_failure:
+            return _json({"resourceType": "OperationOutcome"}, self.audit_failure)
+        self.audit_tokens.append(token)
         event = json.loads(request.get_data())
         self.audit_events.append(event)
         event = {**event, "id": f"a{len(self.audit_events)}", "meta": {"versionId": "1"}}

@@ -92,6 +92,8 @@ def stack(seeded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
         "jwks_uri": f"{APP}/.well-known/jwks.json",
         "scope": "openid fhirUser launch launch/patient offline_access online_access "
         "patient/*.cruds user/*.cruds",
+        # The app's audit channel (Backend Services) for launches without AuditEvent create.
+        "system_scopes": "system/AuditEvent.c",
     }
     env = {
         "SANDBOX_BASE_URL": SANDBOX,

@@ -26,6 +26,7 @@ TOKEN_URL = f"{BASE}/token"
 REDIRECT = "http://localhost:5000/callback"
 PRACTITIONER = "prac-1"
 PATIENT = "pat-1"
+BACKEND_CLIENT = "backend-job"
 SCOPE = "openid fhirUser launch offline_access patient/*.rs patient/Observation.c"
 # Nothing listens on port 9: a unit test that reaches the upstream fails fast.
 DEAD_UPSTREAM = "http://127.0.0.1:9/fhir"
@@ -48,6 +49,13 @@ def client_registrations(rsa_key: RSAKey, ec_key: ECKey) -> list[dict[str, Any]]
             "redirect_uris": [REDIRECT],
             "token_endpoint_auth_method": "private_key_jwt",
             "jwks": {"keys": [rsa_key.as_dict(private=False), ec_key.as_dict(private=False)]},
+            "system_scopes": "system/AuditEvent.c",
+        },
+        {
+            # Backend-only (no launch, no redirect URI), its system scopes in v1 syntax.
+            "client_id": BACKEND_CLIENT,
+            "jwks": {"keys": [rsa_key.as_dict(private=False)]},
+            "system_scopes": ["system/AuditEvent.write", "system/Observation.read"],
         },
         {
             "client_id": "public-app",

@@ -21,7 +21,11 @@ def test_smart_configuration(client, path):
     assert doc["token_endpoint"] == f"{BASE}/token"
     assert doc["jwks_uri"] == f"{BASE}/.well-known/jwks.json"
     assert doc["code_challenge_methods_supported"] == ["S256"]
-    assert set(doc["grant_types_supported"]) == {"authorization_code", "refresh_token"}
+    assert set(doc["grant_types_supported"]) == {
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+    }
     assert {"private_key_jwt", "client_secret_basic", "none"} <= set(
         doc["token_endpoint_auth_methods_supported"]
     )
