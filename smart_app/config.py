@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 from symfhir.errors import ConfigError
 
 DEFAULT_SCOPES = (
-    "openid fhirUser launch offline_access patient/Patient.r patient/AllergyIntolerance.rs "
-    "patient/MedicationStatement.rs patient/Condition.rs patient/Observation.crs "
-    "patient/Procedure.rs patient/Consent.crus patient/QuestionnaireResponse.crus "
+    "openid fhirUser launch offline_access patient/Patient.r patient/AllergyIntolerance.crus "
+    "patient/MedicationStatement.crus patient/Condition.crus patient/Observation.crs "
+    "patient/Procedure.crs patient/Consent.crus patient/QuestionnaireResponse.crus "
     "patient/Media.crs patient/Binary.cr patient/DocumentReference.crs patient/Provenance.cr "
     "patient/AuditEvent.c"
 )

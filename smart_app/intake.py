@@ -1,7 +1,9 @@
 """The intake page (``/intake``): the intake Questionnaire as a form, pre-filled from the
-patient's latest QuestionnaireResponse; a submit writes the response, its extracted
-Observations and a Provenance in one transaction. The form logic is in
-``symfhir.workspace.intake``; this module only reads, writes, audits and renders."""
+patient's latest QuestionnaireResponse; a submit writes, in one transaction, the response, its
+extracted Observations, the history resources extracted from it (allergies, medications,
+conditions, prior treatments: created, or updated with If-Match when the form changed them or
+no longer lists them) and a Provenance. The form logic is in ``symfhir.workspace.intake``; this
+module only reads, writes, audits and renders."""
 
 from __future__ import annotations
 
@@ -14,16 +16,20 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from smart_app.errors import AppError
 from smart_app.fhir_access import PatientAccess, current_access, enforce_patient_context
 from smart_app.launch.smart import allows
+from smart_app.summary_data import batch_resources
 from symfhir.errors import FhirAuthError, FhirServerError
 from symfhir.fhir.paths import check_id
-from symfhir.mapping.bundle import transaction
 from symfhir.mapping.context import MappingContext, load_questionnaire
+from symfhir.mapping.refs import identifier
 from symfhir.validation import FastValidator
 from symfhir.workspace.intake.fields import build_form
+from symfhir.workspace.intake.history import Extracted, extract_history
 from symfhir.workspace.intake.questionnaire import Errors, Values
+from symfhir.workspace.intake.reconcile import history_reads
 from symfhir.workspace.intake.response import questionnaire_response
-from symfhir.workspace.intake.submission import submission_entries
+from symfhir.workspace.intake.submission import HistoryState, submission
 from symfhir.workspace.intake.values import values_from_form, values_from_response
+from symfhir.workspace.photos import client_key
 
 log = logging.getLogger(__name__)
 
@@ -105,21 +111,38 @@ def submit() -> Any:
         authored=ctx.now.astimezone(ctx.spa.zone).isoformat(timespec="seconds"),
         today=ctx.today,
     )
+    values = values_from_form(questionnaire, posted)
+    facts: list[Extracted] = []
+    if not errors:
+        facts, errors = extract_history(questionnaire, response, ctx, values)
     if errors:
-        values = values_from_form(questionnaire, posted)
         return _page(access, questionnaire, values, errors), 400
-    entries = submission_entries(questionnaire, response, access.patient_id, ctx)
-    types = sorted({item.resource["resourceType"] for item in entries})
-    missing = [t for t in types if not allows(access.scopes, t, "c")]
+    try:
+        state = _history_state(access, questionnaire, facts, ctx)
+    except FhirAuthError:
+        raise
+    except FhirServerError as exc:
+        log.warning("intake not saved, history not read: %s", exc.log_text)
+        state = None
+    if state is None:
+        access.audit("search", success=False, description="intake not saved: history not read")
+        return _page(access, questionnaire, values, {}, failed=True), 502
+    plan = submission(questionnaire, response, access.patient_id, ctx, facts, state)
+    missing = [
+        f"{t} ({'update' if method == 'u' else 'create'})"
+        for method in ("c", "u")
+        for t in plan.types(method)
+        if not allows(access.scopes, t, method)
+    ]
     if missing:
         raise AppError(
             403,
             "scope_missing",
             "The EHR did not allow saving the intake",
-            "symfhir may not create " + ", ".join(missing) + " for this client. Nothing was saved.",
+            "symfhir may not write " + ", ".join(missing) + " for this client. Nothing was saved.",
         )
-    for item in entries:
-        if _validator.validate_fhir_json(item.resource):
+    for resource in plan.resources():
+        if _validator.validate_fhir_json(resource):
             # A bug of ours, not of the answers: say so without writing anything.
             raise AppError(
                 500,
@@ -128,16 +151,52 @@ def submit() -> Any:
                 "symfhir built a record the FHIR server would not accept. Nothing was saved.",
             )
     try:
-        access.client.transaction(transaction(entries))
+        access.client.transaction(plan.bundle())
     except FhirAuthError:
         raise  # the error page says the EHR refused
     except FhirServerError as exc:
-        # One transaction: nothing was written. Keep what was entered so it can be sent again.
+        # One transaction: nothing was written (a version conflict included). Keep what was
+        # entered so it can be sent again.
         log.warning("intake not saved: %s", exc.log_text)  # log_text is PHI-free
         access.audit("create", success=False, description="intake not saved: server error")
-        values = values_from_form(questionnaire, posted)
         return _page(access, questionnaire, values, {}, failed=True), 502
-    access.audit(
-        "create", description="intake saved QuestionnaireResponse, Observation, Provenance"
-    )
+    access.audit("create", description="intake saved " + ", ".join(plan.types("c")))
+    if plan.updates:
+        access.audit("update", description="intake updated " + ", ".join(plan.types("u")))
     return redirect(url_for("intake.form", saved="1"), 303)
+
+
+def _history_state(
+    access: PatientAccess,
+    questionnaire: dict[str, Any],
+    facts: list[Extracted],
+    ctx: MappingContext,
+) -> HistoryState | None:
+    """What the history extraction is compared with: the previous intake's facts and the
+    server's history resources symfhir identified, keyed by the Patient's spa client id.
+    None when a read failed (then nothing is written: a removal must not be missed)."""
+    previous = latest_response(access, questionnaire)
+    earlier, _ = extract_history(questionnaire, previous, ctx)
+    types = {f.resource_type for f in [*facts, *earlier]}
+    if not types:
+        return HistoryState(access.patient_id)
+    labels = ["Patient", *sorted(types)]
+    found = batch_resources(
+        access.client.batch(history_reads(access.patient_id, types, ctx)), labels
+    )
+    access.audit("search", description="intake read Patient, " + ", ".join(sorted(types)))
+    if found.failed or found.truncated:
+        return None
+    patient = next(
+        (
+            r
+            for r in found.resources
+            if r.get("resourceType") == "Patient" and r.get("id") == access.patient_id
+        ),
+        None,
+    )
+    if patient is None:
+        return None
+    system = identifier(ctx, "client-id", "")["system"]
+    key = client_key(patient, system, access.patient_id)
+    return HistoryState(key, earlier, found.resources)

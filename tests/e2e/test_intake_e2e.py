@@ -4,6 +4,8 @@ Observation extracted from it, both about that client."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import requests
 from selenium.webdriver.common.by import By
@@ -95,3 +97,50 @@ def test_intake_change_is_saved_with_its_extracted_observation(stack, browser):
         timeout=30,
     ).json()
     assert provenance.get("entry"), "no Provenance for the new QuestionnaireResponse"
+
+
+def _allergies(fhir: str, patient: str, text: str) -> list[dict]:
+    found = requests.get(
+        f"{fhir}/AllergyIntolerance",
+        params={"patient": f"Patient/{patient}", "_count": 200},
+        timeout=30,
+    ).json()
+    return [
+        e["resource"]
+        for e in found.get("entry", [])
+        if e["resource"].get("code", {}).get("text") == text
+    ]
+
+
+def test_an_allergy_added_then_removed_in_the_form(stack, browser):
+    """Added: an AllergyIntolerance (SDC definition-based extraction); removed at the next
+    intake: the same resource, now inactive. A name of its own per run, so a re-run against
+    the same server starts clean."""
+    substance = f"Chlorhexidine e2e {uuid.uuid4().hex[:6]}"
+    patient = _patient_id(stack["fhir"], "C0001")
+    browser.get(_launch_url(stack, patient))
+    wait = WebDriverWait(browser, 30)
+    wait.until(ec.presence_of_element_located((By.ID, "summary-title")))
+    browser.get(f"{stack['app']}/intake")
+    wait.until(ec.presence_of_element_located((By.ID, "intake-form")))
+    # The first empty allergy row (the form always offers one after the answered ones).
+    rows = browser.find_elements(By.CSS_SELECTOR, "input[name^='allergy.substance[']")
+    empty = next(r for r in rows if not r.get_attribute("value"))
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", empty)
+    empty.send_keys(substance)
+    shot(browser, "intake-05-allergy-added")
+    browser.find_element(By.ID, "intake-submit").click()
+    wait.until(ec.presence_of_element_located((By.ID, "intake-saved")))
+    shot(browser, "intake-06-allergy-saved")
+    (allergy,) = _allergies(stack["fhir"], patient, substance)
+    assert allergy["clinicalStatus"]["coding"][0]["code"] == "active"
+
+    rows = browser.find_elements(By.CSS_SELECTOR, "input[name^='allergy.substance[']")
+    (row,) = [r for r in rows if r.get_attribute("value") == substance]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", row)
+    row.clear()
+    browser.find_element(By.ID, "intake-submit").click()
+    wait.until(ec.presence_of_element_located((By.ID, "intake-saved")))
+    (after,) = _allergies(stack["fhir"], patient, substance)
+    assert after["id"] == allergy["id"]
+    assert after["clinicalStatus"]["coding"][0]["code"] == "inactive"

@@ -311,7 +311,20 @@ def test_submission_entries_for_the_real_questionnaire():
     kinds = [e.resource["resourceType"] for e in entries]
     assert kinds == ["QuestionnaireResponse", "Observation", "Observation", "Provenance"]
     qr, *observations, prov = entries
-    assert qr.resource["identifier"]["value"] == f"p1-{now.isoformat()}"
+    assert qr.resource["identifier"]["value"].startswith(f"p1-{now.isoformat()}-")
+    # Same second, same answers (a double submit): the same identifier; other answers: another.
+    again = intake.submission_entries(questionnaire, response, "p1", ctx)[0]
+    assert again.resource["identifier"] == qr.resource["identifier"]
+    changed, _ = intake.questionnaire_response(
+        questionnaire,
+        {**form, "skin.type": ["403222003"]},
+        patient_id="p1",
+        author="Practitioner/dr1",
+        authored=now.isoformat(),
+        today=ctx.today,
+    )
+    other = intake.submission_entries(questionnaire, changed, "p1", ctx)[0]
+    assert other.resource["identifier"]["value"] != qr.resource["identifier"]["value"]
     assert qr.if_none_exist.startswith("identifier=")
     for obs in observations:
         assert obs.resource["subject"] == {"reference": "Patient/p1"}
