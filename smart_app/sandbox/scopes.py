@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 #: Scopes that are not about FHIR resources; a registration must list them to grant them.
 NON_RESOURCE_SCOPES = frozenset(
@@ -335,10 +336,8 @@ def _decide_bundle(
             return Decision(False, f"Bundle entry {index} has no request method/url")
         url = str(request["url"])
         path, _, qs = url.partition("?")
-        query: dict[str, list[str]] = {}
-        for pair in filter(None, qs.split("&")):
-            key, _, value = pair.partition("=")
-            query.setdefault(key, []).append(value)
+        # Decoded as the server decodes them: "patient=Patient%2F12" is Patient/12.
+        query = parse_qs(qs, keep_blank_values=True)
         decision = _decide_one(
             scopes,
             str(request["method"]),

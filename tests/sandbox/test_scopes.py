@@ -226,6 +226,14 @@ BUNDLE_CASES = [
         True,
     ),
     (bundle(entry("GET", "Observation?patient=" + OTHER)), ["patient/*.rs"], False),
+    # Entry URLs are decoded as the server decodes them.
+    (
+        bundle(entry("GET", f"AllergyIntolerance?patient=Patient%2F{P}&identifier=s%7C")),
+        ["patient/*.rs"],
+        True,
+    ),
+    (bundle(entry("GET", f"Observation?patient=Patient%2F{OTHER}")), ["patient/*.rs"], False),
+    (bundle(entry("GET", f"Observation?patient={P}%2C{OTHER}")), ["patient/*.rs"], False),
     (bundle(entry("POST", "Patient", {"resourceType": "Patient"})), ["patient/*.c"], False),
     (bundle(entry("POST", "Patient", {"resourceType": "Patient"})), ["user/*.c"], True),
     (bundle(entry("DELETE", f"Patient/{OTHER}")), ["patient/*.d"], False),
