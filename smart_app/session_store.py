@@ -8,10 +8,12 @@ A session ends after ``idle`` seconds without a request or ``max_age`` seconds i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -83,7 +85,11 @@ class FileSessionStore:
         if path is None or not path.is_file():
             return None
         try:
-            plain = self.fernet.decrypt(path.read_bytes(), ttl=self.idle)
+            # The idle clock is the file's mtime: a full save or a touch (an unchanged
+            # session's request) moves it.
+            if time.time() - path.stat().st_mtime > self.idle:
+                raise ValueError("idle")
+            plain = self.fernet.decrypt(path.read_bytes())
             data = json.loads(plain)
         except (InvalidToken, OSError, ValueError):
             self.delete(sid)
@@ -99,11 +105,25 @@ class FileSessionStore:
             raise ValueError("bad session id")
         data.setdefault(CREATED, time.time())
         token = self.fernet.encrypt(json.dumps(data, separators=(",", ":")).encode())
-        temp = path.with_suffix(".tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(token)
-        temp.replace(path)
+        # A temp file of its own: the browser sends a page's requests (styles, images) at
+        # once, and two saves sharing one temp name would lose one of the files.
+        fd, temp = tempfile.mkstemp(dir=self.directory, prefix=f".{sid}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(token)
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+    def touch(self, sid: str) -> None:
+        """Restart the idle clock of an unchanged session without rewriting it (a concurrent
+        request that did change it, e.g. a token refresh, is not overwritten)."""
+        path = self._path(sid)
+        if path is not None:
+            # FileNotFoundError: ended meanwhile (sign-out in another tab).
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(path)
 
     def delete(self, sid: str) -> None:
         path = self._path(sid)
@@ -148,8 +168,10 @@ class EncryptedSessionInterface(SessionInterface):
                 self.store.delete(session.sid)
                 response.delete_cookie(name, domain=domain, path=path)
             return
-        # Rewritten on every request: the file's Fernet timestamp is the idle clock.
-        self.store.save(session.sid, dict(session))
+        if session.modified or session.new or session.old_sid:
+            self.store.save(session.sid, dict(session))
+        else:
+            self.store.touch(session.sid)
         response.vary.add("Cookie")
         if session.new or session.old_sid:
             response.set_cookie(

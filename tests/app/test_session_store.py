@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 
 import pytest
@@ -79,3 +81,57 @@ def test_idle_sessions_expire(tmp_path, monkeypatch):
     later = time.time() + 120
     monkeypatch.setattr(time, "time", lambda: later)
     assert store.load(sid) is None
+
+
+def test_concurrent_saves_of_one_session_all_succeed(tmp_path):
+    """A page's style sheet and images arrive together: every save must land, none fail."""
+    store = FileSessionStore(tmp_path, [Fernet.generate_key().decode()], idle=60, max_age=600)
+    sid = new_session_id()
+    errors: list[BaseException] = []
+
+    def save(n: int) -> None:
+        try:
+            for i in range(40):
+                store.save(sid, {"writer": n, "i": i})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert store.load(sid)["i"] == 39
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{sid}.session"]  # no temp left
+
+
+def test_an_unchanged_request_restarts_the_idle_clock_without_rewriting(tmp_path):
+    store = FileSessionStore(tmp_path, [Fernet.generate_key().decode()], idle=60, max_age=6000)
+    sid = new_session_id()
+    store.save(sid, {"token": "new"})
+    path = tmp_path / f"{sid}.session"
+    content = path.read_bytes()
+    long_ago = time.time() - 100
+    os.utime(path, (long_ago, long_ago))  # last request 100 s ago: past the idle limit...
+    store.touch(sid)  # ...but this request restarts the clock
+    assert path.read_bytes() == content
+    assert store.load(sid)["token"] == "new"
+    os.utime(path, (long_ago, long_ago))
+    assert store.load(sid) is None  # no touch: expired, and the file is gone
+    assert not path.exists()
+    store.touch(sid)  # an ended session: nothing to do, no error
+
+
+def test_a_request_that_changes_nothing_does_not_overwrite_the_session(launched, app, monkeypatch):
+    """E.g. an image request that read the session before a concurrent token refresh must
+    not restore the old token when it ends."""
+    store = app.session_interface.store
+    (path,) = store.directory.glob("*.session")
+    sid = path.name.removesuffix(".session")
+    stale = store.load(sid)  # what the slow request read when it started
+    store.save(sid, {**stale, "marker": "written by another request meanwhile"})
+    monkeypatch.setattr(store, "load", lambda _sid: dict(stale))
+    assert launched.get("/ehr-style.css").status_code == 200
+    monkeypatch.undo()
+    assert store.load(sid)["marker"] == "written by another request meanwhile"
