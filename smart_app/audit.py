@@ -23,7 +23,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -256,9 +256,11 @@ def audit_event(
     success: bool = True,
     description: str | None = None,
     requested: str | None = None,
+    resources: Sequence[str] = (),
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """An R4 AuditEvent (type rest, subtype ``subtype``) of the app's access to the patient."""
+    """An R4 AuditEvent (type rest, subtype ``subtype``) of the app's access to the patient;
+    ``resources`` ("Media/12") are the patient's resources the access touched, one entity each."""
     agent_user: dict[str, Any] = {
         "type": {
             "coding": [
@@ -336,6 +338,22 @@ def audit_event(
     }
     if description:
         event["outcomeDesc"] = description
+    for reference in resources:
+        event["entity"].append(
+            {
+                "what": {"reference": reference},
+                "type": {
+                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                    "code": "2",
+                    "display": "System Object",
+                },
+                "role": {
+                    "system": "http://terminology.hl7.org/CodeSystem/object-role",
+                    "code": "4",
+                    "display": "Domain Resource",
+                },
+            }
+        )
     if requested:
         # Only as text: a reference to the other patient would put this event in their
         # compartment, which this launch may not write to.

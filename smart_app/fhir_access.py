@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from authlib.integrations.requests_client import OAuth2Session
@@ -142,6 +143,7 @@ class PatientAccess:
         success: bool = True,
         description: str | None = None,
         requested: str | None = None,
+        resources: Sequence[str] = (),
     ) -> None:
         """Write an AuditEvent for this access (``smart_app.audit``): with the session's token
         when the launch granted AuditEvent create, else with the app's Backend Services audit
@@ -153,6 +155,7 @@ class PatientAccess:
             success=success,
             description=description,
             requested=requested,
+            resources=resources,
         )
         user_client = self.client if allows(self.scopes, "AuditEvent", "c") else None
         write_audit(event, user_client, self._backend_channel)

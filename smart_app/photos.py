@@ -185,7 +185,11 @@ def gallery() -> Any:
     access = current_access()
     ctx = _context()
     record = _Record(access, ctx)
-    access.audit("read", description="photos view read Patient, Media, Procedure, Consent")
+    access.audit(
+        "read",
+        description="photos view read Patient, Media, Procedure, Consent",
+        resources=[f"Media/{photo.media_id}" for photo in record.gallery.photos],
+    )
     return _page(access, ctx, record)
 
 
@@ -350,6 +354,12 @@ def image(media_id: str) -> Any:
     out = io.BytesIO()
     access.client.download_binary(binary, out, max_bytes=MAX_DOWNLOAD_BYTES)
     data = out.getvalue()
+    # Every image the browser shows is a read of the client's record: audited one by one.
+    access.audit(
+        "read",
+        description="photo image read",
+        resources=[f"Media/{media.get('id')}", f"Binary/{binary}"],
+    )
     content_type, _ = sniff(data)
     if content_type not in LIMITS.allowed_types:
         raise AppError(404, "photo_not_found", "Photo not found", "The photo is not an image.")
@@ -384,7 +394,11 @@ def compare() -> Any:
         and p.phase != "before"
         and p.media_id not in (before_item.media_id, after_item.media_id)
     ]
-    access.audit("read", description="photos compare read Media")
+    access.audit(
+        "read",
+        description="photos compare read Media",
+        resources=[f"Media/{before.get('id')}", f"Media/{after.get('id')}"],
+    )
     return render_template(
         "photos_compare.html",
         before=before_item,

@@ -237,7 +237,8 @@ def test_gallery_lists_own_photos_with_allowed_use_badges(writer: FlaskClient, f
     assert 'src="/photos/m1/image"' in items["m1"]
     assert 'id="compare-link" href="/photos/compare?before=m1&amp;after=m2"' in page
     assert "Dermal filler injection · 2026-03-06" in page
-    assert any("photos view" in e.get("outcomeDesc", "") for e in fake_ehr.audit_events)
+    (listed,) = _audited(fake_ehr, "photos view read Patient, Media, Procedure, Consent")
+    assert sorted(listed) == ["Media/m1", "Media/m2", "Media/m3", f"Patient/{fake_ehr.patient_id}"]
 
 
 @pytest.mark.parametrize(
@@ -262,6 +263,24 @@ def test_image_streams_the_binary_without_caching(writer: FlaskClient, server: P
     assert response.data == server.binaries["b1"][1]
 
 
+def _audited(fake_ehr: FakeEhr, description: str) -> list[list[str]]:
+    """The entity references of each AuditEvent with ``description``."""
+    return [
+        [e["what"]["reference"] for e in event["entity"] if "what" in e]
+        for event in fake_ehr.audit_events
+        if event.get("outcomeDesc") == description
+    ]
+
+
+def test_each_image_read_is_audited_with_its_media_and_binary(
+    writer: FlaskClient, fake_ehr: FakeEhr
+):
+    assert writer.get("/photos/m1/image").status_code == 200
+    assert writer.get("/photos/m1/image").status_code == 200
+    expected = [f"Patient/{fake_ehr.patient_id}", "Media/m1", "Binary/b1"]
+    assert _audited(fake_ehr, "photo image read") == [expected, expected]
+
+
 def test_image_of_another_patient_is_refused(writer: FlaskClient, fake_ehr: FakeEhr):
     response = writer.get("/photos/m9/image")
     assert response.status_code == 404
@@ -277,13 +296,16 @@ def test_image_never_follows_a_url_to_another_server(writer: FlaskClient, fake_e
     assert fake_ehr.requests_to("/fhir/Binary") == []
 
 
-def test_compare_shows_both_photos(writer: FlaskClient):
+def test_compare_shows_both_photos(writer: FlaskClient, fake_ehr: FakeEhr):
     response = writer.get("/photos/compare?before=m1&after=m2")
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert 'id="before-image" src="/photos/m1/image"' in page
     assert 'id="after-image" src="/photos/m2/image"' in page
     assert 'id="site-mismatch"' not in page
+    assert _audited(fake_ehr, "photos compare read Media") == [
+        [f"Patient/{fake_ehr.patient_id}", "Media/m1", "Media/m2"]
+    ]
 
 
 def test_compare_of_different_sites_says_so_and_refuses_other_patients(writer: FlaskClient):
