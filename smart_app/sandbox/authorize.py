@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlencode
 
 import requests
 from authlib.oauth2 import OAuth2Error
@@ -28,7 +27,7 @@ from .scopes import (
     split_scope,
 )
 from .state import auth_server, sandbox
-from .upstream import FHIR_JSON, UpstreamError, display_name, search
+from .upstream import FHIR_JSON, UpstreamError, display_name, practitioners, search
 
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 CAPABILITIES = [
@@ -271,25 +270,42 @@ def _launch_context(launch: dict[str, Any] | None, requested: list[str]) -> Laun
             encounter=launch.get("encounter") if wants_encounter else None,
             sim_error=launch.get("error"),
         )
-    practitioner = request.values.get("sandbox_practitioner") or default_practitioner()
+    # A standalone launch starts at the EHR's sign-in: who the user is (a practitioner), and
+    # the patient when the app asks for one, as the SMART reference launcher's login does.
+    practitioner = request.values.get("sandbox_practitioner")
     patient = request.values.get("sandbox_patient")
-    if "launch/patient" in requested and not patient:
+    if not practitioner or ("launch/patient" in requested and not patient):
         return None
     return LaunchContext(practitioner=practitioner, patient=patient)
 
 
 def _patient_picker() -> tuple[str, int]:
+    """The standalone sign-in: pick a practitioner and, when asked for, a patient. Its form
+    comes back to /authorize with the app's parameters unchanged."""
     state = sandbox()
     try:
-        patients = search(state.upstream, "Patient")
+        doctors = practitioners(state.upstream)
+        patients = search(
+            state.upstream, "Patient", name=request.values.get("sandbox_patient_name", "")
+        )
     except UpstreamError as problem:
         return _error_page("server_error", str(problem))
-    base = request.values.to_dict()
-    choices = [
-        (display_name(p), f"/authorize?{urlencode({**base, 'sandbox_patient': p['id']})}")
-        for p in patients
-    ]
-    return render_template("sandbox/picker.html", choices=choices), 200
+    requested = split_scope(request.values.get("scope"))
+    hidden = {
+        k: v
+        for k, v in request.values.to_dict().items()
+        if k not in ("sandbox_practitioner", "sandbox_patient", "sandbox_patient_name")
+    }
+    return render_template(
+        "sandbox/picker.html",
+        hidden=sorted(hidden.items()),
+        practitioners=[(str(d["id"]), display_name(d)) for d in doctors],
+        patients=[(str(p["id"]), display_name(p)) for p in patients],
+        needs_patient="launch/patient" in requested,
+        chosen_practitioner=request.values.get("sandbox_practitioner", ""),
+        chosen_patient=request.values.get("sandbox_patient", ""),
+        patient_name=request.values.get("sandbox_patient_name", ""),
+    ), 200
 
 
 @bp.post("/token")

@@ -36,12 +36,18 @@ def display_name(resource: dict[str, Any]) -> str:
     return str(resource.get("id", "?"))
 
 
-def search(upstream: str, resource_type: str, count: int = LIST_COUNT) -> list[dict[str, Any]]:
-    """The first `count` resources of a type. Raises UpstreamError."""
+def search(
+    upstream: str, resource_type: str, count: int = LIST_COUNT, name: str = ""
+) -> list[dict[str, Any]]:
+    """The first `count` resources of a type, the most recently updated first; only those
+    whose name matches `name` when given. Raises UpstreamError."""
+    params: dict[str, Any] = {"_count": count, "_sort": "-_lastUpdated"}
+    if name.strip():
+        params["name"] = name.strip()
     try:
         response = requests.get(
             f"{upstream}/{resource_type}",
-            params={"_count": count, "_sort": "-_lastUpdated"},
+            params=params,
             headers={"Accept": FHIR_JSON},
             timeout=TIMEOUT_S,
         )

@@ -9,7 +9,7 @@ import pytest
 import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.e2e.conftest import shot
 
@@ -67,13 +67,45 @@ def test_a_launch_from_an_untrusted_iss_is_refused_without_contacting_it(stack, 
     assert browser.current_url.startswith(stack["app"])
 
 
-def test_a_launch_without_write_rights_runs_read_only(stack, browser):
+def _audit_count(fhir: str, patient: str) -> int:
+    answer = requests.get(
+        f"{fhir}/AuditEvent",
+        params={"entity": f"Patient/{patient}", "_summary": "count"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return int(answer.json()["total"])
+
+
+def test_a_launch_without_write_rights_runs_read_only_and_is_still_audited(stack, browser):
     patient = _patient_id(stack["fhir"], "C0002")
+    before = _audit_count(stack["fhir"], patient)
     read_only = "openid fhirUser launch offline_access patient/*.rs"
     browser.get(_launch_url(stack, patient, scope=read_only))
     WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "summary-title")))
     shot(browser, "03-read-only")
     assert browser.find_element(By.ID, "read-only-notice").is_displayed()
+    # No AuditEvent create in the launch: written through the app's Backend Services channel.
+    assert _audit_count(stack["fhir"], patient) == before + 1
+
+
+def test_standalone_launch_signs_in_at_the_ehr_and_picks_the_client(stack, browser):
+    patient = _patient_id(stack["fhir"], "C0004")
+    browser.get(f"{stack['app']}/launch")
+    wait = WebDriverWait(browser, 30)
+    wait.until(ec.element_to_be_clickable((By.ID, "launch-server-1"))).click()
+    wait.until(ec.presence_of_element_located((By.ID, "sign-in")))
+    expected = requests.get(f"{stack['fhir']}/Patient/{patient}", timeout=30).json()
+    family = expected["name"][0]["family"]
+    browser.find_element(By.ID, "sandbox-patient-name").send_keys(family)
+    browser.find_element(By.ID, "find-patient-submit").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "sandbox-patient"), family))
+    Select(browser.find_element(By.ID, "sandbox-patient")).select_by_value(patient)
+    shot(browser, "05-standalone-sign-in")
+    browser.find_element(By.ID, "sign-in-submit").click()
+    wait.until(ec.presence_of_element_located((By.ID, "summary-title")))
+    assert browser.current_url.startswith(stack["app"])
+    assert family in browser.find_element(By.ID, "patient-banner").text
 
 
 def test_launch_inside_the_ehr_frame(stack, browser):

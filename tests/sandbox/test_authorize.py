@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 
 from tests.sandbox.conftest import REDIRECT, authorize_params, launch_code, pkce, redirect_params
@@ -98,30 +101,72 @@ def test_launch_code_can_limit_scopes(client):
     assert params["error"] == "invalid_scope"
 
 
-def test_standalone_shows_patient_picker_then_issues_code(client, monkeypatch):
+PATIENTS = [
+    {"id": "p9", "name": [{"given": ["Ada"], "family": "Test"}]},
+    {"id": "p8", "name": [{"given": ["Bo"], "family": "Zed"}]},
+]
+
+
+def _form_fields(page: str) -> dict[str, str]:
+    """The hidden inputs of the sign-in form."""
+    fields = {}
+    for tag in re.findall(r"<input type=\"hidden\"[^>]*>", page):
+        name = re.search(r'name="([^"]+)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if name and value:
+            fields[name.group(1)] = html.unescape(value.group(1))
+    return fields
+
+
+@pytest.mark.parametrize(
+    ("scope", "needs_patient"),
+    [
+        ("openid fhirUser launch/patient patient/*.read", True),
+        ("openid fhirUser patient/*.read", False),
+    ],
+)
+def test_standalone_signs_in_a_practitioner_then_issues_code(
+    client, monkeypatch, scope, needs_patient
+):
     from smart_app.sandbox import authorize as authorize_module
 
     monkeypatch.setattr(
         authorize_module,
         "search",
-        lambda upstream, rtype: [{"id": "p9", "name": [{"given": ["Ada"], "family": "Test"}]}],
+        lambda upstream, rtype, name="": [
+            p for p in PATIENTS if name.casefold() in p["name"][0]["family"].casefold()
+        ],
+    )
+    monkeypatch.setattr(
+        authorize_module,
+        "practitioners",
+        lambda upstream: [
+            {"id": "prac-1", "name": [{"given": ["Sam"], "family": "Okafor"}]},
+            {"id": "prac-2", "name": [{"given": ["Alex"], "family": "Rivera"}]},
+        ],
     )
     _, challenge = pkce()
-    query = authorize_params(
-        client,
-        challenge,
-        client_id="public-app",
-        launch=None,
-        scope="openid fhirUser launch/patient patient/*.read",
-        sandbox_practitioner="prac-1",
-    )
+    query = authorize_params(client, challenge, client_id="public-app", launch=None, scope=scope)
     page = client.get("/authorize", query_string=query)
     assert page.status_code == 200
-    assert b"Ada Test" in page.data
-    link = page.data.decode().split('href="')[1].split('"')[0].replace("&amp;", "&")
-    assert "sandbox_patient=p9" in link
-    params = redirect_params(client.get(link))
+    text = page.data.decode()
+    assert 'id="sign-in"' in text and "Alex Rivera" in text
+    assert ("Ada Test" in text) is needs_patient
+    fields = _form_fields(text)
+    assert fields == {k: str(v) for k, v in query.items()}  # the app's parameters, unchanged
+    if needs_patient:  # the name filter keeps the app's parameters too
+        found = client.get("/authorize", query_string={**fields, "sandbox_patient_name": "zed"})
+        assert "Bo Zed" in found.data.decode() and "Ada Test" not in found.data.decode()
+        assert _form_fields(found.data.decode()) == fields
+        assert 'name="sandbox_patient_name" value="zed"' in found.data.decode()
+    chosen = {"sandbox_practitioner": "prac-2"} | (
+        {"sandbox_patient": "p9"} if needs_patient else {}
+    )
+    params = redirect_params(client.get("/authorize", query_string={**fields, **chosen}))
     assert "code" in params and params["state"] == "st-123"
+    if needs_patient:  # a practitioner alone is not enough when the app asked for a patient
+        again = client.get("/authorize", query_string={**fields, "sandbox_practitioner": "prac-2"})
+        assert again.status_code == 200 and 'id="sign-in"' in again.data.decode()
 
 
 def test_authorize_by_post(client):
