@@ -20,7 +20,8 @@ from symfhir.errors import ConfigError
 DEFAULT_SCOPES = (
     "openid fhirUser launch offline_access patient/Patient.r patient/AllergyIntolerance.crus "
     "patient/MedicationStatement.crus patient/Condition.crus patient/Observation.crs "
-    "patient/Procedure.crs patient/Consent.crus patient/QuestionnaireResponse.crus "
+    "patient/Procedure.crs patient/Consent.crus patient/RelatedPerson.crs "
+    "patient/QuestionnaireResponse.crus "
     "patient/Media.crs patient/Binary.cr patient/DocumentReference.crs patient/Provenance.cr "
     "patient/AuditEvent.c"
 )

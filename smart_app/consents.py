@@ -12,12 +12,14 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from smart_app.errors import AppError
 from smart_app.fhir_access import PatientAccess, current_access, enforce_patient_context
+from smart_app.launch.smart import allows
 from smart_app.summary_data import batch_resources
 from symfhir.consent_kinds import load_consent_kinds
 from symfhir.errors import FhirConflictError, FhirValidationError
 from symfhir.fhir.paths import check_id
 from symfhir.mapping.context import MappingContext
 from symfhir.workspace.consents.capture import capture_bundle, capture_entries, parse_capture
+from symfhir.workspace.consents.guardians import NEW, NEW_RELATIONSHIPS, guardians_on_file
 from symfhir.workspace.consents.status import basis_of, consent_overview, is_minor, patient_age
 from symfhir.workspace.consents.withdrawal import (
     CHANGED_MEANWHILE,
@@ -31,7 +33,8 @@ bp = Blueprint("consents", __name__, url_prefix="/consents")
 bp.before_request(enforce_patient_context)
 
 PAGE_SIZE = 200
-LABELS = ["Patient", "Consent"]
+RELATED_PAGE_SIZE = 50
+LABELS = ["Patient", "Consent", "RelatedPerson"]
 SAVED_MESSAGES = {
     "given": "Consent recorded as given.",
     "declined": "Consent recorded as declined.",
@@ -39,21 +42,20 @@ SAVED_MESSAGES = {
 }
 
 
-def consents_batch(patient_id: str) -> dict[str, Any]:
-    """One batch: the Patient (for the birth date) and the patient's Consents, newest first."""
+def consents_batch(patient_id: str, related: bool = True) -> dict[str, Any]:
+    """One batch: the Patient (for the birth date), the patient's Consents, newest first, and
+    (``related``) the patient's RelatedPersons, the parents and guardians who may sign."""
     pid = check_id(patient_id)
+    urls = [
+        f"Patient/{pid}",
+        f"Consent?patient=Patient/{pid}&_count={PAGE_SIZE}&_sort=-date",
+    ]
+    if related:
+        urls.append(f"RelatedPerson?patient=Patient/{pid}&_count={RELATED_PAGE_SIZE}")
     return {
         "resourceType": "Bundle",
         "type": "batch",
-        "entry": [
-            {"request": {"method": "GET", "url": f"Patient/{pid}"}},
-            {
-                "request": {
-                    "method": "GET",
-                    "url": f"Consent?patient=Patient/{pid}&_count={PAGE_SIZE}&_sort=-date",
-                }
-            },
-        ],
+        "entry": [{"request": {"method": "GET", "url": url}} for url in urls],
     }
 
 
@@ -62,8 +64,13 @@ def _context() -> MappingContext:
 
 
 def _read(access: PatientAccess, ctx: MappingContext) -> dict[str, Any]:
-    """The page's data from one batch: overview, age, patient name, failed, truncated."""
-    found = batch_resources(access.client.batch(consents_batch(access.patient_id)), LABELS)
+    """The page's data from one batch: overview, age, guardians on file, failed, truncated.
+
+    The RelatedPersons are searched only when the launch may search them (without that scope
+    the page offers none on file; a new guardian still needs RelatedPerson create)."""
+    related = allows(access.scopes, "RelatedPerson", "s")
+    batch = consents_batch(access.patient_id, related)
+    found = batch_resources(access.client.batch(batch), LABELS)
     patient = next(
         (
             r
@@ -87,6 +94,9 @@ def _read(access: PatientAccess, ctx: MappingContext) -> dict[str, Any]:
         "age": age,
         "minor": is_minor(age),
         "age_known": patient is not None and age is not None,
+        "guardians": guardians_on_file(found.resources, access.patient_id, ctx),
+        "guardians_read": related and "RelatedPerson" not in found.failed,
+        "may_add_guardian": allows(access.scopes, "RelatedPerson", "c"),
         "failed": found.failed,
         "truncated": found.truncated,
         "default_version": ctx.spa.privacy_policy_version,
@@ -111,6 +121,11 @@ def _render(
         failed=data["failed"],
         truncated=data["truncated"],
         default_version=data["default_version"],
+        guardians=data["guardians"],
+        guardians_read=data["guardians_read"],
+        may_add_guardian=data["may_add_guardian"],
+        new_choice=NEW,
+        new_relationships=NEW_RELATIONSHIPS,
         writable=access.writable,
         errors=errors or {},
         form=form or {},
@@ -144,7 +159,10 @@ def index() -> Any:
     access = current_access()
     ctx = _context()
     data = _read(access, ctx)
-    access.audit("read", description="consents view read Patient, Consent")
+    read = "Patient, Consent" + (
+        ", RelatedPerson" if allows(access.scopes, "RelatedPerson", "s") else ""
+    )
+    access.audit("read", description=f"consents view read {read}")
     return _render(data, saved=request.args.get("saved", ""))
 
 
@@ -156,7 +174,14 @@ def capture() -> Any:
     data = _read(access, ctx)
     form = {k: v for k, v in request.form.items() if k != "csrf_token"}
     kinds = load_consent_kinds()
-    parsed, errors = parse_capture(request.form, kinds, ctx, data["age"])
+    parsed, errors = parse_capture(
+        request.form,
+        kinds,
+        ctx,
+        data["age"],
+        data["guardians"],
+        may_add_guardian=data["may_add_guardian"],
+    )
     if parsed is None:
         # A drawn signature is not sent back to the page: it is drawn again.
         form.pop("signature_data", None)
@@ -173,7 +198,9 @@ def capture() -> Any:
             "symfhir built a Consent the FHIR rules do not accept. Nothing was written.",
         ) from None
     access.client.transaction(capture_bundle(entries))
-    access.audit("create", description=f"consents page recorded a {parsed.kind} Consent")
+    guardian = parsed.guardian
+    what = " and a RelatedPerson" if guardian is not None and not guardian.on_file else ""
+    access.audit("create", description=f"consents page recorded a {parsed.kind} Consent{what}")
     return redirect(
         url_for("consents.index", saved=parsed.decision, kind=parsed.kind) + "#consent-saved",
         303,

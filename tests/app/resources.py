@@ -103,3 +103,48 @@ def sample_resources(pid: str = "p1") -> list[dict[str, Any]]:
             "code": {"text": "Peanut"},
         },
     ]
+
+
+ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+CONTACT_ROLE = "http://terminology.hl7.org/CodeSystem/v2-0131"
+
+
+def _related(pid: str, rid: str, name: str, codes: list[tuple[str, str, str]], **extra: Any):
+    return {
+        "resourceType": "RelatedPerson",
+        "id": rid,
+        "meta": {"versionId": "1"},
+        "identifier": [{"system": "https://symetrie.example/id/related-person", "value": rid}],
+        "active": True,
+        "patient": {"reference": f"Patient/{pid}"},
+        "relationship": [{"coding": [{"system": s, "code": c}], "text": t} for s, c, t in codes],
+        "name": [{"text": name}],
+        **extra,
+    }
+
+
+def guardian_resources(pid: str = "p1") -> list[dict[str, Any]]:
+    """RelatedPersons as the import writes them: the guardian (a mother), an emergency contact
+    who is a spouse (not one who may sign for a minor), an inactive guardian, and another
+    patient's guardian (must never be offered or referenced)."""
+    return [
+        _related(
+            pid,
+            "rp-mother",
+            "Grace Testperson",
+            [(ROLE, "GUARD", "guardian"), (ROLE, "MTH", "mother")],
+        ),
+        _related(
+            pid,
+            "rp-spouse",
+            "Sam Testperson",
+            [(CONTACT_ROLE, "C", "Emergency Contact"), (ROLE, "SPS", "spouse")],
+        ),
+        _related(pid, "rp-old", "Old Guardian", [(ROLE, "GUARD", "guardian")], active=False),
+        _related(
+            "other",
+            "rp-other",
+            "Zed Elsewhere",
+            [(ROLE, "GUARD", "guardian"), (ROLE, "FTH", "father")],
+        ),
+    ]

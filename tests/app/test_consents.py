@@ -1,5 +1,6 @@
 """The Consents page against a fake FHIR server: the page, capture (one transaction with a
-Consent and its Provenance), withdrawal (If-Match update), CSRF and read-only sessions."""
+Consent and its Provenance; for a minor, the guardian on file or a new RelatedPerson as the
+performer), withdrawal (If-Match update), CSRF and read-only sessions."""
 
 from __future__ import annotations
 
@@ -21,11 +22,21 @@ from smart_app.consents import bp as consents_bp
 from smart_app.consents import consents_batch
 from tests.app.conftest import launch
 from tests.app.fake_ehr import FHIR_JSON, FakeEhr
+from tests.app.resources import guardian_resources
 
 pytestmark = pytest.mark.unit
 
 KIND = "http://symfhir.org/fhir/CodeSystem/consent-kind"
 SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+RELATED_SCOPE = "patient/RelatedPerson.crs"
+
+
+@pytest.fixture
+def fake_ehr(fake_ehr: FakeEhr) -> FakeEhr:
+    # The app's default scopes ask for RelatedPerson (the guardians who sign for a minor).
+    fake_ehr.granted_scope = f"{fake_ehr.granted_scope} {RELATED_SCOPE}"
+    fake_ehr.resources += guardian_resources(fake_ehr.patient_id)
+    return fake_ehr
 
 
 @pytest.fixture
@@ -70,6 +81,12 @@ class Transactions:
             }
             return Response(json.dumps(outcome), status=self.fail_status, content_type=FHIR_JSON)
         entries = []
+        # As a server does: urn:uuid references of the Bundle become the new resources' ids.
+        assigned = {
+            item["fullUrl"]: f"{item['resource']['resourceType']}/new{len(self.bundles)}-{index}"
+            for index, item in enumerate(body["entry"])
+            if item.get("fullUrl")
+        }
         for index, item in enumerate(body["entry"]):
             resource = dict(item["resource"])
             method = item["request"]["method"]
@@ -82,13 +99,20 @@ class Transactions:
                 ] + [resource]
                 entries.append({"response": {"status": "200 OK"}})
                 continue
+            resource = json.loads(_resolve(json.dumps(resource), assigned))
             resource["id"] = f"new{len(self.bundles)}-{index}"
             resource["meta"] = {"versionId": "1"}
-            if resource["resourceType"] == "Consent":
+            if resource["resourceType"] in ("Consent", "RelatedPerson"):
                 self.fake.resources.append(resource)
             entries.append({"response": {"status": "201 Created"}})
         answer = {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
         return Response(json.dumps(answer), content_type=FHIR_JSON)
+
+
+def _resolve(text: str, assigned: dict[str, str]) -> str:
+    for urn, ref in assigned.items():
+        text = text.replace(f'"{urn}"', f'"{ref}"')
+    return text
 
 
 @pytest.fixture
@@ -173,7 +197,13 @@ def test_page_reads_with_one_batch_and_audits(page, fake_ehr):
 
 def test_consents_batch_urls():
     urls = [e["request"]["url"] for e in consents_batch("p1")["entry"]]
-    assert urls == ["Patient/p1", "Consent?patient=Patient/p1&_count=200&_sort=-date"]
+    assert urls == [
+        "Patient/p1",
+        "Consent?patient=Patient/p1&_count=200&_sort=-date",
+        "RelatedPerson?patient=Patient/p1&_count=50",
+    ]
+    without = [e["request"]["url"] for e in consents_batch("p1", related=False)["entry"]]
+    assert without == urls[:2]
 
 
 def test_capture_writes_one_transaction(page, tx, fake_ehr):
@@ -215,7 +245,7 @@ def test_capture_with_a_drawn_signature(page, tx):
         ({"kind": "nope"}, "err-kind"),
         ({"decision": "maybe"}, "err-decision"),
         ({"signer": "friend"}, "err-signer"),
-        ({"signer": "guardian", "signer_name": ""}, "err-signer-name"),
+        ({"signer": "guardian", "signer_name": ""}, "err-guardian"),
         ({"typed_signature": ""}, "err-signature"),
         (
             {"typed_signature": "", "signature_data": "data:image/gif;base64,R0lGOD"},
@@ -233,20 +263,138 @@ def test_capture_errors_are_shown_next_to_the_field(page, tx, fields, error_id):
     assert tx.bundles == []
 
 
-def test_a_minor_must_be_signed_for_by_the_guardian(page, tx, fake_ehr):
-    patient = next(r for r in fake_ehr.resources if r["resourceType"] == "Patient")
+def _minor(fake: FakeEhr) -> None:
+    patient = next(r for r in fake.resources if r["resourceType"] == "Patient")
     patient["birthDate"] = "2012-01-01"
+
+
+def test_a_minor_must_be_signed_for_by_the_guardian(page, tx, fake_ehr):
+    _minor(fake_ehr)
     assert 'id="minor-notice"' in page.get("/consents").get_data(as_text=True)
     token = csrf(page)
     response = page.post("/consents/capture", data=capture_form(token))
     assert response.status_code == 400
     assert "guardian must sign" in response.get_data(as_text=True)
-    form = capture_form(token, signer="guardian", signer_name="Grace Testperson")
+    form = capture_form(token, signer="guardian", guardian="RelatedPerson/rp-mother")
     assert page.post("/consents/capture", data=form).status_code == 303
-    performer = tx.bundles[0]["entry"][0]["resource"]["performer"]
+    (bundle,) = tx.bundles
+    assert [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Consent", "Provenance"]
+    performer = bundle["entry"][0]["resource"]["performer"]
     assert performer == [
-        {"type": "RelatedPerson", "display": "Grace Testperson (parent or guardian)"}
+        {
+            "type": "RelatedPerson",
+            "display": "Grace Testperson (parent or guardian)",
+            "reference": "RelatedPerson/rp-mother",
+        }
     ]
+
+
+def test_the_guardians_on_file_are_offered(page, fake_ehr):
+    _minor(fake_ehr)
+    text = page.get("/consents").get_data(as_text=True)
+    assert re.search(
+        r'id="guardian-rp-mother" name="guardian" value="RelatedPerson/rp-mother"', text
+    )
+    assert "Grace Testperson" in text and "(guardian, mother)" in text
+    for absent in ("rp-spouse", "rp-old", "rp-other"):  # not a parent, inactive, not theirs
+        assert f"guardian-{absent}" not in text
+    assert 'id="guardian-new"' in text and 'id="no-guardian-on-file"' not in text
+    assert not re.search(r'id="guardian-new"[^>]*checked', text)  # no choice made for them
+
+
+@pytest.mark.parametrize(
+    ("fields", "error_id"),
+    [
+        ({}, "err-guardian"),
+        ({"guardian": "RelatedPerson/rp-other"}, "err-guardian"),  # another patient's
+        ({"guardian": "RelatedPerson/rp-spouse"}, "err-guardian"),  # not a parent
+        ({"guardian": "RelatedPerson/rp-old"}, "err-guardian"),  # inactive
+        ({"guardian": "RelatedPerson/nope"}, "err-guardian"),  # never read
+        ({"guardian": "new", "guardian_relationship": "parent"}, "err-guardian-name"),
+        ({"guardian": "new", "guardian_name": "Ann Testperson"}, "err-guardian-relationship"),
+    ],
+)
+def test_guardian_errors_are_shown_next_to_the_field(page, tx, fake_ehr, fields, error_id):
+    _minor(fake_ehr)
+    token = csrf(page)
+    form = capture_form(token, signer="guardian", **fields)
+    response = page.post("/consents/capture", data=form)
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert re.search(rf'id="{error_id}" class="error-text" role="alert">[^<]+<', text)
+    assert tx.bundles == []
+
+
+def test_someone_else_becomes_a_related_person_in_the_same_transaction(page, tx, fake_ehr):
+    _minor(fake_ehr)
+    token = csrf(page)
+    form = capture_form(
+        token,
+        signer="guardian",
+        guardian="new",
+        guardian_name="Ann Testperson",
+        guardian_relationship="parent",
+        typed_signature="Ann Testperson",
+    )
+    response = page.post("/consents/capture", data=form)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    (bundle,) = tx.bundles
+    related, consent, provenance = bundle["entry"]
+    assert related["request"]["method"] == "POST" and related["request"]["url"] == "RelatedPerson"
+    assert related["request"]["ifNoneExist"].startswith("identifier=")
+    person = related["resource"]
+    assert person["patient"] == {"reference": "Patient/p1"}
+    assert person["name"] == [{"text": "Ann Testperson"}]
+    assert {c["code"] for r in person["relationship"] for c in r["coding"]} == {"GUARD", "PRN"}
+    assert consent["resource"]["performer"][0]["reference"] == related["fullUrl"]
+    assert related["fullUrl"] in [t["reference"] for t in provenance["resource"]["target"]]
+    assert "RelatedPerson" in fake_ehr.audit_events[-1]["outcomeDesc"]
+    # The next consent offers them from the list.
+    after = page.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'value="RelatedPerson/new1-0"' in after and "Ann Testperson" in after
+
+
+def test_a_minor_without_a_guardian_on_file(page, tx, fake_ehr):
+    _minor(fake_ehr)
+    fake_ehr.resources = [r for r in fake_ehr.resources if r["resourceType"] != "RelatedPerson"]
+    text = page.get("/consents").get_data(as_text=True)
+    assert 'id="no-guardian-on-file"' in text
+    assert re.search(r'id="guardian-new"[^>]*checked', text)
+    token = csrf(page)
+    form = capture_form(
+        token,
+        signer="guardian",
+        guardian="new",
+        guardian_name="Ann Testperson",
+        guardian_relationship="guardian",
+    )
+    assert page.post("/consents/capture", data=form).status_code == 303
+    kinds = [e["resource"]["resourceType"] for e in tx.bundles[0]["entry"]]
+    assert kinds == ["RelatedPerson", "Consent", "Provenance"]
+
+
+def test_a_launch_without_related_person_scopes(client, fake_ehr, tx):
+    _minor(fake_ehr)
+    fake_ehr.granted_scope = fake_ehr.granted_scope.replace(RELATED_SCOPE, "").strip()
+    assert launch(client, fake_ehr).status_code == 303
+    before = len(fake_ehr.requests_to("/fhir"))
+    text = client.get("/consents").get_data(as_text=True)
+    (batch,) = [r for r in fake_ehr.requests_to("/fhir")[before:] if r.path == "/fhir"]
+    assert "RelatedPerson" not in batch.get_data(as_text=True)  # not even asked for
+    assert 'id="guardians-unread"' in text and 'id="guardian-new-refused"' in text
+    assert 'id="partial-notice"' not in text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
+    form = capture_form(
+        token,
+        signer="guardian",
+        guardian="new",
+        guardian_name="Ann Testperson",
+        guardian_relationship="parent",
+    )
+    response = client.post("/consents/capture", data=form)
+    assert response.status_code == 400
+    assert "may not add" in response.get_data(as_text=True)
+    assert tx.bundles == []
 
 
 def test_withdraw_updates_with_if_match(page, tx, fake_ehr):

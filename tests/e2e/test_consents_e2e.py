@@ -1,6 +1,7 @@
 """In real headless Chromium: the practitioner records consents for client C0001 with a typed
 and a drawn signature and withdraws one; the FHIR server, read independently, holds the
-Consents with their signed PNG forms and the withdrawal as status inactive."""
+Consents with their signed PNG forms and the withdrawal as status inactive. For the minor
+C0007, the guardian on file signs: the Consent's performer references that RelatedPerson."""
 
 from __future__ import annotations
 
@@ -153,3 +154,60 @@ def test_capture_and_withdraw_consents(stack, browser):
         e["resource"]["activity"]["coding"][0]["code"] for e in provenance.get("entry", [])
     }
     assert {"CREATE", "UPDATE"} <= activities
+
+
+def _guardian_id(fhir: str, patient: str) -> str:
+    """The id of the guardian the import wrote for C0007 (read independently of the app)."""
+    answer = requests.get(
+        f"{fhir}/RelatedPerson",
+        params={"patient": f"Patient/{patient}"},
+        headers={"Cache-Control": "no-cache"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    (guardian,) = [
+        e["resource"]
+        for e in answer.json().get("entry", [])
+        if any(i.get("value") == "C0007-guardian" for i in e["resource"].get("identifier", []))
+    ]
+    return guardian["id"]
+
+
+def test_a_minors_consent_signed_by_the_guardian_on_file(stack, browser):
+    fhir = stack["fhir"]
+    patient = _patient_id(fhir, "C0007")  # born 2011; guardian Elodie Oakhollow, mother
+    guardian = _guardian_id(fhir, patient)
+    browser.get(_launch_url(stack, patient))
+    WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "summary-title")))
+    browser.get(f"{stack['app']}/consents")
+    WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "consent-status")))
+    assert browser.find_elements(By.ID, "minor-notice")
+    offered = browser.find_elements(By.CSS_SELECTOR, "#guardian-choice input[name=guardian]")
+    values = [o.get_attribute("value") for o in offered]
+    # The guardian is offered; the emergency contact (a spouse) is not.
+    assert f"RelatedPerson/{guardian}" in values
+    assert "Camille Oakhollow" not in browser.find_element(By.ID, "guardian-choice").text
+
+    Select(browser.find_element(By.ID, "kind")).select_by_value("photos_clinical")
+    browser.find_element(By.ID, "decision-given").click()
+    Select(browser.find_element(By.ID, "signer")).select_by_value("guardian")
+    choice = browser.find_element(By.ID, f"guardian-{guardian}")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", choice)
+    choice.click()
+    shot(browser, "consents-07-guardian-chosen")
+    typed = browser.find_element(By.ID, "typed-signature")
+    typed.clear()
+    typed.send_keys("Elodie Oakhollow")
+    browser.find_element(By.ID, "capture-submit").click()
+    _saved(browser)
+    shot(browser, "consents-08-guardian-saved")
+    assert _row_status(browser, "photos_clinical") == "given"
+
+    # The server, read directly: the Consent's performer is that RelatedPerson.
+    consent = _newest(_consents(fhir, patient, "photos_clinical"))
+    assert consent["status"] == "active"
+    (performer,) = consent["performer"]
+    assert performer["reference"] == f"RelatedPerson/{guardian}"
+    assert performer["display"] == "Elodie Oakhollow (parent or guardian)"
+    assert "typed" in consent["sourceAttachment"]["title"]
+    _check_signed_form(consent)

@@ -111,8 +111,13 @@ def test_no_signature_at_all(ctx: MappingContext):
     ("age", "fields", "field"),
     [
         (15, {}, "signer"),
-        (15, {"signer": "guardian", "signer_name": ""}, "signer-name"),
-        (40, {"signer": "guardian", "signer_name": " "}, "signer-name"),
+        (15, {"signer": "guardian", "signer_name": ""}, "guardian"),
+        (40, {"signer": "guardian", "signer_name": "Grace"}, "guardian"),
+        (
+            15,
+            {"signer": "guardian", "guardian": "new", "guardian_relationship": "parent"},
+            "guardian-name",
+        ),
         (40, {"kind": "nope"}, "kind"),
         (40, {"decision": ""}, "decision"),
         (40, {"signer": "x"}, "signer"),
@@ -127,12 +132,23 @@ def test_capture_errors(ctx: MappingContext, age: int, fields: dict[str, str], f
 
 
 def test_a_minor_signed_for_by_the_guardian(ctx: MappingContext):
-    fields = form(signer="guardian", signer_name="Grace Testperson")
+    fields = form(
+        signer="guardian",
+        signer_name="",
+        guardian="new",
+        guardian_name="Grace Testperson",
+        guardian_relationship="guardian",
+    )
     capture, errors = ws.parse_capture(fields, ctx.consent_kinds, ctx, 15)
     assert errors == {} and capture is not None
-    (consent, _) = ws.capture_entries(capture, "p1", "Practitioner/dr1", ctx.consent_kinds, ctx)
+    entries = ws.capture_entries(capture, "p1", "Practitioner/dr1", ctx.consent_kinds, ctx)
+    (related, consent, _) = entries
     assert consent.resource["performer"] == [
-        {"type": "RelatedPerson", "display": "Grace Testperson (parent or guardian)"}
+        {
+            "type": "RelatedPerson",
+            "display": "Grace Testperson (parent or guardian)",
+            "reference": related.full_url,
+        }
     ]
 
 

@@ -12,6 +12,7 @@ Modules:
 
 - ``status`` — every consent kind with its history and current status;
 - ``signature`` — a drawn or typed signature as a clean PNG (the signed form);
+- ``guardians`` — the parents and guardians on file (RelatedPerson), the one who signs, a new one;
 - ``capture`` — the capture form checked, and the Consent and Provenance it writes;
 - ``withdrawal`` — the update of a given Consent to ``inactive``;
 - ``writes`` — the Provenance and the R4 check that capture and withdrawal share.
@@ -29,6 +30,15 @@ from symfhir.workspace.consents.capture import (
     capture_bundle,
     capture_entries,
     parse_capture,
+)
+from symfhir.workspace.consents.guardians import (
+    NEW,
+    NEW_RELATIONSHIPS,
+    SIGNING_RELATIONSHIPS,
+    Guardian,
+    guardian_entry,
+    guardians_on_file,
+    parse_guardian,
 )
 from symfhir.workspace.consents.signature import (
     DATA_URL_PREFIX,
@@ -73,16 +83,20 @@ __all__ = [
     "DECISIONS",
     "KIND_SYSTEM",
     "NAME_MAX",
+    "NEW",
+    "NEW_RELATIONSHIPS",
     "SIGNATURE_LIMITS",
     "SIGNATURE_MAX_BYTES",
     "SIGNATURE_MAX_HEIGHT",
     "SIGNATURE_MAX_WIDTH",
     "SIGNERS",
+    "SIGNING_RELATIONSHIPS",
     "TYPED_FONT_SIZE",
     "TYPED_PADDING",
     "Capture",
     "ConsentEvent",
     "Decision",
+    "Guardian",
     "KindStatus",
     "Signer",
     "basis_of",
@@ -95,8 +109,11 @@ __all__ = [
     "current_policy_version",
     "decode_data_url",
     "find_withdrawable",
+    "guardian_entry",
+    "guardians_on_file",
     "is_minor",
     "parse_capture",
+    "parse_guardian",
     "patient_age",
     "policy_version",
     "provenance_entry",

@@ -8,7 +8,7 @@ exact capture instant (``ctx.now``), who signed, and the signed form.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ from symfhir.model import ConsentRecord, SpaRecord
 from symfhir.model.client import Client
 from symfhir.model.consent import SignedForm
 from symfhir.model.record import ADULT_AGE
+from symfhir.workspace.consents.guardians import Guardian, guardian_entry, parse_guardian
 from symfhir.workspace.consents.signature import checked_name, signature_form
 from symfhir.workspace.consents.status import current_policy_version, is_minor
 from symfhir.workspace.consents.writes import check_valid, provenance_entry
@@ -45,6 +46,7 @@ class Capture:
     policy_version: str
     form: SignedForm
     typed: bool  # the signature was typed, not drawn
+    guardian: Guardian | None = None  # who signs when the signer is the guardian
 
 
 def parse_capture(
@@ -52,14 +54,19 @@ def parse_capture(
     kinds: ConsentKinds,
     ctx: MappingContext,
     age: int | None,
+    guardians: Sequence[Guardian] = (),
+    *,
+    may_add_guardian: bool = True,
 ) -> tuple[Capture | None, dict[str, str]]:
     """The capture form's fields, checked: (Capture, {}) or (None, {field: message}).
 
-    Fields: kind, decision (given|declined), signer (client|guardian), signer_name,
-    signature_data (a PNG data URL drawn on the pad) or typed_signature (a typed name,
-    rendered to a PNG), policy_version (default: the kind's current version). A minor
-    (``age`` < 18) must be signed for by the guardian, whose name is required. Error keys
-    are the ids' suffixes of the page's error spans (``err-<key>``).
+    Fields: kind, decision (given|declined), signer (client|guardian), signer_name (the
+    client's, when the client signs), signature_data (a PNG data URL drawn on the pad) or
+    typed_signature (a typed name, rendered to a PNG), policy_version (default: the kind's
+    current version). A minor (``age`` < 18) must be signed for by the guardian: one of
+    ``guardians`` (those on file for the client) or someone else, named with a relationship
+    (``guardians.parse_guardian``). Error keys are the ids' suffixes of the page's error
+    spans (``err-<key>``).
     """
     errors: dict[str, str] = {}
     kind = (form.get("kind") or "").strip()
@@ -76,8 +83,10 @@ def parse_capture(
         errors["signer"] = f"The client is under {ADULT_AGE}: a parent or guardian must sign."
     if name is None:
         errors["signer-name"] = "The name has control characters or is too long."
-    elif not name and signer == "guardian":
-        errors["signer-name"] = "Enter the parent's or guardian's full name."
+    guardian = None
+    if signer == "guardian":
+        guardian, problems = parse_guardian(form, guardians, may_add=may_add_guardian)
+        errors.update(problems)
     version = (form.get("policy_version") or "").strip()
     if not version and kind in kinds.kinds:
         version = current_policy_version(kinds.kinds[kind], ctx)
@@ -97,10 +106,11 @@ def parse_capture(
             kind=kind,
             decision=decision,  # type: ignore[arg-type]  # checked against DECISIONS
             signer=signer,  # type: ignore[arg-type]  # checked against SIGNERS
-            signer_name=name or "",
+            signer_name=guardian.name if guardian else name or "",
             policy_version=version,
             form=signed,
             typed=typed,
+            guardian=guardian,
         ),
         {},
     )
@@ -129,6 +139,8 @@ def capture_entries(
     Provenance, as conditional creates: a double submit of the same form writes nothing new.
     ``basis`` names the kind's current Consent as the page showed it (``id/version``): the
     same consent given again after a withdrawal is a new Consent, not the withdrawn one.
+    A guardian who signs is the performer by reference: ``RelatedPerson/<id>`` when on file,
+    else a new RelatedPerson (first entry, ``guardians.guardian_entry``) by its urn:uuid.
 
     Raises FhirValidationError when a resource is not valid R4.
     """
@@ -153,34 +165,50 @@ def capture_entries(
     (mapped,) = consent_mapping.consents(spa_record, patient, None, org, mapping_ctx)
     resource = dict(mapped.resource)
     captured_at = ctx.now.isoformat()
-    key = digest(capture.kind, capture.decision, capture.signer, capture.form.sha1_b64, basis)
+    guardian = capture.guardian if capture.signer == "guardian" else None
+    new_guardian = (
+        guardian_entry(guardian, patient_id, ctx) if guardian and not guardian.id else None
+    )
+    parts = [capture.kind, capture.decision, capture.signer, capture.form.sha1_b64, basis]
+    if guardian is not None:  # only then: a client's consent keeps the identifier it had
+        parts.append(new_guardian.full_url if new_guardian else guardian.choice)
+    key = digest(*parts)
     ident = dict(resource["identifier"][0])
     ident["value"] = f"{ident['value']}-{key}"
     resource["identifier"] = [ident]
     resource["dateTime"] = captured_at
-    resource["performer"] = [_performer(capture, patient_id)]
+    resource["performer"] = [_performer(capture, patient_id, new_guardian)]
     attachment = dict(resource["sourceAttachment"])
     attachment["creation"] = captured_at
     if capture.typed:
         attachment["title"] = f"{attachment['title']} (typed signature)"
     resource["sourceAttachment"] = attachment
     consent_entry = entry(resource, ident)
+    written = [new_guardian] if new_guardian else []
     prov = provenance_entry(
-        [consent_entry.reference],
+        [consent_entry.reference, *(e.reference for e in written)],
         "CREATE",
         fhir_user,
         ctx,
         key=f"consent-capture-{digest(ident['value'])}",
     )
-    entries = [consent_entry, prov]
+    entries = [*written, consent_entry, prov]
     check_valid([e.resource for e in entries])
     return entries
 
 
-def _performer(capture: Capture, patient_id: str) -> dict[str, Any]:
+def _performer(capture: Capture, patient_id: str, new_guardian: Entry | None) -> dict[str, Any]:
     if capture.signer == "guardian":
-        return {"type": "RelatedPerson", "display": f"{capture.signer_name} (parent or guardian)"}
-    performer: dict[str, Any] = {"reference": f"Patient/{patient_id}", "type": "Patient"}
+        performer: dict[str, Any] = {
+            "type": "RelatedPerson",
+            "display": f"{capture.signer_name} (parent or guardian)",
+        }
+        if new_guardian is not None:
+            performer["reference"] = new_guardian.full_url
+        elif capture.guardian is not None:
+            performer["reference"] = capture.guardian.choice
+        return performer
+    performer = {"reference": f"Patient/{patient_id}", "type": "Patient"}
     if capture.signer_name:
         performer["display"] = capture.signer_name
     return performer
