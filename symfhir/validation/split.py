@@ -7,12 +7,19 @@ R4B checks a response element by element — required ``status``/``linkId``, one
 the response is valid exactly when the response without its items is valid and each
 item, stripped of its child items and wrapped alone in a minimal response, is valid.
 Those small units repeat across clients and hit the cache.
+
+Units whose answers are all coded (a coding, a boolean, a number: what value sets and
+yes/no questions give) repeat not only in shape but in content — every client who answers
+"Fitzpatrick IV" gives the same unit — so the verdict on a valid one is remembered by its
+exact serialization. Units with free text or dates never enter that memo.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+
+import orjson
 
 from symfhir.validation.fast import FastValidator
 from symfhir.validation.structural import Problem
@@ -48,6 +55,47 @@ def _units(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
                 yield from _units(nested)
 
 
+_CODED_ANSWERS = frozenset({"valueCoding", "valueBoolean", "valueInteger", "valueDecimal"})
+_MEMO_MAX = 8192
+
+
+class _ValidUnits:
+    """Serializations of coded units already found valid (bounded; cleared when full)."""
+
+    def __init__(self) -> None:
+        self.known: set[str] = set()
+
+    def key(self, unit: dict[str, Any]) -> str | None:
+        """The memo key of a coded unit; None for a unit with free text, dates or odd values."""
+        (item,) = unit["item"]
+        for answer in item.get("answer", ()):
+            if not answer.keys() <= _CODED_ANSWERS:
+                return None
+        try:
+            # As str: orjson's bytes keep a 4 KiB buffer each, 10x what the memo needs.
+            return orjson.dumps(unit).decode()
+        except TypeError:  # not plain JSON: let the validator say what is wrong
+            return None
+
+    def add(self, key: str) -> None:
+        if len(self.known) >= _MEMO_MAX:
+            self.known.clear()
+        self.known.add(key)
+
+
+_valid_units = _ValidUnits()
+
+
+def _unit_problems(validator: FastValidator, unit: dict[str, Any]) -> list[Problem]:
+    key = _valid_units.key(unit)
+    if key is not None and key in _valid_units.known:
+        return []
+    problems = validator.validate_fhir_json(unit)
+    if key is not None and not problems:
+        _valid_units.add(key)
+    return problems
+
+
 def validate_split(validator: FastValidator, resource: dict[str, Any]) -> list[Problem]:
     """Problems in ``resource`` exactly as ``validator.validate_fhir_json`` reports them.
 
@@ -62,7 +110,7 @@ def validate_split(validator: FastValidator, resource: dict[str, Any]) -> list[P
         if validator.validate_fhir_json(head):
             return validator.validate_fhir_json(resource)
         for unit in _units(items or []):
-            if validator.validate_fhir_json(unit):
+            if _unit_problems(validator, unit):
                 return validator.validate_fhir_json(resource)
     except ValueError:
         return validator.validate_fhir_json(resource)

@@ -88,3 +88,44 @@ def test_units_are_shared_between_clients(response):
     history["item"].append(copy.deepcopy(history["item"][0]))  # one more repeated group
     assert validate_split(validator, other) == []
     assert validator.misses == misses  # a new response shape, but no new unit shape
+
+
+def skin_type_item(qr):
+    skin = next(i for i in qr["item"] if i["linkId"] == "skin")
+    return next(i for i in skin["item"] if i["linkId"] == "skin.type")
+
+
+class CountingValidator(FastValidator):
+    def __init__(self):
+        super().__init__()
+        self.seen: list[dict] = []
+
+    def validate_fhir_json(self, resource):
+        self.seen.append(resource)
+        return super().validate_fhir_json(resource)
+
+
+def _units_validated(validator, link_id):
+    return [u for u in validator.seen if u.get("item") and u["item"][0]["linkId"] == link_id]
+
+
+def test_a_valid_coded_answer_is_validated_once_across_responses(response):
+    from symfhir.validation import split
+
+    split._valid_units.known.clear()
+    validator = CountingValidator()
+    for _ in range(3):
+        assert validate_split(validator, copy.deepcopy(response)) == []
+    assert len(_units_validated(validator, "skin.type")) == 1  # coded: remembered
+    assert len(_units_validated(validator, "client.family")) == 3  # free text: every time
+
+
+def test_an_invalid_coded_answer_is_never_remembered(response):
+    from symfhir.validation import split
+
+    split._valid_units.known.clear()
+    bad = copy.deepcopy(response)
+    skin_type_item(bad)["answer"][0]["valueCoding"]["code"] = 12  # a code must be a string
+    for _ in range(2):
+        assert validate_split(FastValidator(), bad) == validate_resource(bad) != []
+    assert validate_split(FastValidator(), response) == []
