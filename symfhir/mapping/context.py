@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -47,11 +47,10 @@ class MappingContext:
 
     def instant(self, value: date | datetime) -> str:
         """An aware ISO timestamp; dates become local midnight, naive times local time."""
-        if not isinstance(value, datetime):
-            value = datetime.combine(value, time())
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=self.spa.zone)
-        return value.isoformat()
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            # Not cached: aware datetimes at the same instant compare equal across zones.
+            return value.isoformat()
+        return _local_instant(value, self.spa.zone)
 
     def coding(self, valueset: str, key: str) -> dict[str, str]:
         return self.terminology.coding(valueset, key)
@@ -69,3 +68,12 @@ def load_questionnaire(path: Path | None = None) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"cannot read the intake questionnaire {path.name}: {exc}") from exc
+
+
+@lru_cache(maxsize=1024)
+def _local_instant(value: date | datetime, zone: tzinfo) -> str:
+    # Cached: a record's consents and answers share a few dates, and the zone's UTC offset
+    # lookup is the costly part. Only dates and naive datetimes come here.
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time())
+    return value.replace(tzinfo=zone).isoformat()

@@ -140,3 +140,21 @@ def test_minor_at_intake_needs_guardian_consent_even_if_adult_now(record_context
     for consent in data["consents"].values():
         consent["signer"] = "guardian"
     validate(data, record_context)
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("(337) 555-0101", "+13375550101"),  # the spa's own region
+        ("+1 604 253 1234", "+16042531234"),  # Canada shares +1: valid, not for the US
+        ("+44 20 7946 0958", "+442079460958"),
+    ],
+)
+def test_phone_numbers_of_any_region_are_kept(record_context, given, stored):
+    record = validate(make_record_dict(client__phones={"mobile": given}), record_context)
+    assert record.client.phones["mobile"] == stored
+
+
+def test_a_number_valid_in_no_region_is_refused(record_context):
+    found = errors(make_record_dict(client__phones={"mobile": "+1 123 456 7890"}), record_context)
+    assert found == [("client.phones.mobile", "Value error, not a valid phone number")]

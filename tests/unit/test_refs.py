@@ -26,3 +26,17 @@ def test_full_url_is_a_version_5_uuid():
     parsed = uuid.UUID(full_url_for("http://example.org/sid", "C0001").removeprefix("urn:uuid:"))
     assert parsed.version == 5
     assert parsed.variant == uuid.RFC_4122
+
+
+def test_instants_keep_their_own_offset(ctx):
+    """Aware datetimes at the same instant compare equal: each keeps its own offset."""
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    utc = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
+    chicago = utc.astimezone(ZoneInfo("America/Chicago"))
+    assert ctx.instant(utc) == "2026-03-01T15:00:00+00:00"
+    assert ctx.instant(chicago) == "2026-03-01T09:00:00-06:00"
+    assert ctx.instant(date(2026, 7, 1)) == "2026-07-01T00:00:00-05:00"
+    assert ctx.instant(datetime(2026, 7, 1)) == "2026-07-01T00:00:00-05:00"
+    assert ctx.instant(date(2026, 1, 1)) == "2026-01-01T00:00:00-06:00"
