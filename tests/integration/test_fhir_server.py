@@ -216,3 +216,29 @@ def test_stale_if_match_update_is_a_409_conflict(fhir):
     # HAPI answers a version mismatch with 409 Conflict (not 412 Precondition Failed).
     assert stale.status_code == 409, stale.text
     assert fhir.get(url).json()["gender"] == "female"
+
+
+def test_a_page_holds_up_to_200_results_as_the_hapi_starter_allows(fhir):
+    """The app reads a client's Observations or photos in one page of 200; HAPI's own cap
+    (50) would cut a full record short."""
+    run = uuid.uuid4().hex
+    basics = [
+        {
+            "resource": {
+                "resourceType": "Basic",
+                "identifier": [{"system": SYS_RUN, "value": f"{run}-{i}"}],
+                "code": {"text": "page-size test"},
+            },
+            "request": {"method": "POST", "url": "Basic"},
+        }
+        for i in range(70)
+    ]
+    _transaction(fhir, {"resourceType": "Bundle", "type": "transaction", "entry": basics})
+    page = fhir.get(
+        f"{BASE}/Basic",
+        params={"identifier": ",".join(f"{SYS_RUN}|{run}-{i}" for i in range(70)), "_count": "200"},
+    )
+    page.raise_for_status()
+    body = page.json()
+    assert len(body["entry"]) == 70
+    assert not any(link["relation"] == "next" for link in body.get("link", []))

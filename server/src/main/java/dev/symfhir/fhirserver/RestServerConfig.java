@@ -50,6 +50,10 @@ public class RestServerConfig {
     capabilities.setImplementationDescription("symfhir local HAPI FHIR R4 server");
     server.setServerConformanceProvider(capabilities);
 
+    // As the HAPI JPA starter ships (default 20, at most 200 per page; HAPI's own cap is 50):
+    // a spa client's Observations or photos often pass 50.
+    pagingProvider.setDefaultPageSize(20);
+    pagingProvider.setMaximumPageSize(200);
     server.setPagingProvider(pagingProvider);
     server.setDefaultResponseEncoding(EncodingEnum.JSON);
     server.setServerAddressStrategy(new IncomingRequestAddressStrategy());
