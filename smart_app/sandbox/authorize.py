@@ -112,23 +112,25 @@ def jwks() -> Response:
     return jsonify(sandbox().key.jwks())
 
 
+#: The sandbox EHR's look, sent to apps as smart_style_url.
+SMART_STYLE = {
+    "color_background": "#f6f4f1",
+    "color_error": "#b3261e",
+    "color_highlight": "#6b4c9a",
+    "color_modal_backdrop": "",
+    "color_success": "#2e7d32",
+    "color_text": "#1f1f1f",
+    "dim_border_radius": "6px",
+    "dim_font_size": "14px",
+    "dim_spacing_size": "16px",
+    "font_family_body": "system-ui, sans-serif",
+    "font_family_heading": "system-ui, sans-serif",
+}
+
+
 @bp.get("/smart-style.json")
 def smart_style() -> Response:
-    return jsonify(
-        {
-            "color_background": "#f6f4f1",
-            "color_error": "#b3261e",
-            "color_highlight": "#6b4c9a",
-            "color_modal_backdrop": "",
-            "color_success": "#2e7d32",
-            "color_text": "#1f1f1f",
-            "dim_border_radius": "6px",
-            "dim_font_size": "14px",
-            "dim_spacing_size": "16px",
-            "font_family_body": "system-ui, sans-serif",
-            "font_family_heading": "system-ui, sans-serif",
-        }
-    )
+    return jsonify(SMART_STYLE)
 
 
 @bp.get("/fhir/metadata")

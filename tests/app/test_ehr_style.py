@@ -9,21 +9,11 @@ import pytest
 from werkzeug import Response
 
 from smart_app.ehr_style import contrast, fetch_style, parse_style, stylesheet
+from smart_app.sandbox.authorize import SMART_STYLE
 from tests.app.conftest import launch
 
-EHR_STYLE = {
-    "color_background": "#f6f4f1",
-    "color_error": "#b3261e",
-    "color_highlight": "#6b4c9a",
-    "color_modal_backdrop": "",
-    "color_success": "#2e7d32",
-    "color_text": "#1f1f1f",
-    "dim_border_radius": "6px",
-    "dim_font_size": "14px",
-    "dim_spacing_size": "16px",
-    "font_family_body": "Georgia, 'Times New Roman', serif",
-    "font_family_heading": "system-ui, sans-serif",
-}
+# The sandbox EHR's style document, with a font list that has quotes.
+EHR_STYLE = {**SMART_STYLE, "font_family_body": "Georgia, 'Times New Roman', serif"}
 
 
 def test_a_reference_style_document_maps_to_css_variables():

@@ -72,16 +72,21 @@ def client_registrations(rsa_key: RSAKey, ec_key: ECKey) -> list[dict[str, Any]]
     ]
 
 
-@pytest.fixture
-def app(rsa_key: RSAKey, ec_key: ECKey) -> Flask:
+def make_sandbox(rsa_key: RSAKey, ec_key: ECKey, upstream: str = DEAD_UPSTREAM) -> Flask:
+    """The sandbox with the test registrations, in front of ``upstream``."""
     return create_sandbox(
         {
             "TESTING": True,
             "SANDBOX_BASE_URL": BASE,
-            "SANDBOX_FHIR_UPSTREAM": DEAD_UPSTREAM,
+            "SANDBOX_FHIR_UPSTREAM": upstream,
             "SANDBOX_CLIENTS": client_registrations(rsa_key, ec_key),
         }
     )
+
+
+@pytest.fixture
+def app(rsa_key: RSAKey, ec_key: ECKey) -> Flask:
+    return make_sandbox(rsa_key, ec_key)
 
 
 @pytest.fixture

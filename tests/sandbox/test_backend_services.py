@@ -29,6 +29,7 @@ from tests.sandbox.conftest import (
     TOKEN_URL,
     assertion,
     client_registrations,
+    make_sandbox,
 )
 
 pytestmark = pytest.mark.unit
@@ -261,14 +262,7 @@ def upstream(httpserver):
 
 @pytest.fixture
 def app(rsa_key, ec_key, upstream):
-    return create_sandbox(
-        {
-            "TESTING": True,
-            "SANDBOX_BASE_URL": BASE,
-            "SANDBOX_FHIR_UPSTREAM": upstream.url_for("/fhir"),
-            "SANDBOX_CLIENTS": client_registrations(rsa_key, ec_key),
-        }
-    )
+    return make_sandbox(rsa_key, ec_key, upstream.url_for("/fhir"))
 
 
 def bearer_for(client: FlaskClient, key: Any, **kwargs: Any) -> dict[str, str]:

@@ -15,6 +15,7 @@ from tests.sandbox.conftest import (
     REDIRECT,
     authorize_params,
     client_registrations,
+    make_sandbox,
     pkce,
     redirect_params,
 )
@@ -29,14 +30,7 @@ def upstream(httpserver):
 
 @pytest.fixture
 def app(rsa_key, ec_key, upstream):
-    return create_sandbox(
-        {
-            "TESTING": True,
-            "SANDBOX_BASE_URL": BASE,
-            "SANDBOX_FHIR_UPSTREAM": upstream.url_for("/fhir"),
-            "SANDBOX_CLIENTS": client_registrations(rsa_key, ec_key),
-        }
-    )
+    return make_sandbox(rsa_key, ec_key, upstream.url_for("/fhir"))
 
 
 def get_token(get_code, token_request, **overrides):
