@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SAMPLE := tests/data/sample
 DEMO_OUT := out/demo
 
-.PHONY: demo test lint unit bench bench-import bench-summary browser sample clean
+.PHONY: demo test lint unit bench bench-import bench-summary bench-hapi-ceiling browser sample clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ bench-import: $(STAMP)
 
 bench-summary: $(STAMP)
 	$(PY) benchmarks/bench_summary.py
+
+bench-hapi-ceiling: $(STAMP)
+	$(PY) benchmarks/bench_hapi_ceiling.py
 
 sample: $(STAMP)
 	$(PY) scripts/make_sample_clients.py
