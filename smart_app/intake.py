@@ -39,14 +39,20 @@ bp.before_request(enforce_patient_context)
 _validator = FastValidator()
 
 
-def latest_response(access: PatientAccess, questionnaire: dict[str, Any]) -> dict[str, Any] | None:
-    """The patient's most recent QuestionnaireResponse to ``questionnaire`` (first page only)."""
-    params = {
-        "subject": f"Patient/{check_id(access.patient_id)}",
-        "questionnaire": questionnaire["url"],
-        "_sort": "-authored",
+def latest_response_search(patient_id: str, questionnaire_url: str) -> dict[str, str]:
+    """The search for a patient's newest response to a Questionnaire."""
+    return {
+        "subject": f"Patient/{check_id(patient_id)}",
+        "questionnaire": questionnaire_url,
+        # authored has whole seconds: two saves in one second go to the one written last.
+        "_sort": "-authored,-_lastUpdated",
         "_count": "1",
     }
+
+
+def latest_response(access: PatientAccess, questionnaire: dict[str, Any]) -> dict[str, Any] | None:
+    """The patient's most recent QuestionnaireResponse to ``questionnaire`` (first page only)."""
+    params = latest_response_search(access.patient_id, questionnaire["url"])
     for bundle in access.client.search_bundles("QuestionnaireResponse", params):
         for item in bundle.get("entry") or []:
             resource = item.get("resource") if isinstance(item, dict) else None

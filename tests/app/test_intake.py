@@ -198,7 +198,7 @@ def test_form_is_prefilled_from_the_latest_response(writer, server, fake_ehr):
     assert server.searches[-1] == {
         "subject": "Patient/p1",
         "questionnaire": Q_URL,
-        "_sort": "-authored",
+        "_sort": "-authored,-_lastUpdated",
         "_count": "1",
     }
     assert 'id="intake-form"' in page and 'id="intake-submit"' in page

@@ -242,3 +242,31 @@ def test_a_page_holds_up_to_200_results_as_the_hapi_starter_allows(fhir):
     body = page.json()
     assert len(body["entry"]) == 70
     assert not any(link["relation"] == "next" for link in body.get("link", []))
+
+
+def test_the_newest_intake_wins_a_tie_on_authored(fhir):
+    """Two saves of the intake within one second share `authored`: the app's search for the
+    latest response must still find the one written last (HAPI orders ties arbitrarily)."""
+    from smart_app.intake import latest_response_search
+
+    patient = {"resourceType": "Patient", "identifier": [{"system": SYS_RUN, "value": _urn()}]}
+    created = fhir.post(f"{BASE}/Patient", json=patient)
+    created.raise_for_status()
+    pid = created.json()["id"]
+    url = f"http://symfhir.org/fhir/Questionnaire/test-{uuid.uuid4().hex}"
+    ids = []
+    for n in range(4):
+        qr = {
+            "resourceType": "QuestionnaireResponse",
+            "questionnaire": url,
+            "status": "completed",
+            "subject": {"reference": f"Patient/{pid}"},
+            "authored": "2026-11-25T09:30:00-06:00",
+            "item": [{"linkId": "n", "answer": [{"valueInteger": n}]}],
+        }
+        answer = fhir.post(f"{BASE}/QuestionnaireResponse", json=qr)
+        answer.raise_for_status()
+        ids.append(answer.json()["id"])
+    found = fhir.get(f"{BASE}/QuestionnaireResponse", params=latest_response_search(pid, url))
+    found.raise_for_status()
+    assert [e["resource"]["id"] for e in found.json()["entry"]] == [ids[-1]]
