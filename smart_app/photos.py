@@ -30,7 +30,8 @@ from symfhir.errors import (
 from symfhir.fhir.paths import check_id
 from symfhir.mapping.bundle import transaction
 from symfhir.mapping.context import MappingContext
-from symfhir.photos.clean import CleanImage, ImageLimits, clean_image, sniff
+from symfhir.photos.clean import JPEG, CleanImage, ImageLimits, clean_image, sniff
+from symfhir.photos.thumbnail import thumbnail
 from symfhir.validation import FastValidator, bundle_rules
 from symfhir.workspace import photos as workspace
 
@@ -346,6 +347,10 @@ def _read_media(access: PatientAccess, media_id: str) -> dict[str, Any]:
 
 @bp.get("/<media_id>/image")
 def image(media_id: str) -> Any:
+    """The photo's image: whole, or with ``?size=thumb`` a small JPEG preview (the gallery)."""
+    size = request.args.get("size", "full")
+    if size not in ("full", "thumb"):
+        raise AppError(400, "bad_size", "Unknown image size", "The size is full or thumb.")
     access = current_access()
     media = _read_media(access, media_id)
     binary = workspace.binary_id(media, access.client.base_url)
@@ -363,6 +368,13 @@ def image(media_id: str) -> Any:
     content_type, _ = sniff(data)
     if content_type not in LIMITS.allowed_types:
         raise AppError(404, "photo_not_found", "Photo not found", "The photo is not an image.")
+    if size == "thumb":
+        try:
+            data, content_type = thumbnail(data, record=f"Media/{media_id}"), JPEG
+        except PhotoError:
+            raise AppError(
+                404, "photo_not_found", "Photo not found", "The photo cannot be shown."
+            ) from None
     response = Response(data, mimetype=content_type)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Disposition"] = "inline"

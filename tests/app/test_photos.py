@@ -234,7 +234,7 @@ def test_gallery_lists_own_photos_with_allowed_use_badges(writer: FlaskClient, f
     assert re.findall(r'data-use="(\w+)"', items["m3"]) == ["clinical"]
     assert "Not for marketing" in items["m3"]
     assert 'data-use="website"' not in page  # declined
-    assert 'src="/photos/m1/image"' in items["m1"]
+    assert 'src="/photos/m1/image?size=thumb"' in items["m1"]
     assert 'id="compare-link" href="/photos/compare?before=m1&amp;after=m2"' in page
     assert "Dermal filler injection · 2026-03-06" in page
     (listed,) = _audited(fake_ehr, "photos view read Patient, Media, Procedure, Consent")
@@ -261,6 +261,26 @@ def test_image_streams_the_binary_without_caching(writer: FlaskClient, server: P
     assert response.mimetype == "image/jpeg"
     assert response.headers["Cache-Control"] == "no-store"
     assert response.data == server.binaries["b1"][1]
+
+
+def test_gallery_previews_are_small_jpegs_of_the_photo(writer: FlaskClient, server: PhotoServer):
+    server.binaries["b1"] = ("image/jpeg", jpeg("red", size=(1600, 1200)))
+    response = writer.get("/photos/m1/image?size=thumb")
+    assert response.status_code == 200
+    assert response.mimetype == "image/jpeg"
+    assert response.headers["Cache-Control"] == "no-store"
+    preview = Image.open(io.BytesIO(response.data))
+    assert preview.size == (480, 360)
+    assert preview.getpixel((240, 180))[0] > 200  # still the red photo
+    assert len(response.data) < len(server.binaries["b1"][1])
+
+
+def test_an_unknown_image_size_is_refused_before_any_read(writer: FlaskClient, fake_ehr):
+    before = len(fake_ehr.server.log)
+    response = writer.get("/photos/m1/image?size=huge")
+    assert response.status_code == 400
+    assert "Unknown image size" in response.get_data(as_text=True)
+    assert len(fake_ehr.server.log) == before
 
 
 def _audited(fake_ehr: FakeEhr, description: str) -> list[list[str]]:
