@@ -325,17 +325,22 @@ def test_guardian_errors_are_shown_next_to_the_field(page, tx, fake_ehr, fields,
     assert tx.bundles == []
 
 
-def test_someone_else_becomes_a_related_person_in_the_same_transaction(page, tx, fake_ehr):
-    _minor(fake_ehr)
-    token = csrf(page)
-    form = capture_form(
+def new_guardian_form(token: str, relationship: str, **fields: str) -> dict:
+    """A consent signed by a guardian not on file, Ann Testperson."""
+    return capture_form(
         token,
         signer="guardian",
         guardian="new",
         guardian_name="Ann Testperson",
-        guardian_relationship="parent",
-        typed_signature="Ann Testperson",
+        guardian_relationship=relationship,
+        **fields,
     )
+
+
+def test_someone_else_becomes_a_related_person_in_the_same_transaction(page, tx, fake_ehr):
+    _minor(fake_ehr)
+    token = csrf(page)
+    form = new_guardian_form(token, "parent", typed_signature="Ann Testperson")
     response = page.post("/consents/capture", data=form)
     assert response.status_code == 303, response.get_data(as_text=True)
     (bundle,) = tx.bundles
@@ -361,13 +366,7 @@ def test_a_minor_without_a_guardian_on_file(page, tx, fake_ehr):
     assert 'id="no-guardian-on-file"' in text
     assert re.search(r'id="guardian-new"[^>]*checked', text)
     token = csrf(page)
-    form = capture_form(
-        token,
-        signer="guardian",
-        guardian="new",
-        guardian_name="Ann Testperson",
-        guardian_relationship="guardian",
-    )
+    form = new_guardian_form(token, "guardian")
     assert page.post("/consents/capture", data=form).status_code == 303
     kinds = [e["resource"]["resourceType"] for e in tx.bundles[0]["entry"]]
     assert kinds == ["RelatedPerson", "Consent", "Provenance"]
@@ -384,13 +383,7 @@ def test_a_launch_without_related_person_scopes(client, fake_ehr, tx):
     assert 'id="guardians-unread"' in text and 'id="guardian-new-refused"' in text
     assert 'id="partial-notice"' not in text
     token = re.search(r'name="csrf_token" value="([^"]+)"', text).group(1)
-    form = capture_form(
-        token,
-        signer="guardian",
-        guardian="new",
-        guardian_name="Ann Testperson",
-        guardian_relationship="parent",
-    )
+    form = new_guardian_form(token, "parent")
     response = client.post("/consents/capture", data=form)
     assert response.status_code == 400
     assert "may not add" in response.get_data(as_text=True)

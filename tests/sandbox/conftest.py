@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
+from pytest_httpserver import HTTPServer
 
 from smart_app.sandbox import create_sandbox
 from tests.integration.conftest import fhir_base  # noqa: F401
@@ -87,6 +88,18 @@ def make_sandbox(rsa_key: RSAKey, ec_key: ECKey, upstream: str = DEAD_UPSTREAM) 
 @pytest.fixture
 def app(rsa_key: RSAKey, ec_key: ECKey) -> Flask:
     return make_sandbox(rsa_key, ec_key)
+
+
+@pytest.fixture
+def upstream(httpserver: HTTPServer) -> HTTPServer:
+    """The FHIR server behind the proxy, played by pytest-httpserver."""
+    return httpserver
+
+
+@pytest.fixture
+def proxied_app(rsa_key: RSAKey, ec_key: ECKey, upstream: HTTPServer) -> Flask:
+    """The sandbox in front of ``upstream`` (proxy tests override ``app`` with it)."""
+    return make_sandbox(rsa_key, ec_key, upstream.url_for("/fhir"))
 
 
 @pytest.fixture

@@ -29,7 +29,6 @@ from tests.sandbox.conftest import (
     TOKEN_URL,
     assertion,
     client_registrations,
-    make_sandbox,
 )
 
 pytestmark = pytest.mark.unit
@@ -256,13 +255,8 @@ def test_discovery_advertises_backend_services(client, path):
 
 
 @pytest.fixture
-def upstream(httpserver):
-    return httpserver
-
-
-@pytest.fixture
-def app(rsa_key, ec_key, upstream):
-    return make_sandbox(rsa_key, ec_key, upstream.url_for("/fhir"))
+def app(proxied_app):
+    return proxied_app
 
 
 def bearer_for(client: FlaskClient, key: Any, **kwargs: Any) -> dict[str, str]:

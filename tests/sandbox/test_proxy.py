@@ -15,7 +15,6 @@ from tests.sandbox.conftest import (
     REDIRECT,
     authorize_params,
     client_registrations,
-    make_sandbox,
     pkce,
     redirect_params,
 )
@@ -24,13 +23,8 @@ pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
-def upstream(httpserver):
-    return httpserver
-
-
-@pytest.fixture
-def app(rsa_key, ec_key, upstream):
-    return make_sandbox(rsa_key, ec_key, upstream.url_for("/fhir"))
+def app(proxied_app):
+    return proxied_app
 
 
 def get_token(get_code, token_request, **overrides):

@@ -287,7 +287,7 @@ def test_project_value_sets_resolve_codesystem_urls():
     }.items() <= (concerns[0].items())
 
 
-def test_submission_entries_for_the_real_questionnaire():
+def test_submission_for_the_real_questionnaire():
     now = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("America/New_York"))
     ctx = MappingContext.load(now)
     questionnaire = load_questionnaire()
@@ -307,13 +307,13 @@ def test_submission_entries_for_the_real_questionnaire():
         today=ctx.today,
     )
     assert errors == {}
-    entries = intake.submission_entries(questionnaire, response, "p1", ctx)
+    entries = intake.submission(questionnaire, response, "p1", ctx).entries
     kinds = [e.resource["resourceType"] for e in entries]
     assert kinds == ["QuestionnaireResponse", "Observation", "Observation", "Provenance"]
     qr, *observations, prov = entries
     assert qr.resource["identifier"]["value"].startswith(f"p1-{now.isoformat()}-")
     # Same second, same answers (a double submit): the same identifier; other answers: another.
-    again = intake.submission_entries(questionnaire, response, "p1", ctx)[0]
+    again = intake.submission(questionnaire, response, "p1", ctx).entries[0]
     assert again.resource["identifier"] == qr.resource["identifier"]
     changed, _ = intake.questionnaire_response(
         questionnaire,
@@ -323,7 +323,7 @@ def test_submission_entries_for_the_real_questionnaire():
         authored=now.isoformat(),
         today=ctx.today,
     )
-    other = intake.submission_entries(questionnaire, changed, "p1", ctx)[0]
+    other = intake.submission(questionnaire, changed, "p1", ctx).entries[0]
     assert other.resource["identifier"]["value"] != qr.resource["identifier"]["value"]
     assert qr.if_none_exist.startswith("identifier=")
     for obs in observations:
@@ -336,5 +336,5 @@ def test_submission_entries_for_the_real_questionnaire():
     assert "Practitioner/dr1" in references
     validator = FastValidator()
     assert all(validator.validate_fhir_json(e.resource) == [] for e in entries)
-    again = intake.submission_entries(questionnaire, response, "p1", ctx)
+    again = intake.submission(questionnaire, response, "p1", ctx).entries
     assert [e.full_url for e in again] == [e.full_url for e in entries]  # replay-safe

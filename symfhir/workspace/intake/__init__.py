@@ -70,7 +70,6 @@ from symfhir.workspace.intake.submission import (
     HistoryState,
     Submission,
     submission,
-    submission_entries,
 )
 from symfhir.workspace.intake.values import values_from_form, values_from_response
 
@@ -121,7 +120,6 @@ __all__ = [
     "reconcile",
     "response_items",
     "submission",
-    "submission_entries",
     "values_from_form",
     "values_from_response",
 ]

@@ -110,17 +110,6 @@ def submission(
     return Submission(creates, changes.updates, prov)
 
 
-def submission_entries(
-    questionnaire: dict[str, Any],
-    response: dict[str, Any],
-    patient_id: str,
-    ctx: MappingContext,
-    facts: Sequence[Extracted] = (),
-) -> list[Entry]:
-    """The created entries of ``submission`` with nothing on the server yet, Provenance last."""
-    return submission(questionnaire, response, patient_id, ctx, facts).entries
-
-
 def _provenance(
     creates: list[Entry],
     updates: list[Update],
