@@ -10,6 +10,7 @@ nothing. The rules are driven by the Questionnaire (data), not by this code.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from symfhir.mapping.context import MappingContext
@@ -76,6 +77,73 @@ def _category(q_item: dict[str, Any], ctx: MappingContext) -> list[dict[str, Any
     return [{"coding": [{"system": CATEGORY_SYSTEM, "code": key}]}]
 
 
+@dataclass(frozen=True)
+class _Step:
+    """One Questionnaire item as the extraction walk meets it."""
+
+    item: dict[str, Any]
+    parent: str | None  # linkId of the enclosing item, None at the top
+    extracts: bool  # the observationExtract flag, inheritance applied
+
+
+class _Plan:
+    """Each item of a Questionnaire by linkId, with its extraction flag worked out once.
+
+    linkIds are unique within a Questionnaire (invariant que-2), so a response item is
+    found by linkId alone; ``parent`` keeps the walk's rule that an item only counts
+    under the item it belongs to. The plan is built from the Questionnaire once, not
+    walked again for every client's response.
+    """
+
+    def __init__(self, questionnaire: dict[str, Any]) -> None:
+        self.questionnaire = questionnaire  # held so the id() key cannot be reused
+        self.steps: dict[str, _Step] = {}
+        self.unique = True
+        self.root_flag = _extracts(questionnaire, False)
+        self._add(questionnaire.get("item", []), None, self.root_flag)
+
+    def _add(self, items: list[dict[str, Any]], parent: str | None, inherited: bool) -> None:
+        for item in items:
+            link = item["linkId"]
+            if link in self.steps:
+                self.unique = False
+            flag = _extracts(item, inherited)
+            self.steps[link] = _Step(item, parent, flag)
+            self._add(item.get("item", []), link, flag)
+
+    def walk(
+        self, r_items: list[dict[str, Any]], parent: str | None
+    ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        steps = self.steps
+        for r_item in r_items:
+            step = steps.get(r_item["linkId"])
+            if step is None or step.parent != parent:
+                continue
+            if "item" in r_item:
+                yield from self.walk(r_item["item"], r_item["linkId"])
+            q_item = step.item
+            if step.extracts and q_item.get("code") and r_item.get("answer"):
+                yield q_item, r_item
+
+
+_PLANS: dict[int, _Plan] = {}
+
+
+def _pairs(
+    questionnaire: dict[str, Any], response: dict[str, Any]
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(Questionnaire item, response item) for each answered item marked for extraction."""
+    plan = _PLANS.get(id(questionnaire))
+    if plan is None or plan.questionnaire is not questionnaire:
+        if len(_PLANS) >= 8:
+            _PLANS.clear()
+        plan = _PLANS[id(questionnaire)] = _Plan(questionnaire)
+    if plan.unique:
+        return plan.walk(response.get("item", []), None)
+    # Duplicate linkIds break the Questionnaire's own rules: match level by level.
+    return _walk(questionnaire.get("item", []), response.get("item", []), plan.root_flag)
+
+
 def observations(
     questionnaire: dict[str, Any],
     response: dict[str, Any],
@@ -84,9 +152,8 @@ def observations(
     ctx: MappingContext,
 ) -> list[Entry]:
     """Observations extracted from ``response``: one per answer of each marked item."""
-    root_flag = _extracts(questionnaire, False)
     out: list[Entry] = []
-    for q_item, r_item in _walk(questionnaire.get("item", []), response.get("item", []), root_flag):
+    for q_item, r_item in _pairs(questionnaire, response):
         for answer in r_item["answer"]:
             kind, raw = next((k, v) for k, v in answer.items() if k.startswith("value"))
             convert = _VALUE.get(kind)

@@ -51,7 +51,10 @@ class _Field:
     name: str
     alias: str
     is_list: bool
-    model: type[FHIRAbstractModel] | None  # None for primitive fields
+    # The element type for complex fields, None for primitive ones. Its model class is
+    # looked up only when the field is present: resolving it imports and builds the
+    # class, and most fields of a resource type are never used.
+    element_type: type[FhirBase] | None
     dynamic: bool  # ResourceType-like: the class comes from the value's resourceType
     prefix: str
     # Annotations R4B validates a non-null value / a non-null list item with (None
@@ -275,7 +278,11 @@ class _Deriver:
             by_type[annotation].append(index)
         groups = []
         for annotation, indexes in by_type.items():
-            if len(indexes) == 1:
+            known = _known_valid(annotation)
+            if known is not None:
+                pick = itemgetter(*indexes)
+                groups.append((pick, known.one if len(indexes) == 1 else known.many))
+            elif len(indexes) == 1:
                 groups.append(
                     (itemgetter(indexes[0]), _adapter(annotation).validator.validate_python)
                 )
@@ -307,7 +314,7 @@ class _Deriver:
                 self.json.append(Problem(sub, "fhir_comments is not part of FHIR JSON"))
             if value is None:
                 self.json.append(Problem(sub, "null is not allowed here in FHIR JSON"))
-            if spec.model is None:
+            if spec.element_type is None:
                 self.primitive(spec, value, sub)
             else:
                 self.complex(spec, value, sub)
@@ -366,7 +373,8 @@ class _Deriver:
             raise _Uncacheable(path)
 
     def element(self, spec: _Field, value: dict[str, Any], path: str) -> None:
-        assert spec.model is not None
+        assert spec.element_type is not None
+        model = spec.element_type.get_model_klass()
         nested_type = value.get("resourceType")
         if type(nested_type) is str:
             # A separate unit, validated as _unit_class(nested_type); make sure that is
@@ -374,13 +382,13 @@ class _Deriver:
             if spec.dynamic:
                 target = import_string(FHIR_TYPES_MAPS[f"{spec.prefix}{nested_type}Type"])
             else:
-                target = spec.model
+                target = model
             if target is not _unit_class(nested_type):
                 raise _Uncacheable(path)
             return
         if "resourceType" in value and spec.dynamic:
             raise _Uncacheable(path)
-        self.dict_(value, spec.model, path)
+        self.dict_(value, model, path)
 
 
 def _derive(unit: dict[str, Any], cls: type[FHIRAbstractModel]) -> _Plan:
@@ -418,7 +426,7 @@ def _field(name: str, alias: str, annotation: Any) -> _Field:
             name,
             alias,
             bool(is_list),
-            element.get_model_klass(),
+            element,
             issubclass(element, FhirElementOrResourceBase),
             element._prefix,
             None,
@@ -444,6 +452,61 @@ def _adapter(annotation: Any) -> TypeAdapter[Any]:
     if adapter is None:
         adapter = _ADAPTERS[annotation] = TypeAdapter(annotation)
     return adapter
+
+
+class _KnownValid:
+    """Short strings already found valid for one primitive type R4B checks in Python.
+
+    Dates, date-times, instants, times and URLs are checked by Python functions in
+    fhir_core, ~20x the cost of a pattern checked in Rust, and one client repeats the
+    same few dates across most of its resources. A valid string stays valid, so each
+    distinct one is checked once (the set is bounded and starts over when full).
+    """
+
+    def __init__(self, annotation: Any) -> None:
+        self.validate = _adapter(tuple[annotation, ...]).validator.validate_python
+        self.known: set[str] = set()
+
+    def one(self, value: Any) -> None:
+        if type(value) is not str or value not in self.known:
+            self.validate((value,))
+            self._remember((value,))
+
+    def many(self, values: tuple[Any, ...]) -> None:
+        known = self.known
+        todo = tuple(v for v in values if type(v) is not str or v not in known)
+        if todo:
+            self.validate(todo)
+            self._remember(todo)
+
+    def _remember(self, values: tuple[Any, ...]) -> None:
+        if len(self.known) >= _KNOWN_MAX:
+            self.known.clear()
+        self.known.update(v for v in values if type(v) is str and len(v) <= _KNOWN_LEN)
+
+
+_KNOWN_MAX = 4096
+_KNOWN_LEN = 256  # base64Binary is Python-checked too: photos are never remembered
+_KNOWN: dict[Any, _KnownValid | None] = {}
+
+
+def _known_valid(annotation: Any) -> _KnownValid | None:
+    """The shared memo for ``annotation`` when R4B checks it with Python code, else None."""
+    if annotation not in _KNOWN:
+        python = _has_python_check(_adapter(annotation).core_schema)
+        _KNOWN[annotation] = _KnownValid(annotation) if python else None
+    return _KNOWN[annotation]
+
+
+def _has_python_check(schema: Any) -> bool:
+    """Whether a pydantic core schema validates with a Python function (serializers aside)."""
+    if isinstance(schema, dict):
+        if str(schema.get("type", "")).startswith("function-"):
+            return True
+        return any(_has_python_check(v) for k, v in schema.items() if k != "serialization")
+    if isinstance(schema, list):
+        return any(_has_python_check(v) for v in schema)
+    return False
 
 
 def _is_union(tp: Any) -> bool:

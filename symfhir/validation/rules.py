@@ -24,6 +24,7 @@ _URN_UUID = re.compile(
 )
 _CONDITION = re.compile(r"(identifier|_tag)=([^|&\s]+)\|([^&\s]+)")
 _WITH_STORED_FILES = frozenset({"Media", "DocumentReference"})
+_WITH_RESOURCE_RULES = _WITH_STORED_FILES | {"Consent"}
 # Not free text: base64 payloads, identifiers, codes, phone numbers, hashes. Digit runs in
 # them (a hashed identifier, a date-stamped id) pass the Luhn check one time in ten.
 _BINARY_KEYS = frozenset(
@@ -45,32 +46,42 @@ def bundle_rules(bundle: dict[str, Any], serialized: str | None = None) -> list[
     left to the record model, which checks every free-text field on input. On any
     finding the full walk runs, so the problems keep their exact paths.
     """
-    problems = _entry_rules(bundle)
-    if serialized is not None and not problems:
-        urls = {e.get("fullUrl") for e in bundle["entry"]}
-        if all(u in urls for u in _ANY_URN_UUID.findall(serialized)):
-            return []
+    problems: list[Problem] = []
+    full_urls = _entry_rules(bundle, problems)
+    if (
+        serialized is not None
+        and not problems
+        and full_urls.issuperset(_ANY_URN_UUID.findall(serialized))
+    ):
+        return []
     return _full_walk(bundle, problems)
 
 
-def _entry_rules(bundle: dict[str, Any]) -> list[Problem]:
-    """The rules on the Bundle and each entry's request and resource, without the string walk."""
-    problems: list[Problem] = []
+def _entry_rules(bundle: dict[str, Any], problems: list[Problem]) -> set[str]:
+    """Add the rules on the Bundle and each entry's request and resource (no string walk).
+
+    Runs on every Bundle ``symfhir map`` writes, so the common case (a rule kept) builds
+    no path strings; each check that fails adds its problem with the exact path.
+    """
     if bundle.get("type") != "transaction":
         problems.append(Problem("Bundle.type", "must be transaction"))
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
-        return [*problems, Problem("Bundle.entry", "must be a list")]
-    _full_urls(entries, problems)
+        problems.append(Problem("Bundle.entry", "must be a list"))
+        return set()
+    full_urls = _full_urls(entries, problems)
     for index, entry in enumerate(entries):
-        path = f"Bundle.entry[{index}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
-            problems.append(Problem(f"{path}.resource", "every entry needs a resource"))
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            problems.append(
+                Problem(f"Bundle.entry[{index}].resource", "every entry needs a resource")
+            )
             continue
-        resource = entry["resource"]
-        problems += _request_rules(entry, resource, path)
-        problems += _resource_rules(resource, f"{path}.resource")
-    return problems
+        _request_rules(entry, resource, index, problems)
+        resource_type = resource.get("resourceType")
+        if resource_type in _WITH_RESOURCE_RULES:
+            _resource_rules(resource, f"Bundle.entry[{index}].resource", problems)
+    return full_urls
 
 
 def _full_walk(bundle: dict[str, Any], problems: list[Problem]) -> list[Problem]:
@@ -89,56 +100,72 @@ def _full_walk(bundle: dict[str, Any], problems: list[Problem]) -> list[Problem]
 
 def _full_urls(entries: list[Any], problems: list[Problem]) -> set[str]:
     seen: set[str] = set()
+    fullmatch = _URN_UUID.fullmatch
     for index, entry in enumerate(entries):
         full_url = entry.get("fullUrl") if isinstance(entry, dict) else None
-        path = f"Bundle.entry[{index}].fullUrl"
-        if not isinstance(full_url, str) or not _URN_UUID.fullmatch(full_url):
+        if not isinstance(full_url, str) or not fullmatch(full_url):
+            path = f"Bundle.entry[{index}].fullUrl"
             problems.append(Problem(path, "must be urn:uuid: followed by a lowercase UUID"))
         elif full_url in seen:
-            problems.append(Problem(path, "duplicate fullUrl in the Bundle"))
+            problems.append(
+                Problem(f"Bundle.entry[{index}].fullUrl", "duplicate fullUrl in the Bundle")
+            )
         else:
             seen.add(full_url)
     return seen
 
 
-def _request_rules(entry: dict[str, Any], resource: dict[str, Any], path: str) -> list[Problem]:
+def _request_rules(
+    entry: dict[str, Any], resource: dict[str, Any], index: int, problems: list[Problem]
+) -> None:
+    path = f"Bundle.entry[{index}].request"
     request = entry.get("request")
     if not isinstance(request, dict):
-        return [Problem(f"{path}.request", "every entry needs a request")]
-    problems = []
+        problems.append(Problem(path, "every entry needs a request"))
+        return
     if request.get("method") != "POST":
-        problems.append(Problem(f"{path}.request.method", "must be POST"))
+        problems.append(Problem(f"{path}.method", "must be POST"))
     resource_type = resource.get("resourceType")
     if request.get("url") != resource_type:
-        problems.append(Problem(f"{path}.request.url", "must be the resource's resourceType"))
+        problems.append(Problem(f"{path}.url", "must be the resource's resourceType"))
     condition = request.get("ifNoneExist")
     match = _CONDITION.fullmatch(condition) if isinstance(condition, str) else None
     by_identifier = _has_identifier(resource_type)
-    where = f"{path}.request.ifNoneExist"
     if match is None:
         wanted = "identifier=system|value" if by_identifier else "_tag=system|code"
-        return [*problems, Problem(where, f"needs a conditional create: {wanted}")]
-    param, system, value = match.group(1), unquote(match.group(2)), unquote(match.group(3))
+        problems.append(Problem(f"{path}.ifNoneExist", f"needs a conditional create: {wanted}"))
+        return
+    param, system, value = match.groups()
+    pair = (unquote(system), unquote(value))
     if by_identifier and param != "identifier":
-        problems.append(Problem(where, "must search by identifier"))
+        problems.append(Problem(f"{path}.ifNoneExist", "must search by identifier"))
     elif param == "identifier":
         identifiers = resource.get("identifier")
         # most types repeat identifier; a few (QuestionnaireResponse) allow only one
         if isinstance(identifiers, dict):
             identifiers = [identifiers]
-        pairs = [(i.get("system"), i.get("value")) for i in _dicts(identifiers)]
-        if (system, value) not in pairs:
-            problems.append(Problem(where, "identifier is not one of the resource's identifiers"))
-    else:
-        tags = [(t.get("system"), t.get("code")) for t in _dicts(_get(resource, "meta", "tag"))]
-        if (system, value) not in tags:
-            problems.append(Problem(where, "_tag is not one of the resource's meta.tag"))
-    return problems
+        if not _has_pair(identifiers, "value", pair):
+            message = "identifier is not one of the resource's identifiers"
+            problems.append(Problem(f"{path}.ifNoneExist", message))
+    elif not _has_pair(_get(resource, "meta", "tag"), "code", pair):
+        problems.append(
+            Problem(f"{path}.ifNoneExist", "_tag is not one of the resource's meta.tag")
+        )
 
 
-def _resource_rules(resource: dict[str, Any], path: str) -> list[Problem]:
+def _has_pair(items: Any, key: str, pair: tuple[str, str]) -> bool:
+    """Whether a dict in the list ``items`` has ``system`` and ``key`` equal to ``pair``."""
+    if not isinstance(items, list):
+        return False
+    system, value = pair
+    return any(
+        isinstance(item, dict) and item.get("system") == system and item.get(key) == value
+        for item in items
+    )
+
+
+def _resource_rules(resource: dict[str, Any], path: str, problems: list[Problem]) -> None:
     resource_type = resource.get("resourceType")
-    problems = []
     if resource_type == "Consent" and not (resource.get("policy") or resource.get("policyRule")):
         problems.append(Problem(f"{path}.policy", "a Consent needs a policy or policyRule"))
     if resource_type in _WITH_STORED_FILES:
@@ -147,7 +174,6 @@ def _resource_rules(resource: dict[str, Any], path: str) -> list[Problem]:
                 for key in ("contentType", "size", "hash"):
                     if attachment.get(key) in (None, ""):
                         problems.append(Problem(f"{where}.{key}", "required when url is set"))
-    return problems
 
 
 def _attachments(resource: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:

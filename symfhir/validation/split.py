@@ -39,20 +39,26 @@ def _children(node: dict[str, Any]) -> list[Any] | None:
 
 def _units(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for item in items:
-        alone = {k: v for k, v in item.items() if k != "item"}
         answers = item.get("answer")
-        if "answer" in item:
-            if type(answers) is not list or any(type(a) is not dict for a in answers):
-                raise ValueError("answers are not a list of objects")
-            alone["answer"] = [{k: v for k, v in a.items() if k != "item"} for a in answers]
+        if "answer" in item and (
+            type(answers) is not list or any(type(a) is not dict for a in answers)
+        ):
+            raise ValueError("answers are not a list of objects")
+        nested = [a for a in answers if "item" in a] if answers else ()
+        if "item" in item or nested:
+            alone = {k: v for k, v in item.items() if k != "item"}
+            if nested:
+                alone["answer"] = [{k: v for k, v in a.items() if k != "item"} for a in answers]
+        else:
+            alone = item  # a question without child items is its own unit, as it is
         yield {"resourceType": "QuestionnaireResponse", "status": "completed", "item": [alone]}
         children = _children(item)
         if children:
             yield from _units(children)
-        for answer in answers or []:
-            nested = _children(answer)
-            if nested:
-                yield from _units(nested)
+        for answer in nested:
+            children = _children(answer)
+            if children:
+                yield from _units(children)
 
 
 _CODED_ANSWERS = frozenset({"valueCoding", "valueBoolean", "valueInteger", "valueDecimal"})

@@ -4,7 +4,9 @@ import json
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
+from symfhir.mapping import extract
 from symfhir.mapping.bundle import client_entries, transaction
+from symfhir.mapping.refs import Entry
 from symfhir.model import SpaRecord
 from tests.conftest import make_record_dict
 
@@ -149,3 +151,68 @@ def test_provenance_targets_everything(bundle):
     assert [t["reference"] for t in prov["target"]] == others
     assert prov["recorded"] == "2026-11-25T09:30:00-06:00"
     assert prov["entity"][0]["what"]["identifier"]["value"] == "clients.csv row 2"
+
+
+def _extraction_questionnaire(duplicate: bool = False) -> dict:
+    marked = {"url": extract.OBSERVATION_EXTRACT, "valueBoolean": True}
+    code = [{"system": "http://loinc.org", "code": "72166-2"}]
+    inner = {"linkId": "smoking", "type": "boolean", "code": code}
+    other = {"linkId": "notes", "type": "group", "item": [{"linkId": "free", "type": "string"}]}
+    if duplicate:
+        other["item"].append(dict(inner))
+    return {
+        "resourceType": "Questionnaire",
+        "extension": [marked],
+        "item": [{"linkId": "habits", "type": "group", "item": [inner]}, other],
+    }
+
+
+def _response(*groups: tuple[str, str]) -> dict:
+    items = [
+        {"linkId": group, "item": [{"linkId": link, "answer": [{"valueBoolean": True}]}]}
+        for group, link in groups
+    ]
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "subject": {"reference": "urn:uuid:6f1b7d9e-3c1a-5b8e-9a57-2f4c0d7e8a11"},
+        "authored": "2026-03-02",
+        "item": items,
+    }
+
+
+@pytest.mark.parametrize("duplicate", [False, True], ids=["unique linkIds", "duplicate linkIds"])
+def test_extraction_matches_items_only_under_their_own_group(ctx, duplicate):
+    questionnaire = _extraction_questionnaire(duplicate)
+    qr_entry = Entry({}, "urn:uuid:0e5c6c1e-3a47-5b8e-8a57-2f4c0d7e8a11", "")
+    placed = extract.observations(
+        questionnaire, _response(("habits", "smoking")), qr_entry, "C1", ctx
+    )
+    assert [o.resource["valueBoolean"] for o in placed] == [True]
+    # the same question answered under a group it does not belong to is not extracted
+    misplaced = _response(("notes", "smoking"))
+    found = extract.observations(questionnaire, misplaced, qr_entry, "C1", ctx)
+    assert len(found) == (1 if duplicate else 0)  # a duplicate linkId makes it belong there
+    # the plan is rebuilt for a new Questionnaire object, never reused by a stale id
+    unmarked = _extraction_questionnaire(duplicate)
+    unmarked["extension"] = []
+    assert (
+        extract.observations(unmarked, _response(("habits", "smoking")), qr_entry, "C1", ctx) == []
+    )
+
+
+def test_consents_of_one_kind_share_no_objects(record_context, ctx):
+    first = transaction(
+        client_entries(
+            SpaRecord.model_validate(make_record_dict(), context=record_context), ctx, "r"
+        )
+    )
+    consent = by_type(first, "Consent")[0]
+    consent["scope"]["coding"][0]["code"] = "changed"
+    consent["provision"]["action"][0]["coding"].clear()
+    again = transaction(
+        client_entries(
+            SpaRecord.model_validate(make_record_dict(), context=record_context), ctx, "r"
+        )
+    )
+    assert by_type(again, "Consent")[0]["scope"]["coding"][0]["code"] != "changed"
+    assert by_type(again, "Consent")[0]["provision"]["action"][0]["coding"]

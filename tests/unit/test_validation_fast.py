@@ -339,3 +339,26 @@ def test_random_leaf_mutations_agree_with_r4b(name, fast):
             fast.validate(_set(base, path, warm))
         doc = _set(base, path, value)
         assert (fast.validate(doc) == []) == (validate_resource(doc) == []), (path, value)
+
+
+def test_remembered_dates_never_let_an_invalid_one_through(fast):
+    # dateTime is checked by Python code in fhir_core, so valid strings are remembered
+    for day in ("2026-03-02", "2026-03-03", "2026-03-02"):
+        assert fast.validate(_set(OBS, ("effectiveDateTime",), day)) == []
+    for bad in ("2026-02-30", "2026-02-30", "2026-03-02 ", "2026-3-02"):
+        doc = _set(OBS, ("effectiveDateTime",), bad)
+        assert fast.validate(doc) == validate_resource(doc) != []
+
+
+def test_remembered_values_are_bounded_and_short():
+    from symfhir.validation import fast as fast_module
+
+    validator = FastValidator()
+    big = "aGVsbG8=" * 100  # base64Binary is Python-checked too
+    assert validator.validate(_set(PATIENT, ("photo", 0, "data"), big)) == []
+    for n in range(fast_module._KNOWN_MAX + 50):
+        instant = f"2026-01-01T{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z"
+        assert validator.validate(_set(OBS, ("issued",), instant)) == []
+    memos = [m for m in fast_module._KNOWN.values() if m is not None]
+    assert memos and all(len(m.known) <= fast_module._KNOWN_MAX for m in memos)
+    assert all(len(v) <= fast_module._KNOWN_LEN for m in memos for v in m.known)
