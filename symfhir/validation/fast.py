@@ -35,7 +35,7 @@ from fhir_core.types import FhirBase, FhirElementOrResourceBase
 from pydantic import TypeAdapter
 from pydantic._internal._validators import import_string
 
-from symfhir.validation.structural import Problem, resource_class, validate_resource
+from symfhir.validation.structural import Problem, gc_paused, resource_class, validate_resource
 
 Appender = Callable[[Any], None]
 _UNIT = object()  # signature token: a nested resource, validated as its own unit
@@ -127,11 +127,12 @@ class FastValidator:
         plan = self._get(key)
         if plan is None:
             self.misses += 1
-            try:
-                cls.model_validate(unit)
-            except Exception:  # any failure: the reference reports it
-                return None
-            plan = self._learn(unit, cls, key)
+            with gc_paused():  # a new shape may build R4B classes (first use of a type)
+                try:
+                    cls.model_validate(unit)
+                except Exception:  # any failure: the reference reports it
+                    return None
+                plan = self._learn(unit, cls, key)
             return list(plan.json_problems) + self._nested_json_problems(units)
         self.hits += 1
         if plan.checks is None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,16 +35,55 @@ class Problem:
     message: str
 
 
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold off the cyclic garbage collector while R4B model classes get built.
+
+    The first use of a resource type imports its module and has pydantic build the
+    classes and schemas: tens of thousands of long-lived containers, which the
+    collector would otherwise traverse again and again (a sixth of the first
+    resource's cost). Nesting and threads are counted; the last one out re-enables it,
+    and only if it was enabled before.
+    """
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+_gc_was_enabled = True
+_CLASSES: dict[str, type[FHIRAbstractModel] | None] = {}
+
+
 def resource_class(resource_type: object) -> type[FHIRAbstractModel] | None:
     """The R4B model for a concrete resource type name, or None if there is none."""
     if not isinstance(resource_type, str) or resource_type in _ABSTRACT:
         return None
+    if resource_type in _CLASSES:
+        return _CLASSES[resource_type]
     try:
-        cls = get_fhir_model_class(resource_type)
+        with gc_paused():
+            cls = get_fhir_model_class(resource_type)
     except ValueError:
-        return None
+        cls = None
     # get_fhir_model_class also knows data types (Coding, ...), which are not resources.
-    return cls if cls.has_resource_base() else None
+    found = cls if cls is not None and cls.has_resource_base() else None
+    if len(_CLASSES) < 1024:  # the names are the caller's: keep the table bounded
+        _CLASSES[resource_type] = found
+    return found
 
 
 def validate_resource(resource: dict[str, Any]) -> list[Problem]:

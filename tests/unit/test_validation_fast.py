@@ -362,3 +362,45 @@ def test_remembered_values_are_bounded_and_short():
     memos = [m for m in fast_module._KNOWN.values() if m is not None]
     assert memos and all(len(m.known) <= fast_module._KNOWN_MAX for m in memos)
     assert all(len(v) <= fast_module._KNOWN_LEN for m in memos for v in m.known)
+
+
+def test_gc_pause_nests_across_threads_and_restores_the_collector_state():
+    import gc
+    import threading
+
+    from symfhir.validation.structural import gc_paused
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def other_thread() -> None:
+        with gc_paused():
+            inside.set()
+            leave.wait(5)
+
+    assert gc.isenabled()
+    worker = threading.Thread(target=other_thread)
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner exit leaves it to the outer one
+        worker.start()
+        assert inside.wait(5)
+    assert not gc.isenabled()  # the other thread's pause is still open
+    leave.set()
+    worker.join(5)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a collector that was off stays off
+    finally:
+        gc.enable()
+
+
+def test_validating_builds_classes_with_the_collector_back_on_afterwards():
+    import gc
+
+    assert FastValidator().validate(copy.deepcopy(CONSENT)) == []
+    assert gc.isenabled()
