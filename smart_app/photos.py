@@ -30,7 +30,8 @@ from symfhir.errors import (
 from symfhir.fhir.paths import check_id
 from symfhir.mapping.bundle import transaction
 from symfhir.mapping.context import MappingContext
-from symfhir.photos.clean import JPEG, CleanImage, ImageLimits, clean_image, sniff
+from symfhir.photos.clean import clean_image
+from symfhir.photos.files import JPEG, CleanImage, ImageLimits, sniff
 from symfhir.photos.thumbnail import thumbnail
 from symfhir.validation import FastValidator, bundle_rules
 from symfhir.workspace import photos as workspace

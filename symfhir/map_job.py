@@ -24,7 +24,7 @@ from symfhir.mapping.context import MappingContext
 from symfhir.mapping.patient import organization
 from symfhir.mapping.photos import PhotoInput
 from symfhir.model import SpaRecord
-from symfhir.photos.clean import ImageLimits
+from symfhir.photos.files import ImageLimits
 from symfhir.photos.manifest import ManifestEntry, load_photo, read_manifest
 from symfhir.sources.clients import Accepted, ReadOptions, read_clients
 from symfhir.sources.fieldmap import load_field_map

@@ -17,7 +17,7 @@ from typing import Any
 from symfhir.mapping.context import MappingContext
 from symfhir.mapping.refs import Entry, entry, identifier, tagged_entry
 from symfhir.model.photo import Photo
-from symfhir.photos.clean import CleanImage
+from symfhir.photos.files import CleanImage
 
 MEDIA_TYPE = "http://terminology.hl7.org/CodeSystem/media-type"
 PHASE_EXTENSION = "http://symfhir.org/fhir/StructureDefinition/photo-phase"

@@ -1,17 +1,5 @@
-"""Photos and signed forms: sniff, size-check, strip metadata, and read photo manifests."""
+"""Photos and signed forms: sniff, size-check, strip metadata, and read photo manifests.
 
-from symfhir.photos.clean import (
-    CleanDocument,
-    CleanImage,
-    ImageLimits,
-    clean_image,
-    clean_signed_form,
-)
-
-__all__ = [
-    "CleanDocument",
-    "CleanImage",
-    "ImageLimits",
-    "clean_image",
-    "clean_signed_form",
-]
+``files`` knows the types, limits and records without Pillow; ``clean`` re-encodes
+images with Pillow; ``manifest`` reads photo manifests; ``thumbnail`` makes previews.
+"""

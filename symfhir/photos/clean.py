@@ -17,13 +17,10 @@ nor changed.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
 import re
 import struct
 import zlib
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
@@ -33,22 +30,32 @@ from PIL.PngImagePlugin import PngImageFile
 from PIL.WebPImagePlugin import WebPImageFile
 
 from symfhir.errors import PhotoError
-
-JPEG = "image/jpeg"
-PNG = "image/png"
-WEBP = "image/webp"
-PDF = "application/pdf"
+from symfhir.photos.files import (
+    CLEANABLE_NAMES,
+    JPEG,
+    PDF,
+    PDF_EOF_WINDOW,
+    PNG,
+    WEBP,
+    CleanDocument,
+    CleanImage,
+    ImageLimits,
+    check_size,
+    sha1_b64,
+    sniff,
+    type_names,
+)
 
 # The only types that can be decoded and re-encoded without carrying metadata over.
 CLEANABLE: dict[str, tuple[str, type[ImageFile.ImageFile]]] = {
-    JPEG: ("JPEG", JpegImageFile),
-    PNG: ("PNG", PngImageFile),
-    WEBP: ("WebP", WebPImageFile),
+    JPEG: (CLEANABLE_NAMES[JPEG], JpegImageFile),
+    PNG: (CLEANABLE_NAMES[PNG], PngImageFile),
+    WEBP: (CLEANABLE_NAMES[WEBP], WebPImageFile),
 }
 JPEG_QUALITY = 92
 WEBP_QUALITY = 92
 DEVICE_MAX = 200
-PDF_EOF_WINDOW = 1024
+DEFAULT_LIMITS = ImageLimits()
 
 # What Pillow (or a plugin) raises on bad image data; all mean "truncated or corrupt".
 _DECODE_ERRORS = (
@@ -65,83 +72,9 @@ _BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 _GRAY = frozenset({"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _ALPHA = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
 
 
-@dataclass(frozen=True)
-class CleanImage:
-    """A re-encoded image with all metadata removed, and what was worth keeping from it."""
-
-    data: bytes
-    content_type: str
-    width: int
-    height: int
-    size: int
-    sha1_b64: str
-    taken_at: datetime | None
-    device: str | None
-
-
-@dataclass(frozen=True)
-class CleanDocument:
-    """A signed form ready to store: a PDF as uploaded, or a cleaned image."""
-
-    data: bytes
-    content_type: str
-    size: int
-    sha1_b64: str
-
-
-@dataclass(frozen=True)
-class ImageLimits:
-    """What an upload may be: bytes, decoded pixels, and content types."""
-
-    max_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 40_000_000
-    allowed_types: frozenset[str] = frozenset({JPEG, PNG, WEBP})
-
-
-def sniff(raw: bytes) -> tuple[str | None, str]:
-    """The content type and a display name of ``raw``, judged by its magic number only.
-
-    Returns ``(None, "")`` for bytes no known format starts with.
-    """
-    head = raw[:32]
-    if head.startswith(b"\xff\xd8\xff"):
-        return JPEG, "JPEG"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return PNG, "PNG"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return WEBP, "WebP"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif", "GIF"
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "image/tiff", "TIFF"
-    if head[:2] == b"BM":
-        return "image/bmp", "BMP"
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"avif", b"avis"):
-            return "image/avif", "AVIF"
-        if brand in _HEIF_BRANDS:
-            return "image/heic", "HEIC"
-    if head.startswith((b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")):
-        return "image/jp2", "JPEG 2000"
-    if head.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")):
-        return "image/jxl", "JPEG XL"
-    if head.startswith(b"\x00\x00\x01\x00"):
-        return "image/vnd.microsoft.icon", "ICO"
-    if head.startswith(b"8BPS"):
-        return "image/vnd.adobe.photoshop", "PSD"
-    if head.startswith(b"%PDF-"):
-        return PDF, "PDF"
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if text.startswith((b"<svg", b"<?xml")):
-        return "image/svg+xml", "SVG"
-    return None, ""
-
-
-def clean_image(raw: bytes, *, record: str, limits: ImageLimits = ImageLimits()) -> CleanImage:
+def clean_image(raw: bytes, *, record: str, limits: ImageLimits = DEFAULT_LIMITS) -> CleanImage:
     """Decode ``raw`` fully, apply its EXIF orientation, and re-encode it without metadata.
 
     JPEG stays JPEG, PNG stays PNG, WebP stays WebP (first frame's pixels only;
@@ -153,7 +86,7 @@ def clean_image(raw: bytes, *, record: str, limits: ImageLimits = ImageLimits())
     more pixels than ``limits.max_pixels`` (checked on the header, before
     decoding), animation, and truncated or corrupt image data.
     """
-    _check_size(raw, record, "file", limits)
+    check_size(raw, record, "file", limits)
     content_type, name = sniff(raw)
     allowed = limits.allowed_types & CLEANABLE.keys()
     if content_type is None:
@@ -162,7 +95,7 @@ def clean_image(raw: bytes, *, record: str, limits: ImageLimits = ImageLimits())
         raise PhotoError(record, "file", "not an image: the file is a PDF document")
     if content_type not in allowed:
         raise PhotoError(
-            record, "file", f"{name} images are not accepted; allowed: {_names(allowed)}"
+            record, "file", f"{name} images are not accepted; allowed: {type_names(allowed)}"
         )
     try:
         return _reencode(raw, content_type, record, limits)
@@ -175,7 +108,7 @@ def clean_image(raw: bytes, *, record: str, limits: ImageLimits = ImageLimits())
 
 
 def clean_signed_form(
-    raw: bytes, *, record: str, limits: ImageLimits = ImageLimits()
+    raw: bytes, *, record: str, limits: ImageLimits = DEFAULT_LIMITS
 ) -> CleanDocument:
     """A signed consent form: a PDF kept byte for byte, or an image cleaned by ``clean_image``.
 
@@ -186,7 +119,7 @@ def clean_signed_form(
     Raises PhotoError(record, "signed_form", reason) for an empty or oversized
     file, an incomplete PDF, or anything that is neither a PDF nor an accepted image.
     """
-    _check_size(raw, record, "signed_form", limits)
+    check_size(raw, record, "signed_form", limits)
     content_type = sniff(raw)[0]
     if content_type == PDF:
         if b"%%EOF" not in raw[-PDF_EOF_WINDOW:]:
@@ -201,27 +134,6 @@ def clean_signed_form(
     except PhotoError as err:
         raise PhotoError(record, "signed_form", err.reason) from None
     return CleanDocument(image.data, image.content_type, image.size, image.sha1_b64)
-
-
-def sha1_b64(data: bytes) -> str:
-    """Base64 of the SHA-1 of ``data``, as FHIR ``Attachment.hash`` wants it."""
-    digest = hashlib.sha1(data, usedforsecurity=False).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
-def size_problem(size: int, limits: ImageLimits) -> str | None:
-    """Why a file of ``size`` bytes is refused, or None when its size is acceptable."""
-    if size == 0:
-        return "the file is empty"
-    if size > limits.max_bytes:
-        return f"the file is larger than the limit of {_bytes(limits.max_bytes)}"
-    return None
-
-
-def _check_size(raw: bytes, record: str, field: str, limits: ImageLimits) -> None:
-    problem = size_problem(len(raw), limits)
-    if problem:
-        raise PhotoError(record, field, problem)
 
 
 def _reencode(raw: bytes, content_type: str, record: str, limits: ImageLimits) -> CleanImage:
@@ -344,15 +256,3 @@ def _exif_text(value: object) -> str:
     if not isinstance(value, str):
         return ""
     return " ".join(_CONTROL.sub(" ", value).split())
-
-
-def _names(types: frozenset[str] | set[str]) -> str:
-    return ", ".join(sorted(CLEANABLE[t][0] for t in types))
-
-
-def _bytes(count: int) -> str:
-    if count >= 1024 * 1024 and count % (1024 * 1024) == 0:
-        return f"{count // (1024 * 1024)} MiB"
-    if count >= 1024 and count % 1024 == 0:
-        return f"{count // 1024} KiB"
-    return f"{count:,} bytes"

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from symfhir.errors import ConfigError, PhotoError, RecordError
 from symfhir.model.photo import Photo, time_zone
-from symfhir.photos.clean import CleanImage, ImageLimits, clean_image, size_problem
+from symfhir.photos.files import CleanImage, ImageLimits, size_problem
 from symfhir.sources.rejects import Reject
 from symfhir.terminology import Terminology, load_terminology
 
@@ -120,6 +120,9 @@ def load_photo(
         raw = candidate.read_bytes()
     except OSError:
         raise PhotoError(entry.record, "file", f"{name} cannot be read") from None
+    # Imported here: Pillow is only needed once a photo is actually loaded (see files.py).
+    from symfhir.photos.clean import clean_image
+
     return clean_image(raw, record=entry.record, limits=limits)
 
 

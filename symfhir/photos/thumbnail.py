@@ -15,7 +15,8 @@ import io
 from PIL import Image
 
 from symfhir.errors import PhotoError
-from symfhir.photos.clean import CLEANABLE, JPEG, ImageLimits, sniff
+from symfhir.photos.clean import CLEANABLE
+from symfhir.photos.files import JPEG, ImageLimits, sniff
 
 THUMBNAIL_SIDE = 480
 THUMBNAIL_QUALITY = 80

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from symfhir.consent_kinds import ConsentKinds
 from symfhir.errors import PhotoError, RecordError
 from symfhir.model import SignedForm, SpaRecord
-from symfhir.photos.clean import ImageLimits, clean_signed_form
+from symfhir.photos.files import ImageLimits
 from symfhir.sources.fieldmap import FieldMap, row_to_record_dict
 from symfhir.sources.rejects import Reject
 from symfhir.terminology import Terminology
@@ -206,6 +206,9 @@ def _load_form(
     except OSError:
         raise RecordError(record, column, "the signed form file cannot be read") from None
     try:
+        # Imported here: Pillow is only needed once a signed form is loaded (see files.py).
+        from symfhir.photos.clean import clean_signed_form
+
         doc = clean_signed_form(raw, record=record, limits=options.limits)
     except PhotoError as err:
         raise RecordError(record, column, err.reason) from None

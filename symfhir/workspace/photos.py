@@ -25,7 +25,7 @@ from symfhir.mapping.photos import PHASE_EXTENSION, PhotoInput, photo_entries
 from symfhir.mapping.provenance import AGENT_TYPE, DATA_OPERATION
 from symfhir.mapping.refs import Entry, digest, organization_ref, tagged_entry
 from symfhir.model.photo import Photo
-from symfhir.photos.clean import CleanImage
+from symfhir.photos.files import CleanImage
 from symfhir.terminology import Terminology
 
 CONSENT_KIND_SYSTEM = "http://symfhir.org/fhir/CodeSystem/consent-kind"

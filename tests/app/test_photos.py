@@ -20,7 +20,7 @@ from werkzeug import Request, Response
 from smart_app import photos as photos_view
 from smart_app.photos import bp as photos_bp
 from symfhir.mapping.photos import PHASE_EXTENSION
-from symfhir.photos.clean import sha1_b64
+from symfhir.photos.files import sha1_b64
 from tests.app.conftest import launch
 from tests.app.fake_ehr import FHIR_JSON, FakeEhr
 

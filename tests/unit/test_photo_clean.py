@@ -12,7 +12,8 @@ from PIL import ExifTags, Image, ImageCms
 from PIL.PngImagePlugin import PngInfo
 
 from symfhir.errors import PhotoError
-from symfhir.photos.clean import ImageLimits, clean_image, clean_signed_form, sniff
+from symfhir.photos.clean import clean_image, clean_signed_form
+from symfhir.photos.files import ImageLimits, sniff
 from tests.conftest import SAMPLE
 
 pytestmark = pytest.mark.unit

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from symfhir.errors import ConfigError, PhotoError, RecordError
 from symfhir.model.photo import Photo
-from symfhir.photos.clean import ImageLimits
+from symfhir.photos.files import ImageLimits
 from symfhir.photos.manifest import ManifestEntry, load_photo, read_manifest
 from symfhir.sources.rejects import write_rejects
 from symfhir.terminology import parse_terminology

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from symfhir.errors import PhotoError
-from symfhir.photos.clean import ImageLimits
+from symfhir.photos.files import ImageLimits
 from symfhir.photos.thumbnail import THUMBNAIL_SIDE, thumbnail
 
 pytestmark = pytest.mark.unit

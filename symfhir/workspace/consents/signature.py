@@ -15,7 +15,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from symfhir.errors import PhotoError
 from symfhir.model.consent import SignedForm
-from symfhir.photos.clean import PNG, ImageLimits, clean_image
+from symfhir.photos.clean import clean_image
+from symfhir.photos.files import PNG, ImageLimits
 
 DATA_URL_PREFIX = "data:image/png;base64,"
 SIGNATURE_MAX_BYTES = 512 * 1024

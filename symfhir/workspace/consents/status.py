@@ -15,7 +15,7 @@ from typing import Any
 from symfhir.consent_kinds import ConsentKind, ConsentKinds
 from symfhir.mapping.context import MappingContext
 from symfhir.model.record import ADULT_AGE, age_on
-from symfhir.photos.clean import PNG
+from symfhir.photos.files import PNG
 from symfhir.workspace.consents.signature import DATA_URL_PREFIX
 
 KIND_SYSTEM = "http://symfhir.org/fhir/CodeSystem/consent-kind"
