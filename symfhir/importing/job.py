@@ -245,7 +245,7 @@ class Importer:
             bundle = as_updates(bundle)
         if bundle is item.bundle:
             return item
-        return MappedClient(item.accepted, bundle, "", item.photos_attached)
+        return MappedClient(item.accepted, bundle, b"", item.photos_attached)
 
     def _dry(self, batch: Batch) -> None:
         self.summary.imported += len(batch)

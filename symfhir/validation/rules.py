@@ -35,12 +35,13 @@ _DIGITS = re.compile(r"\d(?:[ -]?\d){12}")  # cheap pre-check before the Luhn sc
 
 
 _ANY_URN_UUID = re.compile(r"urn:uuid:[0-9a-fA-F-]{36}")
+_ANY_URN_UUID_BYTES = re.compile(rb"urn:uuid:[0-9a-fA-F-]{36}")
 
 
-def bundle_rules(bundle: dict[str, Any], serialized: str | None = None) -> list[Problem]:
+def bundle_rules(bundle: dict[str, Any], serialized: str | bytes | None = None) -> list[Problem]:
     """Every way ``bundle`` breaks symfhir's transaction rules; ``[]`` when it keeps them.
 
-    With ``serialized`` (the Bundle's own JSON text, as symfhir map writes it), the walk
+    With ``serialized`` (the Bundle's own JSON, text or UTF-8, as symfhir map writes it), the walk
     over every string is replaced by one regular-expression pass over the text: every
     ``urn:uuid`` in it must be a full URL of the Bundle. The card-number scan is then
     left to the record model, which checks every free-text field on input. On any
@@ -48,13 +49,17 @@ def bundle_rules(bundle: dict[str, Any], serialized: str | None = None) -> list[
     """
     problems: list[Problem] = []
     full_urls = _entry_rules(bundle, problems)
-    if (
-        serialized is not None
-        and not problems
-        and full_urls.issuperset(_ANY_URN_UUID.findall(serialized))
-    ):
+    if serialized is not None and not problems and _all_resolve(serialized, full_urls):
         return []
     return _full_walk(bundle, problems)
+
+
+def _all_resolve(serialized: str | bytes, full_urls: set[str]) -> bool:
+    """Whether every ``urn:uuid`` in the JSON is one of the Bundle's full URLs."""
+    if isinstance(serialized, bytes):
+        found = {u.decode("ascii") for u in set(_ANY_URN_UUID_BYTES.findall(serialized))}
+        return full_urls.issuperset(found)
+    return full_urls.issuperset(_ANY_URN_UUID.findall(serialized))
 
 
 def _entry_rules(bundle: dict[str, Any], problems: list[Problem]) -> set[str]:

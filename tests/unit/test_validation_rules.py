@@ -280,8 +280,13 @@ def test_identifiers_that_happen_to_pass_luhn_are_not_card_numbers():
     assert [p.message for p in bundle_rules(bundle)] == ["contains a payment card number"]
 
 
-def test_text_pass_finds_what_the_walk_finds(record_context, ctx):
+@pytest.mark.parametrize("encoded", [False, True], ids=["text", "utf-8 bytes"])
+def test_text_pass_finds_what_the_walk_finds(record_context, ctx, encoded):
     import json as _json
+
+    def serialized(bundle: dict) -> str | bytes:
+        text = _json.dumps(bundle, ensure_ascii=False)
+        return text.encode() if encoded else text
 
     from symfhir.mapping.bundle import client_entries, transaction
     from symfhir.model import SpaRecord
@@ -290,12 +295,12 @@ def test_text_pass_finds_what_the_walk_finds(record_context, ctx):
 
     record = SpaRecord.model_validate(make_record_dict(), context=record_context)
     bundle = transaction(client_entries(record, ctx, "row"))
-    assert bundle_rules(bundle, _json.dumps(bundle)) == []
+    assert bundle_rules(bundle, serialized(bundle)) == []
     bundle["entry"][3]["resource"]["patient"] = {
         "reference": "urn:uuid:00000000-0000-4000-8000-000000000000"
     }
     walked = bundle_rules(bundle)
     assert walked
-    assert bundle_rules(bundle, _json.dumps(bundle)) == walked
+    assert bundle_rules(bundle, serialized(bundle)) == walked
     del bundle["entry"][2]["request"]["ifNoneExist"]
-    assert bundle_rules(bundle, _json.dumps(bundle)) == bundle_rules(bundle)
+    assert bundle_rules(bundle, serialized(bundle)) == bundle_rules(bundle)
