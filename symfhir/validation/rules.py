@@ -123,50 +123,57 @@ def _full_urls(entries: list[Any], problems: list[Problem]) -> set[str]:
 def _request_rules(
     entry: dict[str, Any], resource: dict[str, Any], index: int, problems: list[Problem]
 ) -> None:
-    path = f"Bundle.entry[{index}].request"
+    # Runs for every entry symfhir map writes: paths are only built for a problem.
     request = entry.get("request")
     if not isinstance(request, dict):
-        problems.append(Problem(path, "every entry needs a request"))
+        problems.append(Problem(f"Bundle.entry[{index}].request", "every entry needs a request"))
         return
-    if request.get("method") != "POST":
-        problems.append(Problem(f"{path}.method", "must be POST"))
     resource_type = resource.get("resourceType")
+    if request.get("method") != "POST":
+        problems.append(Problem(f"Bundle.entry[{index}].request.method", "must be POST"))
     if request.get("url") != resource_type:
-        problems.append(Problem(f"{path}.url", "must be the resource's resourceType"))
+        message = "must be the resource's resourceType"
+        problems.append(Problem(f"Bundle.entry[{index}].request.url", message))
     condition = request.get("ifNoneExist")
     match = _CONDITION.fullmatch(condition) if isinstance(condition, str) else None
     by_identifier = _has_identifier(resource_type)
     if match is None:
         wanted = "identifier=system|value" if by_identifier else "_tag=system|code"
-        problems.append(Problem(f"{path}.ifNoneExist", f"needs a conditional create: {wanted}"))
-        return
+        message = f"needs a conditional create: {wanted}"
+    else:
+        message = _condition_problem(match, by_identifier, resource)
+    if message:
+        problems.append(Problem(f"Bundle.entry[{index}].request.ifNoneExist", message))
+
+
+def _condition_problem(match: re.Match[str], by_identifier: bool, resource: dict[str, Any]) -> str:
+    """What is wrong with a well-formed ``ifNoneExist`` for ``resource``; "" when nothing."""
     param, system, value = match.groups()
-    pair = (unquote(system), unquote(value))
+    if "%" in system:
+        system = unquote(system)
+    if "%" in value:
+        value = unquote(value)
     if by_identifier and param != "identifier":
-        problems.append(Problem(f"{path}.ifNoneExist", "must search by identifier"))
-    elif param == "identifier":
+        return "must search by identifier"
+    if param == "identifier":
         identifiers = resource.get("identifier")
         # most types repeat identifier; a few (QuestionnaireResponse) allow only one
         if isinstance(identifiers, dict):
             identifiers = [identifiers]
-        if not _has_pair(identifiers, "value", pair):
-            message = "identifier is not one of the resource's identifiers"
-            problems.append(Problem(f"{path}.ifNoneExist", message))
-    elif not _has_pair(_get(resource, "meta", "tag"), "code", pair):
-        problems.append(
-            Problem(f"{path}.ifNoneExist", "_tag is not one of the resource's meta.tag")
-        )
+        if not _has_pair(identifiers, "value", system, value):
+            return "identifier is not one of the resource's identifiers"
+    elif not _has_pair(_get(resource, "meta", "tag"), "code", system, value):
+        return "_tag is not one of the resource's meta.tag"
+    return ""
 
 
-def _has_pair(items: Any, key: str, pair: tuple[str, str]) -> bool:
-    """Whether a dict in the list ``items`` has ``system`` and ``key`` equal to ``pair``."""
-    if not isinstance(items, list):
-        return False
-    system, value = pair
-    return any(
-        isinstance(item, dict) and item.get("system") == system and item.get(key) == value
-        for item in items
-    )
+def _has_pair(items: Any, key: str, system: str, value: str) -> bool:
+    """Whether a dict in the list ``items`` has ``system`` and ``key`` equal to the pair."""
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict) and item.get("system") == system and item.get(key) == value:
+                return True
+    return False
 
 
 def _resource_rules(resource: dict[str, Any], path: str, problems: list[Problem]) -> None:
