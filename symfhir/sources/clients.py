@@ -109,12 +109,19 @@ def _visible(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bad_encoding_column(row: dict[str, Any]) -> str | None:
-    # One search over the whole row first: nearly every row is clean.
-    text = "\x00".join(
-        [k for k in row if isinstance(k, str)] + [v for v in row.values() if isinstance(v, str)]
-    )
-    if not _SURROGATE.search(text):
+    # Undecodable bytes arrive as lone surrogates (surrogateescape), which UTF-8 cannot
+    # encode: one encode of the whole row clears nearly every row, in C.
+    try:
+        text = "\x00".join([*row, *row.values()])
+    except TypeError:  # JSON input: not every key or value is a string
+        text = "\x00".join(
+            [k for k in row if isinstance(k, str)] + [v for v in row.values() if isinstance(v, str)]
+        )
+    try:
+        text.encode("utf-8")
         return None
+    except UnicodeEncodeError:
+        pass
     for key, value in row.items():
         if isinstance(value, str) and _SURROGATE.search(value):
             return key
