@@ -82,6 +82,7 @@ def iter_rows(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict[s
             if head != "\ufeff":
                 fh.seek(0)
         reader = csv.DictReader(fh)
+        hide: bool | None = None
         number = 1
         while True:
             try:
@@ -96,12 +97,20 @@ def iter_rows(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict[s
             extra = row.pop(None, None)  # type: ignore[call-overload]
             if extra:
                 row = {**row, "_invalid": "the row has more cells than the header"}
-            yield number, _visible(row)
+            if hide is None:  # the header is read with the first row
+                hide = _hides_columns(reader.fieldnames or [])
+            # Every row has the header's columns: filter only when some are hidden.
+            yield number, _visible(row) if extra or hide else row
 
 
 def count_records(path: Path, encoding: str = "utf-8") -> int:
     """How many records ``read_clients`` will yield for ``path`` (one quick pass)."""
     return sum(1 for _ in iter_rows(path, encoding))
+
+
+def _hides_columns(names: list[str]) -> bool:
+    """Whether ``_visible`` drops any of these columns (``_name``, other than ``_invalid``)."""
+    return any(k.startswith("_") and k != "_invalid" for k in names)
 
 
 def _visible(row: dict[str, Any]) -> dict[str, Any]:
