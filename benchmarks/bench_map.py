@@ -140,6 +140,7 @@ def child_naive(src: Path, out: Path) -> tuple[int, int]:
 
 
 def run_child(mode: str, src: Path, out: Path) -> dict:
+    out.unlink(missing_ok=True)  # a repeated run must not pay for truncating the last output
     cmd = [sys.executable, __file__, "--child", mode, str(src), str(out)]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
