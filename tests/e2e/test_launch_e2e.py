@@ -3,6 +3,7 @@ sees the client's summary, and the FHIR server holds the audit trail of that vie
 
 from __future__ import annotations
 
+import uuid
 from urllib.parse import urlencode
 
 import pytest
@@ -89,14 +90,25 @@ def test_a_launch_without_write_rights_runs_read_only_and_is_still_audited(stack
     assert _audit_count(stack["fhir"], patient) == before + 1
 
 
+def _client_with_a_name_of_its_own(fhir: str) -> tuple[str, str]:
+    """A copy of a sample client under a family name no other patient has: a server that
+    already holds thousands of synthetic clients (benchmarks) shares the sample's names."""
+    template = requests.get(f"{fhir}/Patient/{_patient_id(fhir, 'C0004')}", timeout=30).json()
+    family = f"Standalone{uuid.uuid4().hex[:10]}"
+    copy = {k: v for k, v in template.items() if k not in ("id", "meta", "text")}
+    copy["identifier"] = [{"system": CLIENT_SYSTEM, "value": f"E2E-{family}"}]
+    copy["name"] = [{**template["name"][0], "family": family}]
+    answer = requests.post(f"{fhir}/Patient", json=copy, timeout=30)
+    answer.raise_for_status()
+    return answer.json()["id"], family
+
+
 def test_standalone_launch_signs_in_at_the_ehr_and_picks_the_client(stack, browser):
-    patient = _patient_id(stack["fhir"], "C0004")
+    patient, family = _client_with_a_name_of_its_own(stack["fhir"])
     browser.get(f"{stack['app']}/launch")
     wait = WebDriverWait(browser, 30)
     wait.until(ec.element_to_be_clickable((By.ID, "launch-server-1"))).click()
     wait.until(ec.presence_of_element_located((By.ID, "sign-in")))
-    expected = requests.get(f"{stack['fhir']}/Patient/{patient}", timeout=30).json()
-    family = expected["name"][0]["family"]
     browser.find_element(By.ID, "sandbox-patient-name").send_keys(family)
     browser.find_element(By.ID, "find-patient-submit").click()
     wait.until(ec.text_to_be_present_in_element((By.ID, "sandbox-patient"), family))

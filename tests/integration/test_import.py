@@ -138,8 +138,14 @@ def test_import_round_trip_every_resource_reads_back_equal(fhir, fhir_base, tmp_
             ids[entry["fullUrl"]] = f"{resource_type}/{found[0]['id']}"
             server[entry["fullUrl"]] = found[0]
         for entry in bundle["entry"]:
-            expected = _resolve(entry["resource"], ids)
-            assert _strip(server[entry["fullUrl"]]) == _strip(expected), entry["fullUrl"]
+            expected = _strip(_resolve(entry["resource"], ids))
+            stored = _strip(server[entry["fullUrl"]])
+            if expected["resourceType"] == "Provenance":
+                # Conditional create keeps the first Provenance of these records: on a
+                # server that had them before (make demo seeds the same sample), its own time.
+                stored.pop("recorded")
+                expected.pop("recorded")
+            assert stored == expected, entry["fullUrl"]
             compared += 1
     assert compared > 500
 
