@@ -111,6 +111,44 @@ class FastValidator:
     def cache_size(self) -> int:
         return len(self._plans)
 
+    def known_shape_problems(self, resource: dict[str, Any]) -> list[Problem] | None:
+        """``validate_fhir_json``'s answer when ``resource``'s shape is cached and every
+        value passes its check; None when the shape is unknown or a value fails, and the
+        caller must decide another way. Never runs R4B on the whole resource: that is
+        for types whose full validation is too costly to run per shape (responses)."""
+        cls = resource_class(resource.get("resourceType")) if type(resource) is dict else None
+        if cls is None:
+            return None
+        tokens: list[Any] = [cls]
+        leaves: list[Any] = []
+        units: list[dict[str, Any]] = []
+        _walk(resource, tokens.append, leaves.append, units.append)
+        plan = self._get(tuple(tokens))
+        if plan is None or plan.checks is None:
+            return None
+        self.hits += 1
+        return self._apply(plan, leaves, units)
+
+    def learn_accepted(self, resource: dict[str, Any]) -> None:
+        """Cache the plan of a resource R4B is known to accept, without asking R4B again.
+
+        For ``validate_split``: a response whose every unit R4B accepted is accepted
+        whole (R4B has no rule spanning items). A shape whose plan finds FHIR JSON
+        problems is left to the unit-by-unit path, which reports them as it always has.
+        """
+        cls = resource_class(resource.get("resourceType")) if type(resource) is dict else None
+        if cls is None:
+            return
+        tokens: list[Any] = [cls]
+        _walk(resource, tokens.append, _discard, _discard)
+        key = tuple(tokens)
+        if self._get(key) is not None:
+            return
+        with gc_paused():
+            plan = _derive(resource, cls)
+        if plan.checks is not None and not plan.json_problems:
+            self._put(key, plan)
+
     # -- the fast path ---------------------------------------------------------------
 
     def _check(self, unit: dict[str, Any], cls: type[FHIRAbstractModel]) -> list[Problem] | None:
@@ -138,12 +176,18 @@ class FastValidator:
         if plan.checks is None:
             if not _r4b_accepts(unit, cls):
                 return None
-        else:
-            try:
-                for pick, check in plan.checks:
-                    check(pick(leaves))
-            except Exception:  # any failure: the reference reports it
-                return None
+            return self._apply(plan, [], units)
+        return self._apply(plan, leaves, units)
+
+    def _apply(
+        self, plan: _Plan, leaves: list[Any], units: list[dict[str, Any]]
+    ) -> list[Problem] | None:
+        """Run a cached plan's value checks, then the nested units: None on any failure."""
+        try:
+            for pick, check in plan.checks or ():
+                check(pick(leaves))
+        except Exception:  # any failure: the reference reports it
+            return None
         problems = list(plan.json_problems)
         for nested in units:
             nested_cls = _unit_class(nested["resourceType"])

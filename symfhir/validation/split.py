@@ -8,6 +8,10 @@ the response is valid exactly when the response without its items is valid and e
 item, stripped of its child items and wrapped alone in a minimal response, is valid.
 Those small units repeat across clients and hit the cache.
 
+Responses repeat in shape more than this suggests (a spa's intake gives a few dozen shapes
+per thousand clients), so once a response is accepted unit by unit its whole shape is
+cached too, and the next response of that exact shape is checked in one walk.
+
 Units whose answers are all coded (a coding, a boolean, a number: what value sets and
 yes/no questions give) repeat not only in shape but in content — every client who answers
 "Fitzpatrick IV" gives the same unit — so the verdict on a valid one is remembered by its
@@ -110,6 +114,9 @@ def validate_split(validator: FastValidator, resource: dict[str, Any]) -> list[P
     """
     if resource.get("resourceType") not in SPLIT_TYPES:
         return validator.validate_fhir_json(resource)
+    known = validator.known_shape_problems(resource)
+    if known is not None:
+        return known
     try:
         items = _children(resource)
         head = {k: v for k, v in resource.items() if k != "item"}
@@ -120,4 +127,7 @@ def validate_split(validator: FastValidator, resource: dict[str, Any]) -> list[P
                 return validator.validate_fhir_json(resource)
     except ValueError:
         return validator.validate_fhir_json(resource)
+    # Accepted unit by unit, so accepted whole: later responses of this exact shape
+    # (same items, same answer counts) take the one-walk path above.
+    validator.learn_accepted(resource)
     return []

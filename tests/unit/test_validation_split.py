@@ -109,15 +109,48 @@ def _units_validated(validator, link_id):
     return [u for u in validator.seen if u.get("item") and u["item"][0]["linkId"] == link_id]
 
 
+def _with_more_groups(response, extra: int):
+    """The response with ``extra`` more repeated history groups: a shape of its own."""
+    other = copy.deepcopy(response)
+    history = next(i for i in other["item"] if i["linkId"] == "history")
+    history["item"] += [copy.deepcopy(history["item"][0]) for _ in range(extra)]
+    return other
+
+
+def _item(qr, link_id):
+    for item in qr.get("item", []):
+        if item["linkId"] == link_id:
+            return item
+        found = _item(item, link_id)
+        if found:
+            return found
+    return None
+
+
 def test_a_valid_coded_answer_is_validated_once_across_responses(response):
     from symfhir.validation import split
 
     split._valid_units.known.clear()
     validator = CountingValidator()
-    for _ in range(3):
-        assert validate_split(validator, copy.deepcopy(response)) == []
+    for extra in range(3):  # three shapes, so each response is checked unit by unit
+        assert validate_split(validator, _with_more_groups(response, extra)) == []
     assert len(_units_validated(validator, "skin.type")) == 1  # coded: remembered
     assert len(_units_validated(validator, "client.family")) == 3  # free text: every time
+
+
+def test_a_response_of_a_known_shape_is_checked_in_one_walk(response):
+    validator = CountingValidator()
+    assert validate_split(validator, copy.deepcopy(response)) == []
+    units = len(validator.seen)
+    again = copy.deepcopy(response)
+    _item(again, "client.family")["answer"][0]["valueString"] = "Brightwater"
+    _item(again, "client.birth_date")["answer"][0]["valueDate"] = "1971-08-09"
+    assert validate_split(validator, again) == []
+    assert len(validator.seen) == units  # no unit checked: the whole shape was known
+    for value in ("1971-02-30", ""):  # same shape, a value R4B refuses
+        bad = copy.deepcopy(response)
+        _item(bad, "client.birth_date")["answer"][0]["valueDate"] = value
+        assert validate_split(validator, bad) == FastValidator().validate_fhir_json(bad) != []
 
 
 def test_an_invalid_coded_answer_is_never_remembered(response):
@@ -129,3 +162,37 @@ def test_an_invalid_coded_answer_is_never_remembered(response):
     for _ in range(2):
         assert validate_split(FastValidator(), bad) == validate_resource(bad) != []
     assert validate_split(FastValidator(), response) == []
+
+
+LEAF_VALUES = ["", " ", "x y", "2025-02-30", "2024-02-29", "2025-13", "1.5", "final", "\t"]
+LEAF_VALUES += [True, False, 0, -1, 2**31, 1.5, None]
+
+
+def _leaves(value, path=()):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key != "resourceType":
+                yield from _leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, (*path, index))
+    else:
+        yield path
+
+
+def test_random_values_in_a_known_shape_agree_with_r4b(response):
+    import random
+
+    rnd = random.Random(7)
+    validator = FastValidator()
+    assert validate_split(validator, response) == []  # caches the whole shape
+    paths = list(_leaves(response))
+    for _ in range(200):
+        path = rnd.choice(paths)
+        bad = copy.deepcopy(response)
+        target = bad
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = rnd.choice(LEAF_VALUES)
+        # a fresh validator knows no shape: R4B itself decides, plus FHIR JSON's own rules
+        assert validate_split(validator, bad) == FastValidator().validate_fhir_json(bad), path
