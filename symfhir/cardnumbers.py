@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+CARD_MIN_LENGTH = 13  # the shortest card number: no shorter text can hold one
+
 # Digits optionally grouped by single spaces or dashes, as people type them.
 _CANDIDATE = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
 

@@ -15,7 +15,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 
-from symfhir.cardnumbers import has_card_number, mask_card_numbers
+from symfhir.cardnumbers import CARD_MIN_LENGTH, has_card_number, mask_card_numbers
 from symfhir.terminology import Terminology, load_terminology
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -67,12 +67,16 @@ def _strip(value: Any) -> Any:
 def _clean_text(value: Any, info: ValidationInfo, limit: int) -> Any:
     if not isinstance(value, str):
         return value
-    value = _CONTROL.sub("", value).strip()
+    # Runs on every free-text cell: the checks below are skipped only when they cannot
+    # find anything (no non-printable character, fewer characters than a card number).
+    if not value.isprintable():
+        value = _CONTROL.sub("", value)
+    value = value.strip()
     if not value:
         raise ValueError("must not be empty")
     if len(value) > limit:
         raise ValueError(f"too long ({len(value)} characters, at most {limit})")
-    if has_card_number(value):
+    if len(value) >= CARD_MIN_LENGTH and has_card_number(value):
         if context(info).get("card_numbers") != "mask":
             raise ValueError(
                 "contains a payment card number; card numbers are never stored "
