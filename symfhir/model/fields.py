@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import lru_cache
 from typing import Annotated, Any
 
 import phonenumbers
@@ -42,8 +43,14 @@ def today_of(info: ValidationInfo) -> date:
 def normalize_key(value: Any) -> Any:
     """``"Left Oblique"`` → ``left_oblique``; the code tables use such keys."""
     if isinstance(value, str):
-        return _KEY_SPACES.sub("_", value.strip()).lower()
+        return _normalized(value)
     return value
+
+
+@lru_cache(maxsize=4096)
+def _normalized(text: str) -> str:
+    # Coded cells repeat ("female", "IV", "given"): each spelling is worked out once.
+    return _KEY_SPACES.sub("_", text.strip()).lower()
 
 
 def code_key(valueset: str, *, keep_case: bool = False) -> Any:
