@@ -52,11 +52,12 @@ def full_url_for(system: str, value: str) -> str:
     ``symfhir map`` (tests/unit/test_refs.py checks it equals uuid5)."""
     sha = _NAMESPACE_SHA1.copy()
     sha.update(f"{system}|{value}".encode())
-    raw = bytearray(sha.digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = sha.hexdigest()
+    # version 5 in the 13th hex digit; the RFC 4122 variant (10xx) in the 17th
+    return f"urn:uuid:{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+_VARIANT = {d: "89ab"[int(d, 16) & 0x3] for d in "0123456789abcdef"}
 
 
 def entry(resource: dict[str, Any], ident: dict[str, str]) -> Entry:
