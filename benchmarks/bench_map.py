@@ -11,9 +11,10 @@ It prints records/s and resources/s for both, their ratio, and each child's peak
 Rates are per CPU-second of the child ("on one core"; the same as wall time on an idle
 machine, and steady when other work shares it). "start" is the fixed cost of a run on an
 input with no records (imports, mapping tables); "after start" is N / (time - start).
-Short runs are repeated (--repeat, for N <= 2,000) and the fastest run of each path is
-reported, as timeit does: a slower run was slowed by something else on the machine. Peak
-RSS is the largest of the runs.
+Short runs are repeated (--repeat, for N <= 2,000), the two paths taking turns so a slow
+spell of the machine hits both, and the fastest run of each path is reported, as timeit
+does: a slower run was slowed by something else on the machine. Peak RSS is the largest
+of the runs.
 
     python benchmarks/bench_map.py                 # N = 1,000 and 10,000
     python benchmarks/bench_map.py --sizes 200     # quick look
@@ -166,7 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument(
-        "--repeat", type=int, default=3, help="runs per path for N <= 2,000 (fastest kept)"
+        "--repeat", type=int, default=5, help="runs per path for N <= 2,000 (fastest kept)"
     )
     parser.add_argument("--child", nargs=3, metavar=("MODE", "SRC", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument(
@@ -217,12 +218,13 @@ def main() -> None:
             subprocess.run(generate_cmd, check=True)
             results = {}
             repeat = max(1, args.repeat) if n <= 2000 else 1
+            runs: dict[str, list[dict]] = {"symfhir": [], "naive": []}
+            for _ in range(repeat):
+                for mode in runs:
+                    runs[mode].append(run_child(mode, src, Path(tmp) / f"{mode}-{n}.ndjson"))
             for mode in ("symfhir", "naive"):
-                runs = [
-                    run_child(mode, src, Path(tmp) / f"{mode}-{n}.ndjson") for _ in range(repeat)
-                ]
-                r = min(runs, key=lambda run: run["busy"])
-                r["rss_mib"] = max(run["rss_mib"] for run in runs)
+                r = min(runs[mode], key=lambda run: run["busy"])
+                r["rss_mib"] = max(run["rss_mib"] for run in runs[mode])
                 results[mode] = r
                 rate = r["mapped"] / r["busy"]
                 res_rate = r["resources"] / r["busy"]
