@@ -10,6 +10,8 @@ from symfhir.validation.fast import FastValidator
 from symfhir.validation.split import validate_split
 from symfhir.validation.structural import validate_resource
 from tests.conftest import make_record_dict
+from tests.unit.test_validation_fast import MUTATIONS as VALUES
+from tests.unit.test_validation_fast import _leaf_paths
 
 pytestmark = pytest.mark.unit
 
@@ -164,35 +166,19 @@ def test_an_invalid_coded_answer_is_never_remembered(response):
     assert validate_split(FastValidator(), response) == []
 
 
-LEAF_VALUES = ["", " ", "x y", "2025-02-30", "2024-02-29", "2025-13", "1.5", "final", "\t"]
-LEAF_VALUES += [True, False, 0, -1, 2**31, 1.5, None]
-
-
-def _leaves(value, path=()):
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key != "resourceType":
-                yield from _leaves(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _leaves(item, (*path, index))
-    else:
-        yield path
-
-
 def test_random_values_in_a_known_shape_agree_with_r4b(response):
     import random
 
     rnd = random.Random(7)
     validator = FastValidator()
     assert validate_split(validator, response) == []  # caches the whole shape
-    paths = list(_leaves(response))
+    paths = list(_leaf_paths(response))
     for _ in range(200):
         path = rnd.choice(paths)
         bad = copy.deepcopy(response)
         target = bad
         for key in path[:-1]:
             target = target[key]
-        target[path[-1]] = rnd.choice(LEAF_VALUES)
+        target[path[-1]] = rnd.choice(VALUES)
         # a fresh validator knows no shape: R4B itself decides, plus FHIR JSON's own rules
         assert validate_split(validator, bad) == FastValidator().validate_fhir_json(bad), path
