@@ -351,17 +351,17 @@ def test_remembered_dates_never_let_an_invalid_one_through(fast):
 
 
 def test_remembered_values_are_bounded_and_short():
-    from symfhir.validation import fast as fast_module
+    from symfhir.validation import plans
 
     validator = FastValidator()
     big = "aGVsbG8=" * 100  # base64Binary is Python-checked too
     assert validator.validate(_set(PATIENT, ("photo", 0, "data"), big)) == []
-    for n in range(fast_module._KNOWN_MAX + 50):
+    for n in range(plans._KNOWN_MAX + 50):
         instant = f"2026-01-01T{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z"
         assert validator.validate(_set(OBS, ("issued",), instant)) == []
-    memos = [m for m in fast_module._KNOWN.values() if m is not None]
-    assert memos and all(len(m.known) <= fast_module._KNOWN_MAX for m in memos)
-    assert all(len(v) <= fast_module._KNOWN_LEN for m in memos for v in m.known)
+    memos = [m for m in plans._KNOWN.values() if m is not None]
+    assert memos and all(len(m.known) <= plans._KNOWN_MAX for m in memos)
+    assert all(len(v) <= plans._KNOWN_LEN for m in memos for v in m.known)
 
 
 def test_gc_pause_nests_across_threads_and_restores_the_collector_state():
