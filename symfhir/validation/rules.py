@@ -22,6 +22,7 @@ from symfhir.validation.structural import Problem
 _URN_UUID = re.compile(
     r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 )
+_URN_UUID_LINES = re.compile(rf"(?:{_URN_UUID.pattern}\n)*{_URN_UUID.pattern}")
 _CONDITION = re.compile(r"(identifier|_tag)=([^|&\s]+)\|([^&\s]+)")
 _WITH_STORED_FILES = frozenset({"Media", "DocumentReference"})
 _WITH_RESOURCE_RULES = _WITH_STORED_FILES | {"Consent"}
@@ -104,6 +105,20 @@ def _full_walk(bundle: dict[str, Any], problems: list[Problem]) -> list[Problem]
 
 
 def _full_urls(entries: list[Any], problems: list[Problem]) -> set[str]:
+    # The common case in one regular-expression call: every fullUrl a urn:uuid, none twice.
+    try:
+        urls = [entry["fullUrl"] for entry in entries]
+        joined = "\n".join(urls)
+    except (KeyError, TypeError):
+        pass  # not every entry is an object with a text fullUrl: the loop says which
+    else:
+        unique = set(urls)
+        if (
+            len(unique) == len(urls)
+            and joined.count("\n") == len(urls) - 1
+            and _URN_UUID_LINES.fullmatch(joined)
+        ):
+            return unique
     seen: set[str] = set()
     fullmatch = _URN_UUID.fullmatch
     for index, entry in enumerate(entries):

@@ -114,6 +114,13 @@ CASES = {
         "Bundle.entry[3].fullUrl",
     ),
     "duplicate fullUrl": (lambda b: b["entry"][3].update(fullUrl=PAT), "Bundle.entry[3].fullUrl"),
+    # two valid urn:uuids in one fullUrl, split by a newline: one string, still wrong
+    "fullUrl of two lines": (
+        lambda b: b["entry"][3].update(fullUrl=f"{b['entry'][3]['fullUrl']}\n{BIN}x"[:-1]),
+        "Bundle.entry[3].fullUrl",
+    ),
+    "fullUrl not text": (lambda b: b["entry"][2].update(fullUrl=7), "Bundle.entry[2].fullUrl"),
+    "entry without fullUrl": (lambda b: b["entry"][1].pop("fullUrl"), "Bundle.entry[1].fullUrl"),
     "method PUT": (
         lambda b: b["entry"][0]["request"].update(method="PUT"),
         "Bundle.entry[0].request.method",
