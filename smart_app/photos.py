@@ -1,24 +1,25 @@
 """The Photos page (``/photos``): the launched patient's gallery with allowed-use badges,
 upload (cleaned, consent-checked, one transaction), thumbnails through the app, and a
-before/after comparison. Logic lives in ``symfhir.workspace.photos``; this module parses
-requests, talks to the FHIR server through the launch's client, audits and renders.
+before/after comparison. Logic lives in ``symfhir.workspace.photos``, and the upload's files
+are cleaned by ``smart_app.photo_upload``; this module parses requests, talks to the FHIR
+server through the launch's client, audits and renders.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request
-from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from smart_app import photo_upload
 from smart_app.errors import AppError, render_error
 from smart_app.fhir_access import PatientAccess, current_access, enforce_patient_context
 from smart_app.launch.smart import allows
+from smart_app.photo_upload import LIMITS
 from smart_app.summary_data import batch_resources
 from symfhir.errors import (
     FhirAuthError,
@@ -30,8 +31,7 @@ from symfhir.errors import (
 from symfhir.fhir.paths import check_id
 from symfhir.mapping.bundle import transaction
 from symfhir.mapping.context import MappingContext
-from symfhir.photos.clean import clean_image
-from symfhir.photos.files import JPEG, CleanImage, ImageLimits, sniff
+from symfhir.photos.files import JPEG, sniff
 from symfhir.photos.thumbnail import thumbnail
 from symfhir.validation import FastValidator, bundle_rules
 from symfhir.workspace import photos as workspace
@@ -42,7 +42,6 @@ bp.before_request(enforce_patient_context)
 
 PAGE_SIZE = 200
 MAX_FILES = 10
-LIMITS = ImageLimits(max_bytes=15 * 1024 * 1024, max_pixels=40_000_000)
 # The whole multipart request: every file at its limit plus the form fields.
 MAX_UPLOAD_BYTES = 60 * 1024 * 1024
 MAX_DOWNLOAD_BYTES = 25 * 1024 * 1024
@@ -195,15 +194,6 @@ def gallery() -> Any:
     return _page(access, ctx, record)
 
 
-@dataclass(frozen=True)
-class _FileResult:
-    """One file's line in #upload-result."""
-
-    name: str
-    ok: bool
-    message: str
-
-
 @bp.post("/upload")
 def upload() -> Any:
     access = current_access()
@@ -244,14 +234,17 @@ def upload() -> Any:
         record.states, fields.taken_at.astimezone(ctx.spa.zone).date()
     )
     if problem:
-        results = [_FileResult(_name(f), False, f"not stored: {problem}") for f in files]
+        results = [
+            photo_upload.FileResult(photo_upload.name(f), False, f"not stored: {problem}")
+            for f in files
+        ]
         message = f"No photo was stored: {problem}. Record the client's consent first."
         return _page(access, ctx, record, 400, values=form, results=results, form_error=message)
 
-    cleaned = [_clean(f) for f in files]
-    images = _unique([image for _, image, _ in cleaned if image is not None])
+    cleaned = [photo_upload.clean(f) for f in files]
+    images = photo_upload.unique([image for _, image, _ in cleaned if image is not None])
     if not images:
-        results = [_FileResult(name, False, error) for name, _, error in cleaned]
+        results = [photo_upload.FileResult(name, False, error) for name, _, error in cleaned]
         return _page(access, ctx, record, 400, values=form, results=results)
     key = workspace.client_key(
         record.patient, f"{ctx.spa.identifier_base}/client-id", access.patient_id
@@ -273,7 +266,7 @@ def upload() -> Any:
     except (FhirRequestError, FhirConflictError) as exc:
         log.warning("photo upload refused by the FHIR server: %s", exc.log_text)
         message = "The EHR refused the photos; nothing was stored. Try again or ask for help."
-        results = [_FileResult(name, False, "not stored") for name, _, _ in cleaned]
+        results = [photo_upload.FileResult(name, False, "not stored") for name, _, _ in cleaned]
         return _page(access, ctx, record, 502, values=form, results=results, form_error=message)
     # Entries are Binary, Media per image: a Media answered 200 matched an existing one.
     media_status = {
@@ -285,39 +278,18 @@ def upload() -> Any:
     first: dict[str, str] = {}
     for name, image, error in cleaned:
         if image is None:
-            results.append(_FileResult(name, False, error))
+            results.append(photo_upload.FileResult(name, False, error))
         elif image.sha1_b64 in first:
-            results.append(_FileResult(name, False, f"the same image as {first[image.sha1_b64]}"))
+            results.append(
+                photo_upload.FileResult(name, False, f"the same image as {first[image.sha1_b64]}")
+            )
         else:
             first[image.sha1_b64] = name
             stored = media_status[image.sha1_b64].startswith("201")
-            results.append(_FileResult(name, True, "stored" if stored else "already in the record"))
+            results.append(
+                photo_upload.FileResult(name, True, "stored" if stored else "already in the record")
+            )
     return _page(access, ctx, _Record(access, ctx), results=results, values=form)
-
-
-def _name(storage: FileStorage) -> str:
-    # Shown back to the practitioner only; never stored or logged (it may name the client).
-    return (storage.filename or "photo").replace("\\", "/").rsplit("/", 1)[-1][:120]
-
-
-def _clean(storage: FileStorage) -> tuple[str, CleanImage | None, str]:
-    """(file name, the cleaned image or None, why not); the original bytes go no further."""
-    name = _name(storage)
-    raw = storage.stream.read(LIMITS.max_bytes + 1)
-    try:
-        return name, clean_image(raw, record=name, limits=LIMITS), ""
-    except PhotoError as err:
-        return name, None, err.reason
-
-
-def _unique(images: list[CleanImage]) -> list[CleanImage]:
-    seen: set[str] = set()
-    out = []
-    for image in images:
-        if image.sha1_b64 not in seen:
-            seen.add(image.sha1_b64)
-            out.append(image)
-    return out
 
 
 def _read_media(access: PatientAccess, media_id: str) -> dict[str, Any]:
