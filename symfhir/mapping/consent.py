@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from symfhir.mapping.context import MappingContext
+from symfhir.mapping.derived import Derived
 from symfhir.mapping.refs import Entry, entry, identifier
 from symfhir.model import ConsentRecord, SpaRecord
 
@@ -42,7 +43,6 @@ class _Parts:
     """
 
     def __init__(self, template: dict[str, Any]) -> None:
-        self.template = template  # held so the id() key cannot be reused
         spec = template.get("provision") or {}
         fixed: dict[str, Any] = {
             "scope": _concept(template["scope"]),
@@ -68,16 +68,7 @@ class _Parts:
         return orjson.loads(self.json)
 
 
-_PARTS: dict[int, _Parts] = {}
-
-
-def _parts(template: dict[str, Any]) -> _Parts:
-    parts = _PARTS.get(id(template))
-    if parts is None or parts.template is not template:
-        if len(_PARTS) >= 64:
-            _PARTS.clear()
-        parts = _PARTS[id(template)] = _Parts(template)
-    return parts
+_parts: Derived[dict[str, Any], _Parts] = Derived(_Parts, limit=64)
 
 
 def _provision(

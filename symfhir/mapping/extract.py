@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from symfhir.mapping.context import MappingContext
+from symfhir.mapping.derived import Derived
 from symfhir.mapping.refs import Entry, digest, entry, identifier
 
 OBSERVATION_EXTRACT = (
@@ -96,7 +97,6 @@ class _Plan:
     """
 
     def __init__(self, questionnaire: dict[str, Any]) -> None:
-        self.questionnaire = questionnaire  # held so the id() key cannot be reused
         self.steps: dict[str, _Step] = {}
         self.unique = True
         self.root_flag = _extracts(questionnaire, False)
@@ -126,18 +126,14 @@ class _Plan:
                 yield q_item, r_item
 
 
-_PLANS: dict[int, _Plan] = {}
+_plans: Derived[dict[str, Any], _Plan] = Derived(_Plan, limit=8)
 
 
 def _pairs(
     questionnaire: dict[str, Any], response: dict[str, Any]
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """(Questionnaire item, response item) for each answered item marked for extraction."""
-    plan = _PLANS.get(id(questionnaire))
-    if plan is None or plan.questionnaire is not questionnaire:
-        if len(_PLANS) >= 8:
-            _PLANS.clear()
-        plan = _PLANS[id(questionnaire)] = _Plan(questionnaire)
+    plan = _plans(questionnaire)
     if plan.unique:
         return plan.walk(response.get("item", []), None)
     # Duplicate linkIds break the Questionnaire's own rules: match level by level.

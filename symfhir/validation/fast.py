@@ -81,11 +81,8 @@ class FastValidator:
         cls = resource_class(resource.get("resourceType")) if type(resource) is dict else None
         if cls is None:
             return None
-        tokens: list[Any] = [cls]
-        leaves: list[Any] = []
-        units: list[dict[str, Any]] = []
-        _walk(resource, tokens.append, leaves.append, units.append)
-        plan = self._get(tuple(tokens))
+        key, leaves, units = _signature(resource, cls)
+        plan = self._get(key)
         if plan is None or plan.checks is None:
             return None
         self.hits += 1
@@ -101,9 +98,7 @@ class FastValidator:
         cls = resource_class(resource.get("resourceType")) if type(resource) is dict else None
         if cls is None:
             return
-        tokens: list[Any] = [cls]
-        _walk(resource, tokens.append, _discard, _discard)
-        key = tuple(tokens)
+        key = _signature(resource, cls)[0]
         if self._get(key) is not None:
             return
         with gc_paused():
@@ -119,11 +114,7 @@ class FastValidator:
         One walk gives both the signature and the leaves; the plan cached for the
         signature then says which leaves to check and which JSON problems the shape has.
         """
-        tokens: list[Any] = [cls]
-        leaves: list[Any] = []
-        units: list[dict[str, Any]] = []
-        _walk(unit, tokens.append, leaves.append, units.append)
-        key = tuple(tokens)
+        key, leaves, units = _signature(unit, cls)
         plan = self._get(key)
         if plan is None:
             self.misses += 1
@@ -180,9 +171,7 @@ class FastValidator:
             nested_cls = unit_class(nested["resourceType"])
             if nested_cls is None:
                 continue
-            tokens: list[Any] = [nested_cls]
-            _walk(nested, tokens.append, _discard, _discard)
-            self._learn(nested, nested_cls, tuple(tokens))
+            self._learn(nested, nested_cls, _signature(nested, nested_cls)[0])
         return plan
 
     def _get(self, key: tuple[Any, ...]) -> Plan | None:
@@ -203,6 +192,17 @@ def _r4b_accepts(unit: dict[str, Any], cls: type[FHIRAbstractModel]) -> bool:
     except Exception:  # any failure: the reference reports it
         return False
     return True
+
+
+def _signature(
+    unit: dict[str, Any], cls: type[FHIRAbstractModel]
+) -> tuple[tuple[Any, ...], list[Any], list[dict[str, Any]]]:
+    """(signature, scalar leaves, nested units) of ``unit`` validated as ``cls``: one walk."""
+    tokens: list[Any] = [cls]
+    leaves: list[Any] = []
+    units: list[dict[str, Any]] = []
+    _walk(unit, tokens.append, leaves.append, units.append)
+    return tuple(tokens), leaves, units
 
 
 def _discard(_: Any) -> None:

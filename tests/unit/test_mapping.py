@@ -216,3 +216,15 @@ def test_consents_of_one_kind_share_no_objects(record_context, ctx):
     )
     assert by_type(again, "Consent")[0]["scope"]["coding"][0]["code"] != "changed"
     assert by_type(again, "Consent")[0]["provision"]["action"][0]["coding"]
+
+
+def test_derived_values_are_keyed_by_the_object_itself():
+    from symfhir.mapping.derived import Derived
+
+    built = []
+    derive = Derived(lambda source: built.append(source) or len(built), limit=2)
+    first, equal_twin = {"a": 1}, {"a": 1}
+    assert derive(first) == derive(first) == 1  # built once
+    assert derive(equal_twin) == 2  # an equal but different object is its own source
+    derive({"b": 2})  # over the limit: the cache starts over
+    assert derive(first) == 4
