@@ -1,7 +1,8 @@
 """Photos → Binary (the cleaned image) + Media (what, where, when, which treatment).
 
 Follows hl7.org/fhir/R4/media.html. The Binary holds the re-encoded image with
-all metadata stripped; the Media keeps the capture details as structured fields
+all metadata stripped; the Media keeps the clinical capture details as structured fields
+(no ``deviceName``: the camera is device metadata the privacy policy has no use for)
 and points at the Binary with ``content.url`` (a ``urn:uuid`` the server
 rewrites, as the transaction rules require for uri elements). The phase
 (before/after/progress) has no R4 element and rides in the project extension
@@ -75,8 +76,6 @@ def photo_entries(
                 "creation": taken,
             },
         }
-        if image.device:
-            media["deviceName"] = image.device
         if photo.treatment_id:
             media["partOf"] = [treatments[photo.treatment_id].reference]
         out.append(binary)

@@ -3,8 +3,8 @@
 Photos carry more than pixels: EXIF (with GPS position and camera serials), XMP,
 IPTC, comments, PNG text chunks and ICC profiles. ``clean_image`` decodes the
 image fully and writes the pixels into a brand-new image, so nothing from the
-original file reaches the output; the capture time and camera are read first
-and returned as structured fields for the FHIR Media. The original bytes are
+original file reaches the output; only the capture time is read first and
+returned as a structured field for the FHIR Media (the camera is not kept). The original bytes are
 never returned.
 
 Pillow is driven through the JPEG, PNG and WebP plugin classes directly
@@ -18,7 +18,6 @@ nor changed.
 from __future__ import annotations
 
 import io
-import re
 import struct
 import zlib
 from datetime import datetime
@@ -54,7 +53,6 @@ CLEANABLE: dict[str, tuple[str, type[ImageFile.ImageFile]]] = {
 }
 JPEG_QUALITY = 92
 WEBP_QUALITY = 92
-DEVICE_MAX = 200
 DEFAULT_LIMITS = ImageLimits()
 
 # What Pillow (or a plugin) raises on bad image data; all mean "truncated or corrupt".
@@ -71,7 +69,6 @@ _DECODE_ERRORS = (
 _BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 _GRAY = frozenset({"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _ALPHA = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 def clean_image(raw: bytes, *, record: str, limits: ImageLimits = DEFAULT_LIMITS) -> CleanImage:
@@ -153,7 +150,7 @@ def _reencode(raw: bytes, content_type: str, record: str, limits: ImageLimits) -
             )
         if getattr(source, "n_frames", 1) > 1:
             raise PhotoError(record, "file", f"animated {name} images are not accepted")
-        taken_at, device = _capture_details(source)
+        taken_at = _taken_at(source)
         source.load()  # the full decode: truncated or corrupt data fails here
         icc = source.info.get("icc_profile")
         pixels = _to_srgb(_output_mode(ImageOps.exif_transpose(source), content_type), icc)
@@ -176,7 +173,6 @@ def _reencode(raw: bytes, content_type: str, record: str, limits: ImageLimits) -
         size=len(data),
         sha1_b64=sha1_b64(data),
         taken_at=taken_at,
-        device=device,
     )
 
 
@@ -221,16 +217,18 @@ def _srgb() -> ImageCms.ImageCmsProfile:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
-def _capture_details(image: Image.Image) -> tuple[datetime | None, str | None]:
-    """DateTimeOriginal and "Make Model" from EXIF; unreadable EXIF counts as absent."""
+def _taken_at(image: Image.Image) -> datetime | None:
+    """DateTimeOriginal from EXIF; unreadable EXIF counts as absent.
+
+    The one EXIF value kept: the camera make and model (and everything else) are device
+    metadata the privacy policy has no use for, and never reach the server.
+    """
     try:
         exif = image.getexif()
         original = exif.get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.DateTimeOriginal)
-        make = exif.get(ExifTags.Base.Make)
-        model = exif.get(ExifTags.Base.Model)
     except _DECODE_ERRORS:
-        return None, None
-    return _exif_datetime(original), _device(make, model)
+        return None
+    return _exif_datetime(original)
 
 
 def _exif_datetime(value: object) -> datetime | None:
@@ -240,19 +238,3 @@ def _exif_datetime(value: object) -> datetime | None:
         return datetime.strptime(value.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
     except ValueError:
         return None  # e.g. the "0000:00:00 00:00:00" some cameras write when unset
-
-
-def _device(make: object, model: object) -> str | None:
-    make_text = _exif_text(make)
-    model_text = _exif_text(model)
-    # Many cameras repeat the maker in the model ("Canon" + "Canon EOS R5").
-    if make_text and model_text.lower().startswith(make_text.lower()):
-        make_text = ""
-    device = " ".join(part for part in (make_text, model_text) if part)
-    return device[:DEVICE_MAX] or None
-
-
-def _exif_text(value: object) -> str:
-    if not isinstance(value, str):
-        return ""
-    return " ".join(_CONTROL.sub(" ", value).split())

@@ -36,7 +36,6 @@ class CleanImage:
     size: int
     sha1_b64: str
     taken_at: datetime | None
-    device: str | None
 
 
 @dataclass(frozen=True)
