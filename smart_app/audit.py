@@ -12,9 +12,8 @@ Every read and write on a client's record is recorded as an R4 AuditEvent
   nothing with it but ``POST {base}/AuditEvent`` of an AuditEvent: it never reads or writes
   patient data. ``SYMFHIR_AUDIT_BACKEND = false`` turns this channel off.
 
-Either way the event is the same: the practitioner (fhirUser) is the requesting agent, symfhir
-the application agent and the source, the patient the entity. Writing is best effort: when
-no channel can write, one PHI-free warning is logged and the page goes on.
+Either way the event is the one ``symfhir.audit.audit_event`` builds. Writing is best effort:
+when no channel can write, one PHI-free warning is logged and the page goes on.
 """
 
 from __future__ import annotations
@@ -23,8 +22,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,7 +39,6 @@ from symfhir.fhir.retry import single_attempt_policy
 
 log = logging.getLogger(__name__)
 
-AUDIT_ACTIONS = {"read": "R", "create": "C", "update": "U", "search": "E"}
 #: After the token endpoint refused or could not be reached, pages skip the backend channel
 #: this long instead of each paying for another failing token request.
 TOKEN_RETRY_AFTER_S = 60.0
@@ -246,116 +243,3 @@ def write_audit(
 def _safe(exc: BaseException) -> str:
     """A PHI-free description: FhirServerError's log_text, else only the error's class."""
     return getattr(exc, "log_text", "") or type(exc).__name__
-
-
-def audit_event(
-    subtype: str,
-    patient_id: str,
-    fhir_user: str | None,
-    *,
-    success: bool = True,
-    description: str | None = None,
-    requested: str | None = None,
-    resources: Sequence[str] = (),
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """An R4 AuditEvent (type rest, subtype ``subtype``) of the app's access to the patient;
-    ``resources`` ("Media/12") are the patient's resources the access touched, one entity each."""
-    agent_user: dict[str, Any] = {
-        "type": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type",
-                    "code": "humanuser",
-                    "display": "human user",
-                }
-            ]
-        },
-        "requestor": True,
-    }
-    if fhir_user:
-        agent_user["who"] = {"reference": fhir_user}
-    else:
-        agent_user["who"] = {"display": "unknown practitioner"}
-    event: dict[str, Any] = {
-        "resourceType": "AuditEvent",
-        "type": {
-            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-            "code": "rest",
-            "display": "RESTful Operation",
-        },
-        "subtype": [
-            {
-                "system": "http://hl7.org/fhir/restful-interaction",
-                "code": subtype,
-                "display": subtype,
-            }
-        ],
-        "action": AUDIT_ACTIONS.get(subtype, "E"),
-        "recorded": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
-        "outcome": "0" if success else "4",
-        "agent": [
-            agent_user,
-            {
-                "type": {
-                    "coding": [
-                        {
-                            "system": "http://dicom.nema.org/resources/ontology/DCM",
-                            "code": "110150",
-                            "display": "Application",
-                        }
-                    ]
-                },
-                "who": {"display": "symfhir"},
-                "requestor": False,
-            },
-        ],
-        "source": {
-            "observer": {"display": "symfhir"},
-            "type": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/security-source-type",
-                    "code": "4",
-                    "display": "Application Server",
-                }
-            ],
-        },
-        "entity": [
-            {
-                "what": {"reference": f"Patient/{patient_id}"},
-                "type": {
-                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
-                    "code": "1",
-                    "display": "Person",
-                },
-                "role": {
-                    "system": "http://terminology.hl7.org/CodeSystem/object-role",
-                    "code": "1",
-                    "display": "Patient",
-                },
-            }
-        ],
-    }
-    if description:
-        event["outcomeDesc"] = description
-    for reference in resources:
-        event["entity"].append(
-            {
-                "what": {"reference": reference},
-                "type": {
-                    "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
-                    "code": "2",
-                    "display": "System Object",
-                },
-                "role": {
-                    "system": "http://terminology.hl7.org/CodeSystem/object-role",
-                    "code": "4",
-                    "display": "Domain Resource",
-                },
-            }
-        )
-    if requested:
-        # Only as text: a reference to the other patient would put this event in their
-        # compartment, which this launch may not write to.
-        event["entity"].append({"description": f"requested Patient/{requested}"})
-    return event

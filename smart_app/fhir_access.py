@@ -12,17 +12,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from authlib.integrations.requests_client import OAuth2Session
 from flask import current_app, g, request, session
 from urllib3.util.retry import Retry
 
-from smart_app.audit import BackendAuditChannel, audit_event, backend_channels, write_audit
+from smart_app.audit import BackendAuditChannel, backend_channels, write_audit
 from smart_app.errors import AppError, session_expired
 from smart_app.launch.keys import AssertionAuth, ClientKey
 from smart_app.launch.smart import allows
 from smart_app.timing import record_fhir
+from symfhir.audit import audit_event
 from symfhir.fhir import FhirClient, ServerConfig, SmartTokenAuth
 from symfhir.fhir.auth import TokenCallback
 from symfhir.fhir.retry import single_attempt_policy
@@ -156,6 +158,7 @@ class PatientAccess:
             description=description,
             requested=requested,
             resources=resources,
+            now=datetime.now(UTC),
         )
         user_client = self.client if allows(self.scopes, "AuditEvent", "c") else None
         write_audit(event, user_client, self._backend_channel)

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,11 +19,11 @@ from smart_app.audit import (
     AuditChannelMisuse,
     AuditOnlyAuth,
     BackendAuditChannel,
-    audit_event,
     backend_channels,
     write_audit,
 )
 from smart_app.config import load_settings
+from symfhir.audit import audit_event
 from symfhir.errors import ConfigError, FhirAuthError, FhirServerError, FhirTransportError
 from tests.app.fake_ehr import FakeEhr
 
@@ -48,7 +49,9 @@ def prepared(method: str, url: str, body: dict[str, Any] | None = None) -> reque
     return requests.Request(method, url, data=data).prepare()
 
 
-EVENT = audit_event("read", "p1", "Practitioner/dr1")
+EVENT = audit_event(
+    "read", "p1", "Practitioner/dr1", now=datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
+)
 
 
 def test_audit_event_create_is_signed():

@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from smart_app.fhir_access import audit_event
 from smart_app.launch.smart import allows, can_write
 from tests.app.conftest import READ_ONLY_SCOPE, launch
 
@@ -171,13 +170,6 @@ def test_allows():
     assert allows(["patient/*.cruds"], "AuditEvent", "c")
     assert not allows(["patient/Patient.r"], "AuditEvent", "c")
     assert allows(["patient/*.write"], "Consent", "u")
-
-
-def test_audit_event_shape():
-    event = audit_event("create", "p1", None, success=True)
-    assert event["action"] == "C"
-    assert event["agent"][0]["who"] == {"display": "unknown practitioner"}
-    assert event["source"]["type"][0]["code"] == "4"
 
 
 def test_expired_token_is_refreshed_with_private_key_jwt(client, fake_ehr, app):
