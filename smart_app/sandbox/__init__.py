@@ -6,11 +6,15 @@ Dev/test stand-in for a real EHR, modelled on smart-on-fhir/smart-launcher-v2. T
 Endpoints (B = SANDBOX_BASE_URL):
     GET  /                                  launcher page (practitioner, patient, app URL, type,
                                             scopes, simulated error)
-    GET  /launcher/open                     the launcher form's target (redirect)
+    GET  /launcher/open                     the launcher form's target (redirect to a
+                                            registered launch URL only)
     GET  /ehr?app=<url>                     fake EHR chrome with the app in an iframe
-    POST /api/launch                        {patient, practitioner?, encounter?, launch_url?,
-                                            scope?, error?} -> {"url": "<launch_url>?iss=
-                                            B/fhir&launch=<code>"}
+                                            (registered launch URLs only)
+    POST /api/launch                        {patient, practitioner?, encounter?, client_id?,
+                                            launch_url?, scope?, error?} -> {"url":
+                                            "<launch_url>?iss=B/fhir&launch=<code>"}; the code
+                                            is for client_id (default: the client registered
+                                            with launch_url, else the first), usable once
     GET  /.well-known/smart-configuration   SMART discovery (also under /fhir/)
     GET  /.well-known/openid-configuration  OIDC discovery (issuer, jwks_uri; also under /fhir/)
     GET  /.well-known/jwks.json             the sandbox's public signing key (RS256)
@@ -28,11 +32,14 @@ Configuration (mapping passed to create_sandbox, else environment variables of t
     SANDBOX_FHIR_UPSTREAM   default http://localhost:8080/fhir
     SANDBOX_CLIENTS         list of registrations: client_id, redirect_uris, scope (max allowed),
                             token_endpoint_auth_method (private_key_jwt | client_secret_basic |
-                            none), jwks_uri or jwks, client_secret, system_scopes (the most a
-                            client_credentials token may grant; needs private_key_jwt; default
-                            none: no such grant; with it redirect_uris may be left out)
+                            none), jwks_uri or jwks, client_secret, launch_urls (where the
+                            launcher may open the app; default /launch on the origin of each
+                            redirect URI), system_scopes (the most a client_credentials
+                            token may grant; needs private_key_jwt; default none: no such
+                            grant; with it redirect_uris may be left out)
     SANDBOX_CLIENTS_FILE    TOML file with [[clients]] tables of the same keys
 Default registration: client_id "symfhir", redirect_uris ["http://localhost:5000/callback"],
+launch_urls ["http://localhost:5000/launch"],
 private_key_jwt with jwks_uri "http://localhost:5000/.well-known/jwks.json" (config.DEFAULT_SCOPE),
 system_scopes "system/AuditEvent.c" (the app's audit channel).
 

@@ -99,6 +99,8 @@ class Store:
     codes: dict[str, AuthorizationCode] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
     assertion_jtis: dict[str, float] = field(default_factory=dict)
+    #: launch codes (jti) already presented at /authorize, until they expire
+    launch_jtis: dict[str, float] = field(default_factory=dict)
     #: upstream paging ids (`_getpages`) -> (jti of the token whose search made them,
     #: whether that search was patient-scoped)
     search_pages: dict[str, tuple[str, bool]] = field(default_factory=dict)
@@ -114,13 +116,21 @@ class Store:
 
     def remember_jti(self, key: str, expires_at: float) -> bool:
         """False if `key` was seen (and has not expired) before."""
+        return self._first_use(self.assertion_jtis, key, expires_at)
+
+    def use_launch_code(self, jti: str, expires_at: float) -> bool:
+        """False if the launch code `jti` was presented before: a launch code works once."""
+        return self._first_use(self.launch_jtis, jti, expires_at)
+
+    def _first_use(self, seen: dict[str, float], key: str, expires_at: float) -> bool:
         now = time.time()
         with self.lock:
-            for old in [k for k, exp in self.assertion_jtis.items() if exp < now]:
-                del self.assertion_jtis[old]
-            if key in self.assertion_jtis:
+            for old in [k for k, exp in seen.items() if exp < now]:
+                del seen[old]
+            if key in seen:
                 return False
-            self.assertion_jtis[key] = max(expires_at, now) + 60
+            # Kept a minute past expiry: the signature check's clock may lag ours.
+            seen[key] = max(expires_at, now) + 60
             return True
 
 

@@ -227,6 +227,8 @@ def authorize() -> Any:
         return fail(InvalidRequestError, "PKCE with code_challenge_method=S256 is required")
     if args.get("aud", "").rstrip("/") != state.fhir_base:
         return fail(InvalidRequestError, f"aud must be the FHIR base URL {state.fhir_base}")
+    if launch is not None and not launch_problem:
+        launch_problem = _launch_misuse(launch, client_id)
     if launch_problem:
         return fail(InvalidRequestError, f"bad launch code: {launch_problem}")
     if simulated == "invalid_scope":
@@ -259,6 +261,17 @@ def authorize() -> Any:
     except OAuth2Error as error:
         return _redirect_error(error)
     return auth_server().create_authorization_response(grant_user=context, grant=grant)
+
+
+def _launch_misuse(launch: dict[str, Any], client_id: str) -> str | None:
+    """Why a validly signed launch code may not be used here: made for another client, or
+    presented before (a launch is single-use, as an EHR's is). None when it may."""
+    if launch.get("client_id") != client_id:
+        return "it was issued for another app"
+    jti = launch.get("jti")
+    if not isinstance(jti, str) or not sandbox().store.use_launch_code(jti, float(launch["exp"])):
+        return "it has already been used"
+    return None
 
 
 def _launch_context(launch: dict[str, Any] | None, requested: list[str]) -> LaunchContext | None:

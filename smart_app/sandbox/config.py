@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .scopes import parse_resource_scope
 
@@ -25,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
 DEFAULT_CLIENT: dict[str, Any] = {
     "client_id": "symfhir",
     "redirect_uris": ["http://localhost:5000/callback"],
+    "launch_urls": ["http://localhost:5000/launch"],
     "scope": DEFAULT_SCOPE,
     "token_endpoint_auth_method": "private_key_jwt",
     "jwks_uri": "http://localhost:5000/.well-known/jwks.json",
@@ -51,6 +53,8 @@ class ClientRegistration:
     client_secret: str | None = None
     #: The most a client_credentials (Backend Services) token may grant; "" = no such grant.
     system_scopes: str = ""
+    #: Where the launcher may send a user to launch this app (and what /ehr may frame).
+    launch_urls: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ClientRegistration:
@@ -73,6 +77,7 @@ class ClientRegistration:
         if system_scopes and method != "private_key_jwt":
             # SMART Backend Services authenticates with a signed assertion only.
             raise ConfigError(f"client {client_id}: system_scopes need private_key_jwt")
+        launch_urls = _launch_urls(client_id, data.get("launch_urls"), uris)
         return cls(
             client_id=str(client_id),
             redirect_uris=tuple(str(u) for u in uris),
@@ -82,6 +87,7 @@ class ClientRegistration:
             jwks=data.get("jwks"),
             client_secret=data.get("client_secret"),
             system_scopes=system_scopes,
+            launch_urls=launch_urls,
         )
 
 
@@ -98,6 +104,28 @@ def _system_scopes(client_id: object, value: object) -> str:
         if parsed is None or parsed.context != "system":
             raise ConfigError(f"client {client_id}: {item!r} is not a system/ scope")
     return " ".join(items)
+
+
+def _launch_urls(client_id: object, value: object, redirect_uris: list[str]) -> tuple[str, ...]:
+    """The registered launch URLs (a string or a list); by default `/launch` on the origin of
+    each redirect URI. Raises ConfigError for one that is not an absolute http(s) URL."""
+    if value is None:
+        origins = dict.fromkeys(_origin(str(uri)) for uri in redirect_uris)
+        return tuple(f"{origin}/launch" for origin in origins if origin)
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"client {client_id}: launch_urls must be a string or a list")
+    for item in items:
+        if not _origin(item) or urlsplit(item).fragment:
+            raise ConfigError(f"client {client_id}: launch URL {item!r} is not an http(s) URL")
+    return tuple(items)
+
+
+def _origin(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def load_settings(config: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -1,8 +1,11 @@
-"""The launcher (like smart-launcher-v2): pick practitioner and patient, build a launch URL.
+"""The launcher (like smart-launcher-v2): pick practitioner, patient and app, build a launch URL.
 
-A launch code is a short-lived JWT signed by the sandbox key carrying practitioner,
-patient, encounter, optional scope limit and a simulated error. `/ehr` shows a fake EHR
-chrome with the app in an iframe; `POST /api/launch` builds launch URLs without the UI.
+A launch code is a short-lived JWT signed by the sandbox key carrying the client it was made
+for, practitioner, patient, encounter, optional scope limit and a simulated error; /authorize
+accepts it once, from that client only. Launches go only to a registered client's launch
+URLs, and `/ehr` (a fake EHR chrome with the app in an iframe) frames only those, so neither
+is an open redirect or a frame for any site. `POST /api/launch` builds launch URLs without
+the UI.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request
 
+from .config import ClientRegistration
 from .state import sandbox
 from .upstream import UpstreamError, display_name, practitioners, search
 
 LAUNCH_CODE_LIFETIME_S = 600
-DEFAULT_LAUNCH_URL = "http://localhost:5000/launch"
 DEFAULT_LAUNCH_SCOPE = (
     "openid fhirUser launch offline_access patient/*.rs patient/*.cu user/Practitioner.rs"
 )
@@ -39,25 +42,64 @@ class LaunchError(ValueError):
     """The launch request is incomplete or names an unknown simulated error."""
 
 
-def _http_url(url: str) -> bool:
+def _without_query(url: str) -> tuple[str, str, str]:
     parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    return parts.scheme.lower(), parts.netloc.lower(), parts.path or "/"
+
+
+def launchable_clients() -> list[ClientRegistration]:
+    """The registered clients that have a launch URL, in registration order."""
+    return [c for c in sandbox().clients.values() if c.launch_urls]
+
+
+def resolve_app(client_id: str | None, launch_url: str | None) -> tuple[str, str]:
+    """(client_id, launch URL) of a launch: the named client (default: the one registered
+    with ``launch_url``, else the first that can be launched) and one of its registered
+    launch URLs (default: its first). Raises LaunchError for anything not registered."""
+    clients = launchable_clients()
+    if client_id:
+        clients = [c for c in clients if c.client_id == client_id]
+        if not clients:
+            raise LaunchError(f"no registered app {client_id!r} with a launch URL")
+    if launch_url:
+        clients = [c for c in clients if launch_url in c.launch_urls]
+        if not clients:
+            raise LaunchError("launch_url is not a launch URL of a registered app")
+    if not clients:
+        raise LaunchError("no registered app has a launch URL")
+    return clients[0].client_id, launch_url or clients[0].launch_urls[0]
+
+
+def registered_launch_target(url: str) -> bool:
+    """Whether ``url`` is a registered launch URL (its query, e.g. iss and launch, aside)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+        return False
+    target = _without_query(url)
+    return any(
+        _without_query(registered) == target
+        for client in launchable_clients()
+        for registered in client.launch_urls
+    )
 
 
 def create_launch_code(
+    client_id: str,
     practitioner: str,
     patient: str | None,
     encounter: str | None = None,
     scope: str | None = None,
     error: str | None = None,
 ) -> str:
-    """Sign a launch code. Raises LaunchError for an unknown simulated error."""
+    """Sign a launch code for ``client_id``. Raises LaunchError for an unknown simulated
+    error."""
     error = None if error in (None, "", "none") else error
     if error is not None and error not in SIMULATED_ERRORS:
         raise LaunchError(f"unknown simulated error {error!r}; one of {SIMULATED_ERRORS}")
     now = int(time.time())
     claims: dict[str, Any] = {
         "token_use": "launch",
+        "client_id": client_id,
         "practitioner": practitioner,
         "patient": patient,
         "encounter": encounter,
@@ -77,11 +119,13 @@ def default_practitioner() -> str:
 
 def build_launch_url(data: dict[str, Any]) -> str:
     """`{launch_url}?iss=…&launch=…` for a launch request. Raises LaunchError, UpstreamError."""
-    launch_url = str(data.get("launch_url") or DEFAULT_LAUNCH_URL)
-    if not _http_url(launch_url):
-        raise LaunchError("launch_url must be an http(s) URL")
+    client_id, launch_url = resolve_app(
+        str(data["client_id"]) if data.get("client_id") else None,
+        str(data["launch_url"]) if data.get("launch_url") else None,
+    )
     practitioner = data.get("practitioner") or default_practitioner()
     code = create_launch_code(
+        client_id=client_id,
         practitioner=str(practitioner),
         patient=str(data["patient"]) if data.get("patient") else None,
         encounter=str(data["encounter"]) if data.get("encounter") else None,
@@ -107,7 +151,7 @@ def launcher() -> str:
         "sandbox/launcher.html",
         practitioners=[(d["id"], display_name(d)) for d in doctors],
         patients=[(p["id"], display_name(p)) for p in patients],
-        launch_url=DEFAULT_LAUNCH_URL,
+        apps=[(c.client_id, c.launch_urls[0]) for c in launchable_clients()],
         scope=DEFAULT_LAUNCH_SCOPE,
         errors=SIMULATED_ERRORS,
         problem=problem,
@@ -130,8 +174,8 @@ def open_launch() -> Response:
 @bp.get("/ehr")
 def ehr() -> str:
     app_url = request.args.get("app", "")
-    if not _http_url(app_url):
-        abort(400, "app must be an http(s) URL")
+    if not registered_launch_target(app_url):
+        abort(400, "app must be a registered app's launch URL")
     return render_template("sandbox/ehr.html", app_url=app_url)
 
 

@@ -133,7 +133,10 @@ def authorize_params(client: FlaskClient, challenge: str, **overrides: Any) -> d
         "nonce": "n-1",
     }
     if "launch" not in overrides:
-        params["launch"] = launch_code(client)
+        # A launch code is bound to the client it was made for (an unknown one: symfhir's).
+        bound = overrides.get("client_id")
+        bound = bound if bound in ("public-app", "secret-app") else "symfhir"
+        params["launch"] = launch_code(client, client_id=bound)
     params.update(overrides)
     return {k: v for k, v in params.items() if v is not None}
 
