@@ -7,6 +7,7 @@ import base64
 import hashlib
 import io
 from datetime import date
+from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image, ImageDraw
@@ -273,3 +274,42 @@ def test_withdrawing_what_is_not_given(ctx: MappingContext, kind: str):
     overview = ws.consent_overview(consents, ctx.consent_kinds)
     current, problem = ws.find_withdrawable(overview, kind)
     assert current is None and problem
+
+
+def test_an_evening_capture_shows_the_spa_local_day(ctx: MappingContext):
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    # 19:30 in Chicago on Nov 25 is 01:30 UTC on Nov 26; the app's clock is UTC.
+    evening = replace(ctx, now=datetime(2026, 11, 26, 1, 30, tzinfo=UTC))
+    assert evening.today == date(2026, 11, 25)
+    capture, errors = ws.parse_capture(form(), ctx.consent_kinds, evening, 36)
+    assert errors == {}
+    consent, _ = ws.capture_entries(capture, "p1", None, ctx.consent_kinds, evening)
+    resource = {**consent.resource, "id": "cap", "meta": {"versionId": "1"}}
+    assert resource["dateTime"].startswith("2026-11-26T01:30")
+    (status,) = [s for s in ws.consent_overview([resource], ctx.consent_kinds) if s.history]
+    assert status.current.date == "2026-11-25"
+
+
+@pytest.mark.parametrize("imported_on", ["2026-11-26", "2026-11-26T00:00:00-06:00"])
+def test_latest_consent_is_chosen_by_instant_not_text(ctx: MappingContext, imported_on: str):
+    # Imported consents are local dates (start of the day in the spa's zone); a capture the
+    # evening before, in UTC, reads later as text but is earlier.
+    captured = _consent("research", "active", "2026-11-26T01:30:00+00:00", "cap")
+    imported = _consent("research", "rejected", imported_on, "imp", deny=True)
+    for order in ([captured, imported], [imported, captured]):
+        (research,) = [s for s in ws.consent_overview(order, ctx.consent_kinds) if s.history]
+        assert [e.id for e in research.history] == ["imp", "cap"]
+        assert research.status == "declined"
+        assert [e.date for e in research.history] == ["2026-11-26", "2026-11-25"]
+
+
+def test_photo_uses_follow_the_latest_consent_by_instant():
+    from symfhir.workspace.photos.consents import consent_states
+
+    zone = ZoneInfo("America/Chicago")
+    given = _consent("photos_clinical", "active", "2026-11-26T01:30:00+00:00", "cap")
+    declined = _consent("photos_clinical", "rejected", "2026-11-26", "imp", deny=True)
+    for order in ([given, declined], [declined, given]):
+        assert consent_states(order, zone)["photos_clinical"].status == "declined"

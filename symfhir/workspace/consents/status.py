@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, tzinfo
 from typing import Any
 
 from symfhir.consent_kinds import ConsentKind, ConsentKinds
 from symfhir.mapping.context import MappingContext
 from symfhir.model.record import ADULT_AGE, age_on
 from symfhir.photos.files import PNG
+from symfhir.spa import load_spa
 from symfhir.workspace.consents.signature import DATA_URL_PREFIX
+from symfhir.workspace.dates import local_day, sort_key
 
 KIND_SYSTEM = "http://symfhir.org/fhir/CodeSystem/consent-kind"
 
@@ -83,10 +85,17 @@ def consent_kind_of(consent: Mapping[str, Any], kinds: ConsentKinds) -> str | No
     return None
 
 
-def consent_overview(consents: list[dict[str, Any]], kinds: ConsentKinds) -> list[KindStatus]:
+def consent_overview(
+    consents: list[dict[str, Any]], kinds: ConsentKinds, zone: tzinfo | None = None
+) -> list[KindStatus]:
     """Every consent kind (in the order of the consent-kinds data) with its history, newest
-    first (by dateTime, then lastUpdated); the current status is the newest one's.
-    Entered-in-error, draft and proposed Consents are left out."""
+    first (by the instant of dateTime, then lastUpdated); the current status is the newest
+    one's. Entered-in-error, draft and proposed Consents are left out.
+
+    Captured Consents carry a UTC date-time and imported ones a local date: both are compared
+    as instants, a date-only value being the start of that day in the spa's ``zone`` (default:
+    the bundled spa settings), and dates are shown as the spa's local date."""
+    zone = zone or load_spa().zone
     grouped: dict[str, list[dict[str, Any]]] = {key: [] for key in kinds.kinds}
     for consent in consents:
         if consent.get("resourceType") != "Consent":
@@ -101,17 +110,17 @@ def consent_overview(consents: list[dict[str, Any]], kinds: ConsentKinds) -> lis
         ordered = sorted(
             grouped[key],
             key=lambda c: (
-                str(c.get("dateTime", "")),
-                str((c.get("meta") or {}).get("lastUpdated", "")),
+                sort_key(c.get("dateTime"), zone),
+                sort_key((c.get("meta") or {}).get("lastUpdated"), zone),
             ),
             reverse=True,
         )
-        history = [_event(c, with_form=index == 0) for index, c in enumerate(ordered)]
+        history = [_event(c, zone, with_form=index == 0) for index, c in enumerate(ordered)]
         out.append(KindStatus(key, kind_spec.label, history))
     return out
 
 
-def _event(consent: Mapping[str, Any], *, with_form: bool) -> ConsentEvent:
+def _event(consent: Mapping[str, Any], zone: tzinfo, *, with_form: bool) -> ConsentEvent:
     provision = consent.get("provision") or {}
     performer = (consent.get("performer") or [{}])[0] or {}
     reference = str(performer.get("reference", ""))
@@ -129,11 +138,11 @@ def _event(consent: Mapping[str, Any], *, with_form: bool) -> ConsentEvent:
         id=str(consent.get("id", "")),
         version=str((consent.get("meta") or {}).get("versionId", "")),
         status=consent_status(consent),
-        date=str(consent.get("dateTime", ""))[:10],
+        date=local_day(consent.get("dateTime"), zone),
         policy_version=policy_version(consent),
         signer=signer,
         signer_name=str(performer.get("display", "")),
-        withdrawn_on=str((provision.get("period") or {}).get("end", ""))[:10],
+        withdrawn_on=local_day((provision.get("period") or {}).get("end"), zone),
         has_form=bool(attachment),
         form_data_url=form_url,
     )

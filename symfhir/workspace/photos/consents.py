@@ -13,6 +13,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from symfhir.workspace.dates import sort_key
+
 CONSENT_KIND_SYSTEM = "http://symfhir.org/fhir/CodeSystem/consent-kind"
 _IGNORED_CONSENT_STATUS = frozenset({"entered-in-error", "draft", "proposed"})
 
@@ -61,8 +63,9 @@ def consent_states(consents: list[dict[str, Any]], zone: ZoneInfo) -> dict[str, 
                     continue
                 kind = str(coding["code"])
                 current = latest.get(kind)
-                if current is None or str(consent.get("dateTime", "")) >= str(
-                    current.get("dateTime", "")
+                # Instants, not text: a captured UTC time and an imported local date.
+                if current is None or sort_key(consent.get("dateTime"), zone) >= sort_key(
+                    current.get("dateTime"), zone
                 ):
                     latest[kind] = consent
     return {kind: _state(kind, consent, zone) for kind, consent in latest.items()}
