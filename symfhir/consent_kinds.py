@@ -23,7 +23,15 @@ class ConsentKind:
     document: str
     template: dict[str, Any]
     photo_use: str | None
-    guardian_signs_for_minor: bool
+    #: The version a new consent of this kind is given under; None: the spa's policy version.
+    version: str | None = None
+    #: Earlier versions a consent may still be recorded under (a paper form signed before).
+    earlier_versions: tuple[str, ...] = ()
+
+    def known_versions(self, default: str) -> tuple[str, ...]:
+        """The versions a capture accepts: the current one (``default`` when the kind has
+        none of its own) first, then the earlier ones."""
+        return (self.version or default, *self.earlier_versions)
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,17 @@ def parse_consent_kinds(data: dict[str, Any]) -> ConsentKinds:
     for key, spec in raw_kinds.items():
         if not isinstance(spec, dict) or "scope" not in spec or "provision" not in spec:
             raise ConfigError(f"consent kind {key!r} needs at least scope and provision")
+        if "required_for_minor_guardian" in spec:
+            # A per-kind switch could only weaken policy §9: a parent or guardian signs every
+            # consent of a minor, whatever the kind.
+            raise ConfigError(
+                f"consent kind {key!r}: required_for_minor_guardian is no longer read (a parent "
+                "or guardian signs every consent of a minor); remove it"
+            )
+        version = spec.get("version")
+        earlier = spec.get("earlier_versions") or []
+        if not isinstance(earlier, list):
+            raise ConfigError(f"consent kind {key!r}: earlier_versions must be a list")
         photo_use = spec.get("photo_use")
         if photo_use not in (None, *PHOTO_USES):
             raise ConfigError(f"consent kind {key!r}: photo_use must be one of {PHOTO_USES}")
@@ -55,7 +74,8 @@ def parse_consent_kinds(data: dict[str, Any]) -> ConsentKinds:
             document=str(spec.get("document", key)),
             template={k: spec[k] for k in TEMPLATE_KEYS if k in spec},
             photo_use=photo_use,
-            guardian_signs_for_minor=bool(spec.get("required_for_minor_guardian", True)),
+            version=str(version) if version is not None else None,
+            earlier_versions=tuple(str(v) for v in earlier),
         )
     return ConsentKinds(policy_uri, kinds)
 

@@ -304,7 +304,7 @@ def test_consent_kind_shape_and_codings(kind):
     spec = CONSENT_KINDS["kinds"][kind]
     assert spec["label"] and spec["document"]
     assert spec["photo_use"] in (None, "clinical", "website", "social")
-    assert isinstance(spec["required_for_minor_guardian"], bool)
+    assert "required_for_minor_guardian" not in spec  # a guardian signs every kind (§9)
     for key in ("scope", "category", "policy_rule", "provision"):
         assert key in spec, key
     codings = _codings({k: spec[k] for k in ("scope", "category", "policy_rule", "provision")})

@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+from dataclasses import replace
 from datetime import date
 from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image, ImageDraw
 
+from symfhir.consent_kinds import ConsentKinds
 from symfhir.errors import PhotoError
 from symfhir.mapping.context import MappingContext
 from symfhir.validation import FastValidator
@@ -277,7 +279,6 @@ def test_withdrawing_what_is_not_given(ctx: MappingContext, kind: str):
 
 
 def test_an_evening_capture_shows_the_spa_local_day(ctx: MappingContext):
-    from dataclasses import replace
     from datetime import UTC, datetime
 
     # 19:30 in Chicago on Nov 25 is 01:30 UTC on Nov 26; the app's clock is UTC.
@@ -313,3 +314,53 @@ def test_photo_uses_follow_the_latest_consent_by_instant():
     declined = _consent("photos_clinical", "rejected", "2026-11-26", "imp", deny=True)
     for order in ([given, declined], [declined, given]):
         assert consent_states(order, zone)["photos_clinical"].status == "declined"
+
+
+def _kinds_with_versions(ctx: MappingContext, **spec: object) -> ConsentKinds:
+    research = replace(ctx.consent_kinds.kinds["research"], **spec)
+    kinds = {**ctx.consent_kinds.kinds, "research": research}
+    return ConsentKinds(ctx.consent_kinds.policy_uri, kinds)
+
+
+@pytest.mark.parametrize(
+    ("spec", "posted", "accepted"),
+    [
+        ({}, "", "2026-01-01"),  # the spa's policy version by default
+        ({}, "2026-01-01", "2026-01-01"),
+        ({}, "1999-01-01", None),  # any other string is refused
+        ({"version": "r3"}, "", "r3"),  # the kind's own version
+        ({"version": "r3"}, "2026-01-01", None),  # ...replaces the spa's for that kind
+        ({"version": "r3", "earlier_versions": ("r2",)}, "r2", "r2"),
+        ({"version": "r3", "earlier_versions": ("r2",)}, "r1", None),
+    ],
+)
+def test_capture_accepts_only_the_versions_the_kind_knows(
+    ctx: MappingContext, spec: dict, posted: str, accepted: str | None
+):
+    kinds = _kinds_with_versions(ctx, **spec)
+    capture, errors = ws.parse_capture(form(policy_version=posted), kinds, ctx, 36)
+    if accepted is None:
+        assert capture is None
+        assert f"no policy version {posted}" in errors["policy-version"]
+    else:
+        assert errors == {} and capture.policy_version == accepted
+        (consent, _) = ws.capture_entries(capture, "p1", None, kinds, ctx)
+        assert consent.resource["policy"][0]["uri"].endswith(f"/research-consent/{accepted}")
+
+
+def test_consent_kinds_data_reads_versions_and_refuses_the_guardian_switch():
+    from symfhir.consent_kinds import parse_consent_kinds
+    from symfhir.errors import ConfigError
+
+    base = {"scope": {"system": "s", "code": "c"}, "provision": {}}
+    kinds = parse_consent_kinds(
+        {
+            "policy_uri": "u/{document}/{version}",
+            "kinds": {"k": {**base, "version": "v2", "earlier_versions": ["v1"]}},
+        }
+    )
+    assert kinds.kinds["k"].known_versions("spa") == ("v2", "v1")
+    with pytest.raises(ConfigError, match="required_for_minor_guardian"):
+        parse_consent_kinds(
+            {"policy_uri": "u", "kinds": {"k": {**base, "required_for_minor_guardian": False}}}
+        )

@@ -63,10 +63,10 @@ def parse_capture(
     Fields: kind, decision (given|declined), signer (client|guardian), signer_name (the
     client's, when the client signs), signature_data (a PNG data URL drawn on the pad) or
     typed_signature (a typed name, rendered to a PNG), policy_version (default: the kind's
-    current version). A minor (``age`` < 18) must be signed for by the guardian: one of
-    ``guardians`` (those on file for the client) or someone else, named with a relationship
-    (``guardians.parse_guardian``). Error keys are the ids' suffixes of the page's error
-    spans (``err-<key>``).
+    current version; any other must be one of the kind's ``earlier_versions``). A minor
+    (``age`` < 18) must be signed for by the guardian: one of ``guardians`` (those on file
+    for the client) or someone else, named with a relationship (``guardians.parse_guardian``).
+    Error keys are the ids' suffixes of the page's error spans (``err-<key>``).
     """
     errors: dict[str, str] = {}
     kind = (form.get("kind") or "").strip()
@@ -94,6 +94,13 @@ def parse_capture(
         errors["policy-version"] = (
             "Enter the policy version (letters, digits, dots, dashes; up to 40 characters)."
         )
+    elif kind in kinds.kinds:
+        known = kinds.kinds[kind].known_versions(ctx.spa.privacy_policy_version)
+        if version not in known:
+            errors["policy-version"] = (
+                f"{kinds.kinds[kind].label} has no policy version {version}: "
+                f"use {' or '.join(known)}."
+            )
     signed, typed, problem = signature_form(
         form.get("signature_data") or "", form.get("typed_signature") or ""
     )

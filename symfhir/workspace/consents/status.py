@@ -172,7 +172,7 @@ def policy_version(consent: Mapping[str, Any]) -> str:
 def current_policy_version(kind: ConsentKind, ctx: MappingContext) -> str:
     """The policy version a new consent of ``kind`` is given under: the kind's own
     ``version`` when the consent-kinds data has one, else the spa's privacy policy version."""
-    return str(getattr(kind, "version", None) or ctx.spa.privacy_policy_version)
+    return kind.known_versions(ctx.spa.privacy_policy_version)[0]
 
 
 def basis_of(overview: list[KindStatus], kind: str) -> str:
