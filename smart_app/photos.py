@@ -28,6 +28,7 @@ from symfhir.errors import (
     FhirRequestError,
     PhotoError,
 )
+from symfhir.fhir.compartment import in_compartment
 from symfhir.fhir.paths import check_id
 from symfhir.mapping.bundle import transaction
 from symfhir.mapping.context import MappingContext
@@ -113,7 +114,7 @@ class _Record:
         consents = [
             r
             for r in found.resources
-            if r.get("resourceType") == "Consent" and workspace.belongs(r, access.patient_id)
+            if r.get("resourceType") == "Consent" and in_compartment(r, access.patient_id)
         ]
         self.states = workspace.consent_states(consents, zone)
 
@@ -302,7 +303,7 @@ def _read_media(access: PatientAccess, media_id: str) -> dict[str, Any]:
         if exc.status != 403:  # the EHR refuses another patient's resource with 403
             raise
         media = None
-    if media is None or not workspace.belongs(media, access.patient_id):
+    if media is None or not in_compartment(media, access.patient_id):
         if media is not None:
             access.audit(
                 "read",

@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from symfhir.errors import ConfigError
+from symfhir.fhir.reading import Coding, codings, concept_text, concept_texts, status_code
 from symfhir.terminology import MAPPINGS_DIR, Terminology, load_terminology, read_mapping_file
 
 RULES_FILE = "contraindication-rules.yaml"
 INTAKE_OBS = "http://symfhir.org/fhir/CodeSystem/intake-observation"
 SUPPLEMENT = ("http://symfhir.org/fhir/CodeSystem/medication-kind", "supplement")
 INTAKE_TRIGGER = "ticked at intake"
-
-Coding = tuple[str, str]
 
 RESOURCE_TYPES = ("MedicationStatement", "Condition", "AllergyIntolerance", "Observation")
 CLINICAL_STATUSES = frozenset(
@@ -61,9 +60,10 @@ class Clause:
     def matches(self, concepts: Iterable[dict[str, Any] | None]) -> bool:
         """Whether a coding of ``concepts`` is one of ``codes`` or their text has a word."""
         for concept in concepts:
-            if _codings(concept) & self.codes:
+            if codings(concept) & self.codes:
                 return True
-            if self.pattern and any(self.pattern.search(_normal(t)) for t in _texts(concept)):
+            texts = concept_texts(concept)
+            if self.pattern and any(self.pattern.search(_normal(t)) for t in texts):
                 return True
         return False
 
@@ -257,12 +257,12 @@ def contraindications(
                 triggers += _clinical(by_type.get(clause.resource, []), clause)
     unruled: dict[str, list[str]] = {}
     for obs in by_type.get("Observation", []):
-        if obs.get("status") in OBS_IGNORED or (INTAKE_OBS, "contraindication") not in _codings(
+        if obs.get("status") in OBS_IGNORED or (INTAKE_OBS, "contraindication") not in codings(
             obs.get("code")
         ):
             continue
         value = obs.get("valueCodeableConcept")
-        ticked = _codings(value)
+        ticked = codings(value)
         text = _normal(concept_text(value))
         rule = next(
             (r for r in rules if r.intake & ticked or (not ticked and text in r.intake_texts)),
@@ -293,7 +293,7 @@ def _medications(statements: list[dict[str, Any]], clause: Clause, today: date) 
         if status in MED_NEVER or not clause.matches([medication, reference]):
             continue
         name = concept_text(medication) or str(reference["text"] or "medication")
-        kind = "supplement" if SUPPLEMENT in _codings(statement.get("category")) else "medication"
+        kind = "supplement" if SUPPLEMENT in codings(statement.get("category")) else "medication"
         period_end = _last_day(str((statement.get("effectivePeriod") or {}).get("end") or ""))
         if status not in MED_ENDED and (period_end is None or period_end >= today):
             out.append(f"{name} ({kind})")
@@ -315,9 +315,9 @@ def _clinical(resources: list[dict[str, Any]], clause: Clause) -> list[str]:
     kind = "condition" if clause.resource == "Condition" else "allergy"
     out = []
     for resource in resources:
-        if _status(resource, "verificationStatus") in NOT_A_FACT:
+        if status_code(resource, "verificationStatus") in NOT_A_FACT:
             continue
-        clinical = _status(resource, "clinicalStatus") or "active"
+        clinical = status_code(resource, "clinicalStatus") or "active"
         if clinical not in clause.clinical_status or not clause.matches([resource.get("code")]):
             continue
         name = concept_text(resource.get("code"))
@@ -330,7 +330,7 @@ def _observation(observations: list[dict[str, Any]], clause: Clause, label: str)
     """The latest Observation with the clause's code, when its answer is one that fires."""
     latest: tuple[str, dict[str, Any]] | None = None
     for obs in observations:
-        if obs.get("status") in OBS_IGNORED or not _codings(obs.get("code")) & clause.codes:
+        if obs.get("status") in OBS_IGNORED or not codings(obs.get("code")) & clause.codes:
             continue
         when = str(
             obs.get("effectiveDateTime")
@@ -343,9 +343,9 @@ def _observation(observations: list[dict[str, Any]], clause: Clause, label: str)
     if latest is None:
         return []
     value = latest[1].get("valueCodeableConcept")
-    if not _codings(value) & clause.values:
+    if not codings(value) & clause.values:
         return []
-    said = next(iter(_texts(value)), "") or label
+    said = next(iter(concept_texts(value)), "") or label
     return [f"{said} (observation{', ' + latest[0][:10] if latest[0] else ''})"]
 
 
@@ -369,31 +369,6 @@ def _last_day(text: str) -> date | None:
         return date(int(year), 12, 31)
     except ValueError:
         return None
-
-
-def concept_text(concept: dict[str, Any] | None) -> str:
-    """A CodeableConcept's text, else a display, else the first code."""
-    texts = _texts(concept)
-    if texts:
-        return texts[0]
-    codings = (concept or {}).get("coding") or [{}]
-    return str(codings[0].get("code") or "")
-
-
-def _texts(concept: dict[str, Any] | None) -> list[str]:
-    if not concept:
-        return []
-    texts = [str(concept["text"])] if concept.get("text") else []
-    return texts + [str(c["display"]) for c in concept.get("coding") or [] if c.get("display")]
-
-
-def _codings(concept: dict[str, Any] | None) -> set[Coding]:
-    return {(str(c.get("system")), str(c.get("code"))) for c in (concept or {}).get("coding", [])}
-
-
-def _status(resource: dict[str, Any], name: str) -> str:
-    codings = (resource.get(name) or {}).get("coding") or [{}]
-    return str(codings[0].get("code") or "")
 
 
 def _normal(text: str) -> str:

@@ -215,11 +215,33 @@ def test_binary_id_only_from_the_same_server(url, expected):
     assert wp.binary_id(item, "http://fhir.example/r4") == expected
 
 
-def test_belongs():
-    assert wp.belongs({"subject": {"reference": "Patient/p1"}}, "p1")
-    assert wp.belongs({"subject": {"reference": "http://x/fhir/Patient/p1"}}, "p1")
-    assert not wp.belongs({"subject": {"reference": "Patient/p10"}}, "p1")
-    assert not wp.belongs({}, "p1")
+def test_gallery_reads_each_type_s_own_patient_element():
+    # A Consent is the client's by its ``patient``: a stray ``subject`` naming the client
+    # (which the gallery's former check read first) must not lend another client's consent.
+    stray = consent("photos_website", "active", "2026-01-01T00:00:00-06:00", pid="other")
+    stray["subject"] = {"reference": "Patient/p1"}
+    resources = [
+        media("1", "before", "lips", "2026-03-06T09:20:00-06:00"),
+        {
+            **media("2", "after", "lips", "2026-03-06T09:20:00-06:00"),
+            "subject": {"reference": "http://fhir.example/r4/Patient/p1"},
+        },
+        media("3", "after", "lips", "2026-03-06T09:20:00-06:00", pid="p10"),
+        consent("photos_clinical", "active", "2026-01-01T00:00:00-06:00"),
+        stray,
+        {
+            "resourceType": "Procedure",
+            "id": "t1",
+            "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": "http://example.org/codes", "code": "peel"}]},
+            "performedDateTime": "2026-03-06",
+        },
+    ]
+    gallery = wp.build_gallery(resources, "p1", load_terminology(), ZONE)
+    assert sorted(p.media_id for p in gallery.photos) == ["1", "2"]
+    assert [u.key for u in gallery.photos[0].uses] == ["clinical"]
+    # A code-only treatment shows its code, not a bare "Treatment".
+    assert [o.label for o in gallery.treatments] == ["peel · 2026-03-06"]
 
 
 GOOD = {

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from symfhir.fhir.compartment import in_compartment
+from symfhir.fhir.reading import concept_text, reference_id
 from symfhir.mapping.photos import PHASE_EXTENSION
 from symfhir.terminology import Terminology
 from symfhir.workspace.photos.consents import Use, allowed_uses, consent_states, local_date
@@ -72,16 +74,6 @@ class Gallery:
         return None
 
 
-def belongs(resource: dict[str, Any], patient_id: str) -> bool:
-    """True when ``resource``'s subject (or patient) is Patient/``patient_id``."""
-    target = f"Patient/{patient_id}"
-    for name in ("subject", "patient"):
-        reference = (resource.get(name) or {}).get("reference")
-        if isinstance(reference, str):
-            return reference == target or reference.endswith("/" + target)
-    return False
-
-
 def binary_id(media: dict[str, Any], base_url: str) -> str | None:
     """The id of the Binary a Media's ``content.url`` names on the server at ``base_url``
     (``Binary/<id>`` or ``<base_url>/Binary/<id>``); None for anything else, so the app never
@@ -111,7 +103,7 @@ def treatment_options(procedures: list[dict[str, Any]], zone: ZoneInfo) -> list[
             "start"
         )
         day = local_date(when, zone)
-        label = _concept_text(procedure.get("code")) or "Treatment"
+        label = concept_text(procedure.get("code")) or "Treatment"
         rows.append((day.isoformat() if day else "", Option(pid, f"{label} · {day or 'no date'}")))
     rows.sort(key=lambda row: row[0], reverse=True)
     return [option for _, option in rows]
@@ -122,7 +114,7 @@ def build_gallery(
 ) -> Gallery:
     """The gallery of the patient's Media, newest first, with their allowed uses; resources of
     other patients (should a server return any) are ignored."""
-    own = [r for r in resources if belongs(r, patient_id)]
+    own = [r for r in resources if in_compartment(r, patient_id)]
     by_type: dict[str, list[dict[str, Any]]] = {}
     for resource in own:
         by_type.setdefault(str(resource.get("resourceType")), []).append(resource)
@@ -168,12 +160,13 @@ def _phase(media: dict[str, Any]) -> str:
 
 
 def _procedure_id(media: dict[str, Any]) -> str:
-    for part in media.get("partOf") or []:
-        reference = str((part or {}).get("reference") or "")
-        parts = reference.split("/")
-        if len(parts) >= 2 and parts[-2] == "Procedure":
-            return parts[-1]
-    return ""
+    parts = media.get("partOf")
+    ids = (
+        (reference_id(p, "Procedure") for p in parts if isinstance(p, dict))
+        if isinstance(parts, list)
+        else ()
+    )
+    return next((i for i in ids if i), "")
 
 
 def _coded(concept: Any, valueset: str, terminology: Terminology) -> tuple[str, str]:
@@ -189,14 +182,3 @@ def _coded(concept: Any, valueset: str, terminology: Terminology) -> tuple[str, 
     first = codings[0] if codings else {}
     code = str(first.get("code") or "")
     return code, str(concept.get("text") or first.get("display") or code)
-
-
-def _concept_text(concept: Any) -> str:
-    if not isinstance(concept, dict):
-        return ""
-    if concept.get("text"):
-        return str(concept["text"])
-    for coding in concept.get("coding") or []:
-        if coding.get("display"):
-            return str(coding["display"])
-    return ""
