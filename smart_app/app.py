@@ -18,11 +18,11 @@ from smart_app.config import load_settings
 from smart_app.consents import bp as consents_bp
 from smart_app.fhir_access import close_access
 from smart_app.intake import bp as intake_bp
-from smart_app.launch.keys import ClientKey
 from smart_app.launch.views import bp as launch_bp
 from smart_app.photos import bp as photos_bp
 from smart_app.session_store import EncryptedSessionInterface, FileSessionStore, cookie_flags
 from smart_app.summary import bp as summary_bp
+from symfhir.smart.assertion import ClientKey
 
 log = logging.getLogger(__name__)
 

@@ -30,12 +30,12 @@ import requests
 from flask import Flask, has_app_context
 from requests.auth import AuthBase
 
-from smart_app.launch.keys import ClientKey
 from smart_app.timing import record_fhir
 from symfhir.errors import FhirAuthError, FhirServerError, SymfhirError
 from symfhir.fhir import FhirClient, ServerConfig
 from symfhir.fhir.auth import BackendServicesAuth
 from symfhir.fhir.retry import single_attempt_policy
+from symfhir.smart.assertion import ClientKey
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,15 @@ from urllib.parse import urlsplit
 
 from symfhir.errors import ConfigError
 
+# What the app reads and writes, no more. DocumentReference is asked for only where the
+# server's CapabilityStatement shows Consent or Media stored as DocumentReference
+# (symfhir.smart.launch.launch_scope).
 DEFAULT_SCOPES = (
     "openid fhirUser launch offline_access patient/Patient.r patient/AllergyIntolerance.crus "
     "patient/MedicationStatement.crus patient/Condition.crus patient/Observation.crs "
     "patient/Procedure.crs patient/Consent.crus patient/RelatedPerson.crs "
     "patient/QuestionnaireResponse.crus "
-    "patient/Media.crs patient/Binary.cr patient/DocumentReference.crs patient/Provenance.cr "
+    "patient/Media.crs patient/Binary.cr patient/Provenance.cr "
     "patient/AuditEvent.c"
 )
 
@@ -45,13 +48,17 @@ DEFAULTS: dict[str, Any] = {
     # are written with the app's own SMART Backend Services token of this scope.
     "SYMFHIR_AUDIT_BACKEND": True,
     "SYMFHIR_AUDIT_SCOPE": "system/AuditEvent.c",
+    # Staff MFA (privacy policy §5): the EHR's sign-in must show multi-factor authentication
+    # in its id_token (amr "mfa", or acr equal to SYMFHIR_REQUIRED_ACR when set).
+    "SYMFHIR_REQUIRE_MFA": False,
+    "SYMFHIR_REQUIRED_ACR": None,
     "SECRET_KEY": None,
 }
 LISTS = frozenset({"SYMFHIR_TRUSTED_ISS", "SYMFHIR_EHR_ORIGINS", "SYMFHIR_TOKEN_KEYS"})
 INTEGERS = frozenset({"SYMFHIR_SESSION_IDLE_SECONDS", "SYMFHIR_SESSION_MAX_SECONDS"})
 #: v2 letters in order, or v1 read/write/*; AuditEvent only (never a wildcard type).
 SYSTEM_AUDIT_SCOPE = re.compile(r"^system/AuditEvent\.(?!$)(c?r?u?d?s?|read|write|\*)$")
-BOOLEANS = frozenset({"SYMFHIR_COOKIE_SECURE", "SYMFHIR_AUDIT_BACKEND"})
+BOOLEANS = frozenset({"SYMFHIR_COOKIE_SECURE", "SYMFHIR_AUDIT_BACKEND", "SYMFHIR_REQUIRE_MFA"})
 FLOATS = frozenset({"SYMFHIR_HTTP_TIMEOUT"})
 
 

@@ -12,12 +12,12 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from smart_app.errors import AppError
 from smart_app.fhir_access import PatientAccess, current_access, enforce_patient_context
-from smart_app.launch.smart import allows
-from smart_app.summary_data import batch_resources
 from symfhir.consent_kinds import load_consent_kinds
 from symfhir.errors import FhirConflictError, FhirValidationError
 from symfhir.fhir.paths import check_id
+from symfhir.fhir.reading import batch_resources
 from symfhir.mapping.context import MappingContext
+from symfhir.smart.scopes import allows
 from symfhir.workspace.consents.capture import capture_bundle, capture_entries, parse_capture
 from symfhir.workspace.consents.guardians import NEW, NEW_RELATIONSHIPS, guardians_on_file
 from symfhir.workspace.consents.status import basis_of, consent_overview, is_minor, patient_age

@@ -13,51 +13,25 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from authlib.integrations.requests_client import OAuth2Session
 from flask import current_app, g, request, session
-from urllib3.util.retry import Retry
 
 from smart_app.audit import BackendAuditChannel, backend_channels, write_audit
 from smart_app.errors import AppError, session_expired
-from smart_app.launch.keys import AssertionAuth, ClientKey
-from smart_app.launch.smart import allows
 from smart_app.timing import record_fhir
 from symfhir.audit import audit_event
 from symfhir.fhir import FhirClient, ServerConfig, SmartTokenAuth
-from symfhir.fhir.auth import TokenCallback
 from symfhir.fhir.retry import single_attempt_policy
+from symfhir.smart.assertion import ClientKey
+from symfhir.smart.scopes import allows
+from symfhir.workspace.actor import Actor
 
 log = logging.getLogger(__name__)
 
 CONTEXT = "ctx"
 PATIENT_PARAMETERS = ("patient", "patient_id", "subject")
-
-
-class PrivateKeyRefreshAuth(SmartTokenAuth):
-    """SmartTokenAuth whose refresh authenticates with a private_key_jwt client assertion (the
-    app is a confidential asymmetric client; the base class knows only secrets or none)."""
-
-    def __init__(
-        self,
-        token_response: dict[str, Any],
-        token_url: str,
-        client_id: str,
-        client_key: ClientKey,
-        on_refresh: TokenCallback,
-        *,
-        timeout: tuple[float, float],
-        retry: Retry | None,
-    ) -> None:
-        self._client_key = client_key
-        super().__init__(
-            token_response, token_url, client_id, None, on_refresh, timeout=timeout, retry=retry
-        )
-
-    def _make_oauth(self) -> OAuth2Session:
-        auth = AssertionAuth(self.token_url, self._client_key)
-        return OAuth2Session(self.client_id, token_endpoint_auth_method=auth)
 
 
 def with_expiry(token: dict[str, Any]) -> dict[str, Any]:
@@ -93,15 +67,16 @@ class PatientAccess:
                 token_url=self.context["token_url"],
                 client_id=self._client_id,
             )
-            auth = PrivateKeyRefreshAuth(
+            # The refresh authenticates with a private_key_jwt assertion of the app's key.
+            auth = SmartTokenAuth(
                 self.context["token"],
                 self.context["token_url"],
                 self._client_id,
-                self._client_key,
-                self._store_token,
+                on_refresh=self._store_token,
                 timeout=config.timeout,
                 # A refresh token may be single-use: a refresh is never sent twice.
                 retry=single_attempt_policy(config),
+                client_key=self._client_key,
             )
             self._client = FhirClient(config, auth)
             self._client.session.hooks["response"].append(record_fhir)
@@ -115,6 +90,12 @@ class PatientAccess:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+    @property
+    def actor(self) -> Actor:
+        """The practitioner as the library's workflows see them: what the launch's scopes
+        allow, and whether the session may write."""
+        return Actor(self.fhir_user, permits=partial(allows, self.scopes), writable=self.writable)
 
     def check_patient(self, requested: str | None) -> None:
         """Raise AppError 403 (after auditing the refusal) when ``requested`` names a patient

@@ -15,12 +15,12 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from smart_app.errors import AppError
 from smart_app.fhir_access import PatientAccess, current_access, enforce_patient_context
-from smart_app.launch.smart import allows
-from smart_app.summary_data import batch_resources
 from symfhir.errors import FhirAuthError, FhirServerError
 from symfhir.fhir.paths import check_id
+from symfhir.fhir.reading import batch_resources
 from symfhir.mapping.context import MappingContext, load_questionnaire
 from symfhir.mapping.refs import identifier
+from symfhir.smart.scopes import allows
 from symfhir.validation import FastValidator
 from symfhir.workspace.intake.fields import build_form
 from symfhir.workspace.intake.history import Extracted, extract_history

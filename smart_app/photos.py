@@ -18,9 +18,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from smart_app import photo_upload
 from smart_app.errors import AppError, render_error
 from smart_app.fhir_access import PatientAccess, current_access, enforce_patient_context
-from smart_app.launch.smart import allows
 from smart_app.photo_upload import LIMITS
-from smart_app.summary_data import batch_resources
 from symfhir.errors import (
     FhirAuthError,
     FhirConflictError,
@@ -30,10 +28,12 @@ from symfhir.errors import (
 )
 from symfhir.fhir.compartment import in_compartment
 from symfhir.fhir.paths import check_id
+from symfhir.fhir.reading import batch_resources
 from symfhir.mapping.bundle import transaction
 from symfhir.mapping.context import MappingContext
 from symfhir.photos.files import JPEG, sniff
 from symfhir.photos.thumbnail import thumbnail
+from symfhir.smart.scopes import allows
 from symfhir.validation import FastValidator, bundle_rules
 from symfhir.workspace import photos as workspace
 

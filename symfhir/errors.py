@@ -6,6 +6,16 @@
     │   ├── PhotoError           an image or signed form is unreadable, too big, or not allowed
     │   └── CardNumberError      a payment card number was found in a free-text field
     ├── FhirValidationError      a produced or given FHIR resource breaks the rules
+    ├── NotAllowedError          a workflow's user may not do this: a read-only session, or
+    │                            the server did not grant the types it writes
+    ├── SmartError               a SMART App Launch step failed; carries the spec's
+    │   │                        ``error`` code and ``description`` (``symfhir.smart``)
+    │   ├── DiscoveryError       .well-known/smart-configuration unreachable or unusable
+    │   ├── AuthorizationError   the authorize step came back with an error, or its answer
+    │   │                        does not match a launch started here (state)
+    │   ├── TokenError           the token endpoint refused, or answered no bearer token
+    │   └── IdTokenError         the id_token's signature or claims did not check out
+    │       └── MfaRequiredError the id_token shows no multi-factor sign-in (when required)
     └── FhirServerError          a FHIR server refused a request or could not be reached
         ├── FhirTransportError   no usable answer: connection refused/reset, timeout,
         │                        retries exhausted (status is None or the last 429/5xx)
@@ -128,3 +138,64 @@ class FhirRequestError(FhirServerError):
 
 class FhirCapabilityError(FhirServerError):
     """The server's CapabilityStatement lacks an interaction symfhir needs."""
+
+
+class SmartError(SymfhirError):
+    """A SMART App Launch step failed. ``error`` is the OAuth 2.0 / SMART error code (RFC 6749
+    §4.1.2.1 and §5.2, OpenID Connect), ``description`` says what went wrong in words safe to
+    show and log: never a token, never PHI."""
+
+    #: The code used when the spec names none for this failure.
+    default_error = "server_error"
+
+    def __init__(self, description: str, error: str | None = None) -> None:
+        self.error = error or self.default_error
+        self.description = description
+        super().__init__(f"{self.error}: {description}")
+
+
+class DiscoveryError(SmartError):
+    """The EHR's ``.well-known/smart-configuration`` cannot be read or lacks what SMART needs."""
+
+    default_error = "invalid_configuration"
+
+
+class AuthorizationError(SmartError):
+    """The authorization response carries an ``error`` (e.g. access_denied, invalid_scope), or
+    does not belong to a launch started here (``mismatching_state``), or has no code."""
+
+    default_error = "invalid_request"
+
+
+class TokenError(SmartError):
+    """The token endpoint refused (its ``error``/``error_description``), could not be reached
+    (``temporarily_unavailable``), or answered without a bearer access token."""
+
+    default_error = "invalid_token_response"
+
+
+class IdTokenError(SmartError):
+    """The id_token is missing, or its signature, iss, aud, exp or nonce did not check out."""
+
+    default_error = "invalid_id_token"
+
+
+class MfaRequiredError(IdTokenError):
+    """The id_token does not show multi-factor authentication (``amr`` with ``mfa``, or the
+    required ``acr``) and the app requires it. RFC 9470's code for this."""
+
+    default_error = "insufficient_user_authentication"
+
+
+class NotAllowedError(SymfhirError):
+    """The acting user may not do what a workflow was asked to: the session is read-only
+    (``read_only``), or the server did not grant the ``missing`` (resource type, interaction)
+    pairs (interaction: c r u d s). Raised before anything is written."""
+
+    def __init__(
+        self, missing: tuple[tuple[str, str], ...] = (), *, read_only: bool = False
+    ) -> None:
+        self.missing = missing
+        self.read_only = read_only
+        what = "read-only" if read_only else ", ".join(f"{t}.{i}" for t, i in missing)
+        super().__init__(f"not allowed: {what}")

@@ -1,2 +1,2 @@
-"""SMART App Launch: the launch and callback routes (``views``), the protocol steps
-(``smart``) and the app's client key (``keys``)."""
+"""SMART App Launch in the app: the launch and callback routes (``views``). The protocol
+itself is ``symfhir.smart``."""

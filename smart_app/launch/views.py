@@ -1,5 +1,6 @@
 """Routes of the SMART launch: /launch (EHR and standalone), /callback, the app's JWKS, and
-signing out. Thin: the protocol work is in ``smart_app.launch.smart``."""
+signing out. Thin: the protocol is ``symfhir.smart``; ``smart_error`` turns its errors into
+pages, in one place."""
 
 from __future__ import annotations
 
@@ -10,17 +11,28 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from werkzeug.wrappers import Response
 
 from smart_app import ehr_style
-from smart_app.errors import AppError
+from smart_app.errors import AppError, render_error
 from smart_app.fhir_access import CONTEXT, with_expiry
-from smart_app.launch import smart
-from smart_app.launch.keys import ClientKey
+from symfhir.errors import (
+    AuthorizationError,
+    DiscoveryError,
+    IdTokenError,
+    MfaRequiredError,
+    SmartError,
+)
+from symfhir.smart import launch as smart_launch
+from symfhir.smart.assertion import ClientKey
+from symfhir.smart.discovery import discover
+from symfhir.smart.id_token import MfaPolicy
+from symfhir.smart.launch import PendingLaunch, SmartClient
+from symfhir.smart.scopes import can_write
 
 log = logging.getLogger(__name__)
 bp = Blueprint("launch", __name__)
 
 PENDING = "launches"
 MAX_PENDING = 5  # launches started in other tabs and not finished yet
-MAX_PARAM = 2048
+MAX_PARAM = smart_launch.MAX_PARAM
 TOKEN_KEYS_KEPT = (
     "access_token", "token_type", "expires_in", "expires_at", "refresh_token", "scope",
     "patient", "encounter", "need_patient_banner", "smart_style_url", "intent", "tenant",
@@ -29,6 +41,18 @@ TOKEN_KEYS_KEPT = (
 
 def _client_key() -> ClientKey:
     return current_app.extensions["symfhir_key"]
+
+
+def _smart_client(scope: str | None = None) -> SmartClient:
+    config = current_app.config
+    return SmartClient(
+        client_id=config["SYMFHIR_CLIENT_ID"],
+        redirect_uri=config["SYMFHIR_REDIRECT_URI"],
+        client_key=_client_key(),
+        scope=scope or config["SYMFHIR_SCOPES"],
+        timeout=config["SYMFHIR_HTTP_TIMEOUT"],
+        mfa=MfaPolicy(config["SYMFHIR_REQUIRE_MFA"], config["SYMFHIR_REQUIRED_ACR"]),
+    )
 
 
 @bp.get("/.well-known/jwks.json")
@@ -57,83 +81,50 @@ def launch() -> Any:
         )
     if launch_code is not None and (not launch_code or len(launch_code) > MAX_PARAM):
         raise AppError(400, "bad_launch", "The launch was not valid", "The launch code is empty.")
-    discovered = smart.discover(iss, config["SYMFHIR_HTTP_TIMEOUT"])
-    pending = smart.start_launch(iss, discovered)
+    timeout = config["SYMFHIR_HTTP_TIMEOUT"]
+    pending = smart_launch.start_launch(iss, discover(iss, timeout))
+    scope = smart_launch.launch_scope(
+        config["SYMFHIR_SCOPES"], smart_launch.server_can_create(iss, timeout)
+    )
     launches = dict(session.get(PENDING) or {})
     while len(launches) >= MAX_PENDING:
         launches.pop(next(iter(launches)))
     launches[pending.state] = pending.to_dict()
     session[PENDING] = launches
-    url = smart.authorize_url(
-        pending,
-        config["SYMFHIR_CLIENT_ID"],
-        config["SYMFHIR_REDIRECT_URI"],
-        config["SYMFHIR_SCOPES"],
-        launch_code,
-    )
-    return redirect(url, code=302)
+    return redirect(smart_launch.authorize_url(pending, _smart_client(scope), launch_code), 302)
 
 
 @bp.get("/callback")
 def callback() -> Response:
-    config = current_app.config
     state = request.args.get("state", "")
     launches = dict(session.get(PENDING) or {})
     raw = launches.pop(state, None) if state else None
     session[PENDING] = launches
-    error = request.args.get("error")
-    if error:
-        raise _authorization_error(error)
-    if raw is None:
-        raise AppError(
-            400,
-            "state_mismatch",
-            "The sign-in could not be matched to this browser",
-            "The answer from the EHR does not belong to a launch started here (it may be old, "
-            "or from another browser). Open symfhir again from the EHR.",
-        )
-    code = request.args.get("code", "")
-    if not code or len(code) > MAX_PARAM:
-        raise AppError(400, "missing_code", "The sign-in was incomplete", "No code was returned.")
-    pending = smart.PendingLaunch.from_dict(raw)
-    client_id = config["SYMFHIR_CLIENT_ID"]
-    timeout = config["SYMFHIR_HTTP_TIMEOUT"]
-    token = smart.exchange_code(
-        pending, code, client_id, config["SYMFHIR_REDIRECT_URI"], _client_key(), timeout
+    pending, code = smart_launch.check_callback(
+        request.args, PendingLaunch.from_dict(raw) if raw is not None else None
     )
-    id_token = token.get("id_token")
-    if not isinstance(id_token, str):
-        raise AppError(
-            401, "invalid_id_token", "The EHR's identity token was not valid", "None was sent."
-        )
-    claims = smart.validate_id_token(id_token, pending, client_id, timeout)
-    fhir_user = claims.get("fhirUser") or claims.get("profile")
-    patient = token.get("patient")
-    if not isinstance(patient, str) or not patient:
-        raise AppError(
-            400,
-            "no_patient",
-            "No client was selected",
-            "The EHR did not say which client's record to open. Launch from a client's chart.",
-        )
-    scopes = smart.granted_scopes(token)
-    kept = {k: token[k] for k in TOKEN_KEYS_KEPT if k in token}
+    done = smart_launch.complete_launch(pending, code, _smart_client())
+    kept = {k: done.token[k] for k in TOKEN_KEYS_KEPT if k in done.token}
     # A fresh session id at sign-in (against session fixation); pending launches stay.
     session.regenerate()  # type: ignore[attr-defined]
     session.pop("csrf", None)
+    writable = can_write(done.scopes)
+    style_url = done.token.get("smart_style_url")
     session[CONTEXT] = {
-        "iss": pending.iss,
-        "token_url": pending.config.token_endpoint,
-        "patient": patient,
-        "fhir_user": fhir_user if isinstance(fhir_user, str) else None,
-        "scopes": scopes,
-        "writable": smart.can_write(scopes),
-        "need_patient_banner": bool(token.get("need_patient_banner", True)),
-        "smart_style_url": token.get("smart_style_url"),
-        "style": ehr_style.fetch_style(token.get("smart_style_url"), pending.iss, timeout),
+        "iss": done.iss,
+        "token_url": done.token_url,
+        "patient": done.patient,
+        "fhir_user": done.fhir_user,
+        "scopes": done.scopes,
+        "writable": writable,
+        "need_patient_banner": bool(done.token.get("need_patient_banner", True)),
+        "smart_style_url": style_url,
+        "style": ehr_style.fetch_style(
+            style_url, done.iss, current_app.config["SYMFHIR_HTTP_TIMEOUT"]
+        ),
         "token": with_expiry(kept),
     }
-    log.info("launch complete (writable=%s)", smart.can_write(scopes))
+    log.info("launch complete (writable=%s)", writable)
     return redirect(url_for("summary.index"), code=303)
 
 
@@ -143,15 +134,66 @@ def logout() -> str:
     return render_template("signed_out.html")
 
 
-def _authorization_error(error: str) -> AppError:
-    if error == "access_denied":
+@bp.errorhandler(SmartError)
+def smart_error(error: SmartError) -> tuple[str, int]:
+    """The one place a SMART protocol error becomes a page (never quoting a token)."""
+    log.info("launch failed: %s", error.error)
+    if request.endpoint == "launch.callback":
+        # A failed sign-in in this browser ends any earlier one: the page must not go on
+        # showing another practitioner's (or a weaker sign-in's) session.
+        session.pop(CONTEXT, None)
+    if isinstance(error, MfaRequiredError):
+        log.warning("launch refused: the EHR sign-in was not multi-factor")
+        return render_template("mfa_required.html"), 403
+    return render_error(_page(error))
+
+
+def _page(error: SmartError) -> AppError:
+    if isinstance(error, DiscoveryError):
+        return AppError(
+            502, "discovery_failed", "The EHR could not be contacted", error.description
+        )
+    if isinstance(error, IdTokenError):
+        return AppError(
+            401, "invalid_id_token", "The EHR's identity token was not valid", error.description
+        )
+    if isinstance(error, AuthorizationError):
+        return _authorization_page(error)
+    if error.error == "no_patient_context":
+        return AppError(
+            400,
+            "no_patient",
+            "No client was selected",
+            "The EHR did not say which client's record to open. Launch from a client's chart.",
+        )
+    if error.error == "temporarily_unavailable":
+        detail = "the EHR's token endpoint could not be reached"
+    else:
+        detail = f"the EHR refused to issue a token ({error.error})"
+    return AppError(502, "token_error", "Sign-in with the EHR failed", detail)
+
+
+def _authorization_page(error: AuthorizationError) -> AppError:
+    if error.error == "mismatching_state":
+        return AppError(
+            400,
+            "state_mismatch",
+            "The sign-in could not be matched to this browser",
+            "The answer from the EHR does not belong to a launch started here (it may be old, "
+            "or from another browser). Open symfhir again from the EHR.",
+        )
+    if error.error == "invalid_request":
+        return AppError(
+            400, "missing_code", "The sign-in was incomplete", error.description.capitalize() + "."
+        )
+    if error.error == "access_denied":
         return AppError(
             403,
             "access_denied",
             "Access was not granted",
             "The sign-in was cancelled or access to the client's record was refused in the EHR.",
         )
-    if error == "invalid_scope":
+    if error.error == "invalid_scope":
         return AppError(
             400,
             "invalid_scope",
@@ -159,10 +201,9 @@ def _authorization_error(error: str) -> AppError:
             "symfhir asked for permissions this EHR does not allow. Ask your administrator "
             "to check the app's registration.",
         )
-    known = error if error.replace("_", "").isalpha() and len(error) < 40 else "unknown"
     return AppError(
         400,
         "authorization_error",
         "The EHR could not sign you in",
-        f"The EHR answered with an error ({known}). Open symfhir again from the EHR.",
+        f"The EHR answered with an error ({error.error}). Open symfhir again from the EHR.",
     )

@@ -4,11 +4,12 @@ SMART Backend Services (client_credentials with a private_key_jwt client asserti
 https://hl7.org/fhir/smart-app-launch/STU2/app-launch.html (refresh)
 https://hl7.org/fhir/smart-app-launch/STU2/backend-services.html (client assertion)
 
-The OAuth protocol work is authlib's: token requests (``OAuth2Session``), the client
-assertion (``rfc7523.PrivateKeyJWT``, signed with joserfc keys: authlib 1.9 deprecates its own
-``authlib.jose`` in favour of joserfc). Token endpoint errors become FhirAuthError carrying the
-``error`` and ``error_description``; a token endpoint that cannot be reached becomes what
-``symfhir.fhir.translate`` says (FhirTransportError...).
+The OAuth protocol work is ``symfhir.smart``'s: token sessions and answers
+(``smart.token``), the client assertion (``smart.assertion``, the one private_key_jwt
+signer) and client_credentials (``smart.backend_services``). Here a token endpoint's refusal
+(SmartError's TokenError) becomes FhirAuthError carrying the ``error`` and
+``error_description``, and a token endpoint that cannot be reached becomes what
+``symfhir.fhir.translate`` says (FhirTransportError...), like any other FHIR request.
 """
 
 from __future__ import annotations
@@ -21,24 +22,29 @@ from typing import Any
 
 import requests
 import urllib3.exceptions as u3
-from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, RSAKey
-from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from requests.utils import rewind_body
 from urllib3.util.retry import Retry
 
-from symfhir.errors import ConfigError, FhirAuthError
+from symfhir.errors import ConfigError, FhirAuthError, TokenError
 from symfhir.fhir.config import DEFAULT_TIMEOUT, ServerConfig
 from symfhir.fhir.retry import retry_policy, single_attempt_policy
 from symfhir.fhir.translate import translate
+from symfhir.smart.assertion import ASSERTION_LIFETIME_S, ClientKey, load_private_key
+from symfhir.smart.backend_services import backend_session, fetch_system_token
+from symfhir.smart.token import request_token, token_session
 
-# SMART Backend Services: the assertion's exp is at most five minutes after now; stay under
-# that even if this machine's clock runs a little ahead of the server's.
-ASSERTION_LIFETIME_S = 240
+__all__ = [
+    "ASSERTION_LIFETIME_S",
+    "BackendServicesAuth",
+    "BearerAuth",
+    "SmartTokenAuth",
+    "TokenCallback",
+    "load_private_key",
+    "make_auth",
+]
+
 LEEWAY_S = 60
 _RETRIED = "_symfhir_auth_retried"
 
@@ -81,14 +87,9 @@ class _OAuthTokenAuth(AuthBase):
         self._lock = threading.Lock()
         self._token: dict[str, Any] | None = None
         self._renew_at = 0.0
-        self._oauth = self._make_oauth()
-        self._oauth.default_timeout = timeout
-        if retry is not None:
-            adapter = HTTPAdapter(max_retries=retry)
-            self._oauth.mount("https://", adapter)
-            self._oauth.mount("http://", adapter)
+        self._oauth = self._make_oauth(timeout, retry)
 
-    def _make_oauth(self) -> OAuth2Session:
+    def _make_oauth(self, timeout: tuple[float, float], retry: Retry | None) -> OAuth2Session:
         raise NotImplementedError
 
     def _can_renew(self) -> bool:
@@ -160,12 +161,9 @@ class _OAuthTokenAuth(AuthBase):
 
     def _call_token_endpoint(self, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         try:
-            return dict(call())
-        except OAuthError as exc:
-            reason = exc.error or "token request refused"
-            if exc.description:
-                reason += f": {exc.description}"
-            raise _auth_error(self.operation, reason[:300]) from None
+            return call()
+        except TokenError as exc:
+            raise _auth_error(self.operation, f"{exc.error}: {exc.description}") from None
         except requests.HTTPError as exc:
             answer = exc.response
             if answer is None:
@@ -173,15 +171,14 @@ class _OAuthTokenAuth(AuthBase):
             raise translate(self.operation, response=answer, body=answer.content) from None
         except (requests.RequestException, u3.HTTPError, OSError) as exc:
             raise translate(self.operation, error=exc, timeout=self.timeout) from None
-        except ValueError:
-            # authlib: the token endpoint's answer is not a JSON object.
-            raise _auth_error(self.operation, "the token endpoint did not answer JSON") from None
 
 
 class SmartTokenAuth(_OAuthTokenAuth):
     """The access token of a SMART app launch, refreshed with its refresh_token shortly before
     it expires (and once on a 401). ``on_refresh`` gets every new token response, so the app
-    can store it (encrypted)."""
+    can store it (encrypted). The refresh authenticates with a private_key_jwt assertion of
+    ``client_key`` (a confidential asymmetric client), else ``client_secret``, else as a
+    public client."""
 
     operation = "refresh SMART access token"
 
@@ -196,16 +193,24 @@ class SmartTokenAuth(_OAuthTokenAuth):
         leeway: float = LEEWAY_S,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         retry: Retry | None = None,
+        client_key: ClientKey | None = None,
     ) -> None:
         self._client_secret = client_secret
+        self._client_key = client_key
         self.on_refresh = on_refresh
         super().__init__(token_url, client_id, leeway=leeway, timeout=timeout, retry=retry)
         self._store(token_response)
         self._oauth.token = dict(token_response)
 
-    def _make_oauth(self) -> OAuth2Session:
-        method = "client_secret_basic" if self._client_secret else "none"
-        return OAuth2Session(self.client_id, self._client_secret, token_endpoint_auth_method=method)
+    def _make_oauth(self, timeout: tuple[float, float], retry: Retry | None) -> OAuth2Session:
+        return token_session(
+            self.client_id,
+            self.token_url,
+            client_key=self._client_key,
+            client_secret=self._client_secret,
+            timeout=timeout,
+            retry=retry,
+        )
 
     def _can_renew(self) -> bool:
         return bool((self._token or {}).get("refresh_token"))
@@ -213,7 +218,9 @@ class SmartTokenAuth(_OAuthTokenAuth):
     def _renew(self) -> None:
         refresh_token = (self._token or {}).get("refresh_token")
         token = self._call_token_endpoint(
-            lambda: self._oauth.refresh_token(self.token_url, refresh_token=refresh_token)
+            lambda: request_token(
+                lambda: self._oauth.refresh_token(self.token_url, refresh_token=refresh_token)
+            )
         )
         token.setdefault("refresh_token", refresh_token)
         self._store(token)
@@ -221,30 +228,10 @@ class SmartTokenAuth(_OAuthTokenAuth):
             self.on_refresh(dict(token))
 
 
-class _BackendServicesJWT(PrivateKeyJWT):
-    """private_key_jwt as SMART Backend Services wants it: ``kid`` and ``typ`` in the header,
-    a fresh ``jti`` and a short ``exp`` for every assertion (authlib's PrivateKeyJWT keeps its
-    ``claims`` dict between calls, so it would reuse the first jti)."""
-
-    def __init__(self, token_url: str, key: RSAKey | ECKey, key_id: str, alg: str) -> None:
-        super().__init__(token_url, alg=alg)
-        self._key = key
-        self._key_id = key_id
-
-    def sign(self, auth: Any, token_endpoint: str) -> str:
-        return private_key_jwt_sign(
-            self._key,
-            client_id=auth.client_id,
-            token_endpoint=token_endpoint,
-            alg=self.alg,
-            header={"kid": self._key_id, "typ": "JWT"},
-            expires_in=ASSERTION_LIFETIME_S,
-        )
-
-
 class BackendServicesAuth(_OAuthTokenAuth):
     """SMART Backend Services: a client_credentials token got with a signed client assertion
-    (RS384 or ES384), cached until shortly before it expires."""
+    (RS384 or ES384), cached until shortly before it expires. ``private_key`` is a PEM
+    (with ``key_id`` and ``algorithm``) or a ClientKey."""
 
     operation = "get backend services access token"
 
@@ -252,8 +239,8 @@ class BackendServicesAuth(_OAuthTokenAuth):
         self,
         token_url: str,
         client_id: str,
-        private_key_pem: bytes | str,
-        key_id: str,
+        private_key: bytes | str | ClientKey,
+        key_id: str = "",
         algorithm: str = "RS384",
         scope: str = "system/*.rs",
         *,
@@ -261,41 +248,27 @@ class BackendServicesAuth(_OAuthTokenAuth):
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         retry: Retry | None = None,
     ) -> None:
-        key = load_private_key(private_key_pem, algorithm)
-        self._jwt = _BackendServicesJWT(token_url, key, key_id, algorithm)
+        if isinstance(private_key, ClientKey):
+            self._client_key = private_key
+        else:
+            key = load_private_key(private_key, algorithm)
+            self._client_key = ClientKey(key, algorithm, key_id or key.thumbprint())
         self.scope = scope
         super().__init__(token_url, client_id, leeway=leeway, timeout=timeout, retry=retry)
 
-    def _make_oauth(self) -> OAuth2Session:
-        return OAuth2Session(self.client_id, token_endpoint_auth_method=self._jwt, scope=self.scope)
+    def _make_oauth(self, timeout: tuple[float, float], retry: Retry | None) -> OAuth2Session:
+        return backend_session(
+            self.client_id,
+            self.token_url,
+            self._client_key,
+            self.scope,
+            timeout=timeout,
+            retry=retry,
+        )
 
     def _renew(self) -> None:
-        token = self._call_token_endpoint(
-            lambda: self._oauth.fetch_token(self.token_url, grant_type="client_credentials")
-        )
+        token = self._call_token_endpoint(lambda: fetch_system_token(self._oauth, self.token_url))
         self._store(token)
-
-
-def load_private_key(pem: bytes | str, algorithm: str) -> RSAKey | ECKey:
-    """The private key for ``algorithm`` (RS384: RSA; ES384: EC P-384).
-
-    Raises ConfigError when the PEM is not such a private key.
-    """
-    try:
-        if algorithm == "RS384":
-            key: RSAKey | ECKey = RSAKey.import_key(pem)
-        elif algorithm == "ES384":
-            key = ECKey.import_key(pem)
-            if key.curve_name != "P-384":
-                raise ConfigError("private key: ES384 needs an EC key on curve P-384")
-        else:
-            raise ConfigError(f"algorithm: {algorithm!r} is not RS384 or ES384")
-    except (ValueError, TypeError, JoseError):
-        kind = "RSA" if algorithm == "RS384" else "EC"
-        raise ConfigError(f"private key: not a PEM {kind} key (needed for {algorithm})") from None
-    if not key.is_private:
-        raise ConfigError("private key: the PEM holds a public key, not a private key")
-    return key
 
 
 def make_auth(

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from smart_app.launch.smart import allows, can_write
+from symfhir.smart.scopes import allows, can_write
 from tests.app.conftest import READ_ONLY_SCOPE, launch
 
 pytestmark = pytest.mark.unit

@@ -427,7 +427,7 @@ def test_token_url_is_the_assertion_audience(client, rsa_key):
 def served_sandbox(httpserver) -> Iterator[tuple[str, Any]]:
     """The sandbox on a real port (the app's channel talks HTTP), httpserver as its upstream;
     the app's key registered for `system/AuditEvent.c`. Yields (FHIR base, the app's key)."""
-    from smart_app.launch.keys import ClientKey
+    from symfhir.smart.assertion import ClientKey
 
     key = ClientKey.load(None, None)
     holder: dict[str, Any] = {}
