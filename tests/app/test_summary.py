@@ -7,10 +7,10 @@ from datetime import date, timedelta
 
 import pytest
 
-from smart_app.summary import summary_batch
-from smart_app.summary_data import batch_resources, build_summary, consent_rows
 from symfhir.consent_kinds import load_consent_kinds
 from symfhir.errors import FhirRequestError
+from symfhir.fhir.reading import batch_resources
+from symfhir.workspace.summary import build_summary, consent_rows, summary_batch
 from tests.app.resources import sample_resources
 
 pytestmark = pytest.mark.unit

@@ -1,20 +1,45 @@
-"""Pure shaping of the client summary: FHIR R4 resources in, a view model out (no Flask, no
-I/O). Observation codes follow mappings/intake-questionnaire.json (SDC extraction);
-contraindication warnings come from ``symfhir.workspace.contraindications``."""
+"""The client summary: one FHIR batch reading the client's record (``read_summary``), and its
+shaping into a view model (``build_summary``: pure).
+
+A batch rather than ``Patient?_id=…&_revinclude=…``: a Patient search needs
+``patient/Patient.s``, which a launch reading the record need not have (reading needs only
+``.r``); in a batch each entry is checked against its own type's scope. Observation codes
+follow mappings/intake-questionnaire.json (SDC extraction); contraindication warnings come
+from ``symfhir.workspace.contraindications``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
-from symfhir.consent_kinds import ConsentKinds
-from symfhir.workspace.consents import consent_status, policy_version
+from symfhir.audit import AuditTrail
+from symfhir.consent_kinds import ConsentKinds, load_consent_kinds
+from symfhir.fhir import FhirClient
+from symfhir.fhir.compartment import in_compartment
+from symfhir.fhir.paths import check_id
+from symfhir.fhir.reading import batch_resources, codings, concept_text, human_name, status_code
+from symfhir.spa import load_spa
+from symfhir.workspace.actor import Actor
+from symfhir.workspace.consents.status import consent_overview
 from symfhir.workspace.contraindications import Contraindication, Rule, contraindications
 
 INTAKE_OBS = "http://symfhir.org/fhir/CodeSystem/intake-observation"
-CONSENT_KIND_SYSTEM = "http://symfhir.org/fhir/CodeSystem/consent-kind"
 MEDICATION_KIND_SYSTEM = "http://symfhir.org/fhir/CodeSystem/medication-kind"
+
+# (type, the search parameter naming the patient, sort): one batch entry each.
+SEARCHES = (
+    ("AllergyIntolerance", "patient", None),
+    ("MedicationStatement", "subject", None),
+    ("Condition", "subject", None),
+    ("Observation", "subject", "-date"),
+    ("Procedure", "subject", "-date"),
+    ("Consent", "patient", "-date"),
+)
+PAGE_SIZE = 200  # one page per search; a fuller record shows the "more records" notice
+LABELS = ["Patient", *(t for t, _, _ in SEARCHES)]
+READ_TYPES = ", ".join(LABELS)
 
 
 @dataclass(frozen=True)
@@ -55,34 +80,50 @@ class Summary:
 
 
 @dataclass(frozen=True)
-class BatchResult:
-    resources: list[dict[str, Any]]
-    failed: list[str]  # the entries' resource types that could not be read
-    truncated: bool  # a search had more results than its one page
+class SummaryRead:
+    """What ``read_summary`` found: the view model, the types that could not be read, and
+    whether a search had more than its one page."""
+
+    summary: Summary
+    failed: list[str]
+    truncated: bool
 
 
-def batch_resources(answer: dict[str, Any], labels: list[str]) -> BatchResult:
-    """The resources of a batch-response: a read's resource, a search's matches; the labels
-    (``labels[i]`` names entry i) of failed entries; whether a search had a next page."""
-    found: list[dict[str, Any]] = []
-    failed: list[str] = []
-    truncated = False
-    for index, entry in enumerate(answer.get("entry") or []):
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        status = str(((entry or {}).get("response") or {}).get("status", ""))
-        if not isinstance(resource, dict) or not status.startswith("2"):
-            failed.append(labels[index] if index < len(labels) else f"entry {index + 1}")
-            continue
-        if resource.get("resourceType") == "Bundle":
-            for inner in resource.get("entry") or []:
-                item = inner.get("resource") if isinstance(inner, dict) else None
-                mode = (inner.get("search") or {}).get("mode") if isinstance(inner, dict) else None
-                if isinstance(item, dict) and mode != "outcome":
-                    found.append(item)
-            truncated |= any(link.get("relation") == "next" for link in resource.get("link", []))
-        else:
-            found.append(resource)
-    return BatchResult(found, failed, truncated)
+def summary_batch(patient_id: str) -> dict[str, Any]:
+    """The batch Bundle reading the patient and what refers to them (ids need no escaping:
+    ``check_id`` allows only [A-Za-z0-9.-]; it raises FhirRequestError for anything else)."""
+    pid = check_id(patient_id)
+    entries = [{"request": {"method": "GET", "url": f"Patient/{pid}"}}]
+    for resource_type, parameter, sort in SEARCHES:
+        url = f"{resource_type}?{parameter}=Patient/{pid}&_count={PAGE_SIZE}"
+        if sort:
+            url += f"&_sort={sort}"
+        entries.append({"request": {"method": "GET", "url": url}})
+    return {"resourceType": "Bundle", "type": "batch", "entry": entries}
+
+
+def read_summary(
+    client: FhirClient,
+    actor: Actor,
+    patient_id: str,
+    *,
+    audit: AuditTrail,
+    now: datetime | None = None,
+) -> SummaryRead:
+    """The summary of the client's record as of ``now`` (default: the clock), read in one
+    batch and audited as one read. Time windows of the warnings count back from the spa's
+    calendar day. Raises FhirServerError when the batch itself fails (an entry that fails is
+    named in ``failed``), ConfigError when the bundled rules or consent kinds are unusable.
+    Reading asks nothing of ``actor`` the server does not check itself."""
+    answer = client.batch(summary_batch(patient_id))
+    found = batch_resources(answer, LABELS)
+    audit("read", description=f"summary view read {READ_TYPES}")
+    zone = load_spa().zone
+    today = (now or datetime.now(UTC)).astimezone(zone).date()
+    summary = build_summary(
+        found.resources, patient_id, load_consent_kinds(), today=today, zone=zone
+    )
+    return SummaryRead(summary, found.failed, found.truncated)
 
 
 def build_summary(
@@ -92,19 +133,20 @@ def build_summary(
     *,
     today: date,
     rules: tuple[Rule, ...] | None = None,
+    zone: tzinfo | None = None,
 ) -> Summary:
     """The view model of the launched patient's record on ``today`` (time windows of the
     contraindication ``rules``, default the bundled ones, count back from it). Resources of
     other patients (should a server return any) are ignored. Raises ConfigError when the
     bundled rules are unusable."""
-    own = [r for r in resources if _belongs(r, patient_id)]
+    own = [r for r in resources if in_compartment(r, patient_id)]
     patient = next((r for r in own if r.get("resourceType") == "Patient"), None)
     summary = Summary(banner=_banner(patient) if patient else None)
     by_type: dict[str, list[dict[str, Any]]] = {}
     for resource in own:
         by_type.setdefault(str(resource.get("resourceType")), []).append(resource)
     for allergy in by_type.get("AllergyIntolerance", []):
-        if _status(allergy, "clinicalStatus") in ("inactive", "resolved"):
+        if status_code(allergy, "clinicalStatus") in ("inactive", "resolved"):
             continue
         reactions = [
             concept_text(m)
@@ -130,7 +172,7 @@ def build_summary(
         }
         (summary.supplements if "supplement" in kinds_of else summary.medications).append(item)
     for condition in by_type.get("Condition", []):
-        if _status(condition, "clinicalStatus") in ("inactive", "resolved", "remission"):
+        if status_code(condition, "clinicalStatus") in ("inactive", "resolved", "remission"):
             continue
         summary.conditions.append(
             Item(concept_text(condition.get("code")), date=_date(condition, "onsetDateTime"))
@@ -146,7 +188,7 @@ def build_summary(
         if p.get("status") != "entered-in-error"
     ]
     summary.treatments = sorted(procedures, key=lambda i: i.date, reverse=True)
-    summary.consents = consent_rows(by_type.get("Consent", []), kinds)
+    summary.consents = consent_rows(by_type.get("Consent", []), kinds, zone)
     summary.warnings = contraindications(own, today, rules)
     for items in (summary.allergies, summary.medications, summary.supplements):
         items.sort(key=lambda i: i.text.lower())
@@ -158,7 +200,7 @@ def _observations(observations: list[dict[str, Any]], summary: Summary) -> None:
     for obs in observations:
         if obs.get("status") in ("entered-in-error", "cancelled"):
             continue
-        codes = _codes(obs.get("code"))
+        codes = codings(obs.get("code"))
         value = obs.get("valueCodeableConcept")
         when = _date(obs, "effectiveDateTime")
         if (INTAKE_OBS, "skin-type") in codes and value:
@@ -170,59 +212,24 @@ def _observations(observations: list[dict[str, Any]], summary: Summary) -> None:
     summary.skin_concerns = sorted(set(summary.skin_concerns))
 
 
-def consent_rows(consents: list[dict[str, Any]], kinds: ConsentKinds) -> list[ConsentRow]:
-    """One row per consent kind, from its latest Consent (by dateTime): given (active
-    permit), declined (rejected, or a deny provision), withdrawn (inactive), or never asked."""
-    latest: dict[str, dict[str, Any]] = {}
-    for consent in consents:
-        if consent.get("status") in ("entered-in-error", "draft", "proposed"):
-            continue
-        for category in consent.get("category", []):
-            for kind in _codes(category):
-                if kind[0] != CONSENT_KIND_SYSTEM or kind[1] not in kinds.kinds:
-                    continue
-                current = latest.get(kind[1])
-                if current is None or str(consent.get("dateTime", "")) >= str(
-                    current.get("dateTime", "")
-                ):
-                    latest[kind[1]] = consent
+def consent_rows(
+    consents: list[dict[str, Any]], kinds: ConsentKinds, zone: tzinfo | None = None
+) -> list[ConsentRow]:
+    """One row per consent kind from its latest Consent, by the consents workspace's rule
+    (``consent_overview``: newest by instant, shown as the spa's local day): given, declined,
+    withdrawn, or never asked."""
     rows = []
-    for key, kind in kinds.kinds.items():
-        consent = latest.get(key)
-        if consent is None:
-            rows.append(ConsentRow(key, kind.label, "never asked", "", ""))
-            continue
-        rows.append(
-            ConsentRow(
-                key,
-                kind.label,
-                consent_status(consent),
-                str(consent.get("dateTime", ""))[:10],
-                policy_version(consent),
+    for kind in consent_overview(consents, kinds, zone):
+        current = kind.current
+        if current is None:
+            rows.append(ConsentRow(kind.key, kind.label, "never asked", "", ""))
+        else:
+            rows.append(
+                ConsentRow(
+                    kind.key, kind.label, current.status, current.date, current.policy_version
+                )
             )
-        )
     return rows
-
-
-def concept_text(concept: dict[str, Any] | None) -> str:
-    if not concept:
-        return ""
-    if concept.get("text"):
-        return str(concept["text"])
-    for coding in concept.get("coding", []):
-        if coding.get("display"):
-            return str(coding["display"])
-    codings = concept.get("coding") or [{}]
-    return str(codings[0].get("code", ""))
-
-
-def _codes(concept: dict[str, Any] | None) -> set[tuple[str, str]]:
-    return {(str(c.get("system")), str(c.get("code"))) for c in (concept or {}).get("coding", [])}
-
-
-def _status(resource: dict[str, Any], name: str) -> str:
-    codings = (resource.get(name) or {}).get("coding") or [{}]
-    return str(codings[0].get("code", ""))
 
 
 def _date(resource: dict[str, Any], name: str) -> str:
@@ -239,21 +246,5 @@ def _dosage(statement: dict[str, Any]) -> str:
 
 
 def _banner(patient: dict[str, Any]) -> Banner:
-    names = patient.get("name") or []
-    official = next((n for n in names if n.get("use") == "official"), names[0] if names else {})
-    text = (
-        official.get("text")
-        or " ".join([*official.get("given", []), str(official.get("family", ""))]).strip()
-    )
-    return Banner(text or "Unnamed client", patient.get("birthDate"), patient.get("gender"))
-
-
-def _belongs(resource: dict[str, Any], patient_id: str) -> bool:
-    if resource.get("resourceType") == "Patient":
-        return resource.get("id") == patient_id
-    target = f"Patient/{patient_id}"
-    for name in ("patient", "subject"):
-        reference = (resource.get(name) or {}).get("reference")
-        if reference is not None:
-            return reference == target or reference.endswith("/" + target)
-    return False
+    name = human_name(patient.get("name"))
+    return Banner(name or "Unnamed client", patient.get("birthDate"), patient.get("gender"))
