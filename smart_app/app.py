@@ -13,12 +13,13 @@ from typing import Any
 from cryptography.fernet import Fernet
 from flask import Flask
 
-from smart_app import ehr_style, errors, security, timing
+from smart_app import ehr_style, errors, request_limits, security, timing
 from smart_app.config import load_settings
 from smart_app.consents import bp as consents_bp
-from smart_app.fhir_access import close_access
+from smart_app.fhir_access import CONTEXT, close_access
 from smart_app.intake import bp as intake_bp
 from smart_app.launch.views import bp as launch_bp
+from smart_app.photos import MAX_UPLOAD_BYTES
 from smart_app.photos import bp as photos_bp
 from smart_app.session_store import EncryptedSessionInterface, FileSessionStore, cookie_flags
 from smart_app.summary import bp as summary_bp
@@ -59,11 +60,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         settings["SYMFHIR_TOKEN_KEYS"],
         idle=settings["SYMFHIR_SESSION_IDLE_SECONDS"],
         max_age=settings["SYMFHIR_SESSION_MAX_SECONDS"],
+        max_pending=settings["SYMFHIR_MAX_PENDING_SESSIONS"],
     )
     app.extensions["symfhir_sessions"] = store
-    app.session_interface = EncryptedSessionInterface(store)
+    app.session_interface = EncryptedSessionInterface(store, signed_in=CONTEXT)
 
     errors.init_app(app)
+    # First: its before_request refuses an oversized body before the CSRF check reads it.
+    request_limits.init_app(app, ceiling=MAX_UPLOAD_BYTES)
     security.init_app(app)
     timing.init_app(app)
     app.teardown_appcontext(close_access)

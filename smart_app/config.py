@@ -44,6 +44,12 @@ DEFAULTS: dict[str, Any] = {
     "SYMFHIR_SESSION_IDLE_SECONDS": 1800,
     "SYMFHIR_SESSION_MAX_SECONDS": 8 * 3600,
     "SYMFHIR_HTTP_TIMEOUT": 10.0,
+    # Request bodies (smart_app.request_limits): the most any request but the photo upload
+    # may carry, and the ceiling of every request (None: the photo upload's limit).
+    "SYMFHIR_MAX_REQUEST_BYTES": 1024 * 1024,
+    "SYMFHIR_MAX_UPLOAD_BYTES": None,
+    # Session files of launches not (yet) signed in, kept at most (smart_app.session_store).
+    "SYMFHIR_MAX_PENDING_SESSIONS": 1000,
     # The audit channel (smart_app.audit): AuditEvents of launches without AuditEvent create
     # are written with the app's own SMART Backend Services token of this scope.
     "SYMFHIR_AUDIT_BACKEND": True,
@@ -55,7 +61,15 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": None,
 }
 LISTS = frozenset({"SYMFHIR_TRUSTED_ISS", "SYMFHIR_EHR_ORIGINS", "SYMFHIR_TOKEN_KEYS"})
-INTEGERS = frozenset({"SYMFHIR_SESSION_IDLE_SECONDS", "SYMFHIR_SESSION_MAX_SECONDS"})
+INTEGERS = frozenset(
+    {
+        "SYMFHIR_SESSION_IDLE_SECONDS",
+        "SYMFHIR_SESSION_MAX_SECONDS",
+        "SYMFHIR_MAX_REQUEST_BYTES",
+        "SYMFHIR_MAX_UPLOAD_BYTES",
+        "SYMFHIR_MAX_PENDING_SESSIONS",
+    }
+)
 #: v2 letters in order, or v1 read/write/*; AuditEvent only (never a wildcard type).
 SYSTEM_AUDIT_SCOPE = re.compile(r"^system/AuditEvent\.(?!$)(c?r?u?d?s?|read|write|\*)$")
 BOOLEANS = frozenset({"SYMFHIR_COOKIE_SECURE", "SYMFHIR_AUDIT_BACKEND", "SYMFHIR_REQUIRE_MFA"})
@@ -126,6 +140,8 @@ def _typed(key: str, value: Any) -> Any:
         raise ConfigError(f"{key}: must be true or false")
     try:
         if key in INTEGERS:
+            if int(value) < 1:
+                raise ConfigError(f"{key}: must be a positive number")
             return int(value)
         if key in FLOATS:
             return float(value)

@@ -2,12 +2,15 @@
 
 The CSP allows only this app's own scripts, styles and images (no inline script, no third
 party: no analytics), and ``frame-ancestors`` only the EHR origins that may embed the app.
+Served over https, every response carries HSTS (never on a loopback host: browsers would
+then refuse a developer's plain http://localhost on every port).
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, request, session
 
@@ -16,6 +19,8 @@ from smart_app.errors import AppError
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+HSTS = "max-age=31536000; includeSubDomains"
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def csrf_token() -> str:
@@ -42,6 +47,15 @@ def check_csrf() -> None:
         )
 
 
+def served_over_https(base_url: str) -> bool:
+    """Whether this request reached the app over https: directly, or (behind a proxy that
+    ends TLS and forwards plain http) because SYMFHIR_BASE_URL, how browsers reach the app,
+    is https. False for a loopback host."""
+    if (urlsplit(f"//{request.host}").hostname or "") in LOOPBACK:
+        return False
+    return request.is_secure or base_url.startswith("https://")
+
+
 def content_security_policy(ehr_origins: list[str]) -> str:
     ancestors = " ".join(["'self'", *ehr_origins])
     return "; ".join(
@@ -60,6 +74,7 @@ def content_security_policy(ehr_origins: list[str]) -> str:
 
 def init_app(app: Flask) -> None:
     policy = content_security_policy(app.config["SYMFHIR_EHR_ORIGINS"])
+    base_url = app.config["SYMFHIR_BASE_URL"]
     app.before_request(check_csrf)
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["csrf_field"] = CSRF_FIELD
@@ -70,6 +85,8 @@ def init_app(app: Flask) -> None:
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+        if served_over_https(base_url):
+            response.headers["Strict-Transport-Security"] = HSTS
         if not request.path.startswith("/static/"):
             # Pages may show PHI: never kept by the browser or a proxy.
             response.headers["Cache-Control"] = "no-store"

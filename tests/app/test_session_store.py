@@ -135,3 +135,111 @@ def test_a_request_that_changes_nothing_does_not_overwrite_the_session(launched,
     assert launched.get("/ehr-style.css").status_code == 200
     monkeypatch.undo()
     assert store.load(sid)["marker"] == "written by another request meanwhile"
+
+
+def _store(tmp_path, **options) -> FileSessionStore:
+    return FileSessionStore(
+        tmp_path, [Fernet.generate_key().decode()], idle=60, max_age=600, **options
+    )
+
+
+def _age(path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_pending_sessions_are_capped_oldest_evicted_first(tmp_path):
+    store = _store(tmp_path, max_pending=3)
+    sids = [new_session_id() for _ in range(5)]
+    for age, sid in zip((40, 30, 20), sids[:3], strict=True):
+        store.save(sid, {"launches": {}}, pending=True)
+        _age(tmp_path / f"{sid}.pending", age)
+    signed_in = [new_session_id() for _ in range(5)]
+    for sid in signed_in:
+        store.save(sid, {"ctx": {}})
+    store.save(sids[3], {"launches": {}}, pending=True)
+    assert store.load(sids[0]) is None  # the oldest pending launch made room
+    assert all(store.load(sid) is not None for sid in sids[1:4])
+    store.save(sids[4], {"launches": {}}, pending=True)
+    assert store.load(sids[1]) is None
+    assert len(list(tmp_path.glob("*.pending"))) == 3
+    # Signed-in sessions are neither counted nor evicted.
+    assert all(store.load(sid) is not None for sid in signed_in)
+    # Saving an existing pending session again evicts nothing.
+    store.save(sids[4], {"launches": {"s": 1}}, pending=True)
+    assert all(store.load(sid) is not None for sid in sids[2:])
+
+
+def test_the_cap_evicts_expired_pending_sessions_before_live_ones(tmp_path):
+    store = _store(tmp_path, max_pending=2)
+    live, dead = new_session_id(), new_session_id()
+    store.save(live, {"launches": {}}, pending=True)
+    _age(tmp_path / f"{live}.pending", 30)
+    store.save(dead, {"launches": {}}, pending=True)
+    _age(tmp_path / f"{dead}.pending", 61)  # idle past the limit, never read again
+    store.save(new_session_id(), {"launches": {}}, pending=True)
+    assert store.load(live) is not None
+    assert not (tmp_path / f"{dead}.pending").exists()
+
+
+def test_a_session_moves_between_pending_and_signed_in(tmp_path):
+    store = _store(tmp_path)
+    sid = new_session_id()
+    store.save(sid, {"launches": {}}, pending=True)
+    store.save(sid, {"ctx": {"patient": "p1"}})
+    assert [p.name for p in tmp_path.iterdir()] == [f"{sid}.session"]
+    assert store.load(sid)["ctx"] == {"patient": "p1"}
+    store.delete(sid)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_expired_sessions_are_swept_without_being_read(tmp_path, monkeypatch):
+    store = _store(tmp_path, sweep_interval=60)
+    old, pending, fresh = new_session_id(), new_session_id(), new_session_id()
+    store.save(old, {"ctx": {}})
+    store.save(pending, {"launches": {}}, pending=True)
+    _age(tmp_path / f"{old}.session", 61)
+    _age(tmp_path / f"{pending}.pending", 61)
+    crashed = tmp_path / f".{old}.abc.tmp"
+    crashed.write_bytes(b"half a write")
+    _age(crashed, 61)
+
+    store.save(fresh, {"ctx": {}})  # within the interval: no sweep yet
+    assert (tmp_path / f"{old}.session").exists()
+
+    later = time.monotonic() + 61
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    store.save(fresh, {"ctx": {"n": 2}})  # the interval has passed: this save sweeps
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{fresh}.session"]
+    assert store.load(fresh)["ctx"] == {"n": 2}
+
+
+def test_rotation_covers_pending_sessions(tmp_path):
+    old = Fernet.generate_key().decode()
+    store = FileSessionStore(tmp_path, [old], idle=60, max_age=600)
+    sid = new_session_id()
+    store.save(sid, {"launches": {}}, pending=True)
+    new = Fernet.generate_key().decode()
+    assert FileSessionStore(tmp_path, [new, old], idle=60, max_age=600).rotate() == 1
+    assert FileSessionStore(tmp_path, [new], idle=60, max_age=600).load(sid) is not None
+
+
+def test_launches_without_a_cookie_cannot_fill_the_disk(fake_ehr, tmp_path, token_keys):
+    from urllib.parse import urlencode
+
+    from smart_app import create_app
+
+    app = create_app(
+        {
+            "SYMFHIR_TRUSTED_ISS": [fake_ehr.iss],
+            "SYMFHIR_TOKEN_KEYS": token_keys,
+            "SYMFHIR_SESSION_DIR": str(tmp_path / "sessions"),
+            "SYMFHIR_MAX_PENDING_SESSIONS": 3,
+        }
+    )
+    for _ in range(8):  # each a new browser (or a script that drops the cookie)
+        response = app.test_client().get("/launch?" + urlencode({"iss": fake_ehr.iss}))
+        assert response.status_code == 302
+    directory = tmp_path / "sessions"
+    assert len(list(directory.glob("*.pending"))) == 3
+    assert list(directory.glob("*.session")) == []
