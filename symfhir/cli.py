@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from symfhir.cardnumbers import mask_log_records, masked
 from symfhir.errors import FhirServerError, SymfhirError
 
 if TYPE_CHECKING:
@@ -172,7 +173,8 @@ def _cmd_map(args: argparse.Namespace) -> int:
             print(f"photo rejects written to {photo_rejects_path(args.rejects)}", file=out)
     elif summary.rejected or summary.photos_rejected:
         for reject in [*summary.rejects, *summary.photo_rejects][:20]:
-            print(f"rejected: {reject.record}: {reject.field}: {reject.reason}", file=sys.stderr)
+            line = masked(f"rejected: {reject.record}: {reject.field}: {reject.reason}")
+            print(line, file=sys.stderr)
     return EXIT_PARTIAL if summary.rejected or summary.photos_rejected else EXIT_OK
 
 
@@ -239,8 +241,8 @@ def _safe(err: SymfhirError) -> str:
     """The message for stderr: a server's own words may echo record values (PHI), so
     server errors are shown by their redacted one-line form."""
     if isinstance(err, FhirServerError):
-        return err.log_text
-    return str(err)
+        return masked(err.log_text)
+    return masked(str(err))
 
 
 COMMANDS = {"map": _cmd_map, "import": _cmd_import, "validate": _cmd_validate}
@@ -249,6 +251,7 @@ COMMANDS = {"map": _cmd_map, "import": _cmd_import, "validate": _cmd_validate}
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``symfhir`` command; returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    mask_log_records()
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -1,4 +1,9 @@
-"""Rejected input rows: the reason, and the row as read, so it can be fixed and re-run."""
+"""Rejected input rows: the reason, and the row as read, so it can be fixed and re-run.
+
+The row goes out as read except for payment card numbers, masked in every value (the privacy
+policy promises they are never stored): the masked text is ordinary text, so the row can be
+fixed and fed back as input all the same.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from symfhir.cardnumbers import masked, masked_values
 from symfhir.errors import ConfigError, RecordError
 
 
@@ -17,8 +23,8 @@ class Reject:
     """One input row that was not mapped.
 
     ``record`` names it (``clients.csv row 12``), ``field`` and ``reason`` say
-    why; ``row`` is the row exactly as read so the rejects file can be edited
-    and fed back as input.
+    why; ``row`` is the row as read so the rejects file can be edited and fed
+    back as input (``line`` masks card numbers on the way out).
     """
 
     record: str
@@ -29,6 +35,13 @@ class Reject:
     @classmethod
     def from_error(cls, err: RecordError, row: dict[str, Any]) -> Reject:
         return cls(err.record, err.field, err.reason, row)
+
+    def line(self, none: Any = "") -> dict[str, Any]:
+        """The rejects file's line: ``_record``, ``_field``, ``_reason``, then the row's
+        values (None as ``none``), card numbers masked everywhere."""
+        values = {k: (none if v is None else v) for k, v in masked_values(self.row).items()}
+        why = {"_field": masked(self.field), "_reason": masked(self.reason)}
+        return {"_record": self.record, **why, **values}
 
 
 REJECT_COLUMNS = ("_record", "_field", "_reason")
@@ -42,9 +55,7 @@ def write_rejects(path: Path, rejects: Iterable[Reject], columns: list[str] | No
     """
     items = list(rejects)
     if path.suffix.lower() == ".json":
-        payload = [
-            {"_record": r.record, "_field": r.field, "_reason": r.reason, **r.row} for r in items
-        ]
+        payload = [r.line(none=None) for r in items]
         text = json.dumps(payload, ensure_ascii=False, indent=2)
         path.write_text(text, encoding="utf-8", errors="surrogateescape")
         return len(items)
@@ -58,8 +69,7 @@ def write_rejects(path: Path, rejects: Iterable[Reject], columns: list[str] | No
         writer = csv.DictWriter(fh, fieldnames=[*REJECT_COLUMNS, *cols], extrasaction="ignore")
         writer.writeheader()
         for r in items:
-            values = {k: ("" if v is None else v) for k, v in r.row.items()}
-            writer.writerow({"_record": r.record, "_field": r.field, "_reason": r.reason, **values})
+            writer.writerow(r.line())
     return len(items)
 
 
@@ -96,12 +106,11 @@ class RejectsLog:
         if reject.record in self.seen:
             return
         self.seen.add(reject.record)
-        values = {k: ("" if v is None else v) for k, v in reject.row.items()}
-        line = {"_record": reject.record, "_field": reject.field, "_reason": reject.reason}
+        line = reject.line()
         if self.ndjson:
-            self.fh.write(json.dumps({**line, **values}, ensure_ascii=False) + "\n")
+            self.fh.write(json.dumps(line, ensure_ascii=False) + "\n")
         else:
-            self.writer.writerow({**line, **values})
+            self.writer.writerow(line)
         self.fh.flush()
         self.written += 1
 

@@ -49,3 +49,24 @@ def test_spans_point_at_each_number():
     text = "a 4111111111111111 b 5500000000000004"
     spans = find_card_numbers(text)
     assert [text[s:e] for s, e in spans] == ["4111111111111111", "5500000000000004"]
+
+
+def test_log_records_are_masked_whatever_the_logger(caplog):
+    import logging
+
+    from symfhir.cardnumbers import mask_log_records
+
+    previous = logging.getLogRecordFactory()
+    try:
+        mask_log_records()
+        mask_log_records()  # idempotent: one wrapper, not two
+        log = logging.getLogger("symfhir.some.module")
+        with caplog.at_level(logging.INFO):
+            log.info("server said: %s", "card 4111 1111 1111 1111 refused")
+            log.warning("plain %d", 42)
+        first, second = caplog.records
+        assert "4111" not in first.getMessage() and "[card number removed]" in first.message
+        assert second.getMessage() == "plain 42"
+        assert "4111" not in caplog.text
+    finally:
+        logging.setLogRecordFactory(previous)

@@ -9,6 +9,7 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from PIL import Image
 
+from symfhir.cardnumbers import has_card_number
 from symfhir.cli import main
 from tests.conftest import AS_OF, SAMPLE, map_sample
 
@@ -164,3 +165,42 @@ def test_fatal_errors_exit_2_without_traceback(args, says, capsys, tmp_path, mon
     err = capsys.readouterr().err
     assert says in err
     assert "Traceback" not in err
+
+
+def test_rejects_file_masks_card_numbers_and_the_row_still_reimports(sample_run, tmp_path):
+    _, out = sample_run
+    source = next(r for r in read_csv(SAMPLE / "clients.csv") if r["client_id"] == "C0036")
+    assert has_card_number(source["conditions"])  # the sample row holds one
+    rows = read_csv(out / "rejects.csv")
+    (reject,) = [r for r in rows if r["client_id"] == "C0036"]
+    assert not any(has_card_number(v) for v in reject.values())
+    assert "[card number removed]" in reject["conditions"]
+    # The masked text is ordinary text: the same file goes back in as it is.
+    path = tmp_path / "again.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerow(reject)
+    bundles = tmp_path / "o.ndjson"
+    assert run(str(path), "-o", str(bundles), "--base-dir", str(SAMPLE)) == 0
+    assert "[card number removed]" in bundles.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_every_rejects_format_masks_card_numbers(tmp_path, suffix):
+    from symfhir.sources.rejects import Reject, RejectsLog, write_rejects
+
+    row = {"client_id": "C1", "notes": "paid with 4111 1111 1111 1111", "extra": None}
+    nested = {"client_id": "C2", "treatments": [{"note": "card 4111111111111111"}]}
+    reason = "the FHIR server refused it: value 4111111111111111 not allowed"
+    items = [Reject("r1", "notes", reason, row), Reject("r2", "treatments", "bad", nested)]
+    path = tmp_path / f"rejects{suffix}"
+    write_rejects(path, items)
+    text = path.read_text(encoding="utf-8")
+    assert "4111" not in text and text.count("[card number removed]") == 3
+    log_path = tmp_path / "import-rejects.ndjson"
+    log = RejectsLog(log_path, ["client_id", "notes"])
+    for item in items:
+        log.write(item)
+    log.close()
+    assert "4111" not in log_path.read_text(encoding="utf-8")

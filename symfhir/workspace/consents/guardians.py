@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from symfhir.cardnumbers import has_card_number
 from symfhir.mapping.context import MappingContext
 from symfhir.mapping.refs import Entry, digest, entry, identifier
-from symfhir.workspace.consents.signature import checked_name
+from symfhir.workspace.consents.signature import CARD_NUMBER, checked_name
 
 #: The form's value for "someone else" (a chosen RelatedPerson is ``RelatedPerson/<id>``).
 NEW = "new"
@@ -140,6 +141,8 @@ def parse_guardian(
         errors["guardian-name"] = "The name has control characters or is too long."
     elif not name:
         errors["guardian-name"] = "Enter the parent's or guardian's full name."
+    elif has_card_number(name):
+        errors["guardian-name"] = CARD_NUMBER
     relationship = (form.get("guardian_relationship") or "").strip()
     if relationship not in NEW_RELATIONSHIPS:
         errors["guardian-relationship"] = "Choose parent or legal guardian."

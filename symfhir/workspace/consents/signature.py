@@ -13,6 +13,7 @@ import re
 
 from PIL import Image, ImageDraw, ImageFont
 
+from symfhir.cardnumbers import has_card_number
 from symfhir.errors import PhotoError
 from symfhir.model.consent import SignedForm
 from symfhir.photos.clean import clean_image
@@ -31,6 +32,8 @@ NAME_MAX = 100
 TYPED_FONT_SIZE = 40
 TYPED_PADDING = 24
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: A name typed at the desk is free text written to the record: no card number in it.
+CARD_NUMBER = "Remove the payment card number: card numbers are never stored."
 
 
 def checked_name(value: str | None) -> str | None:
@@ -57,6 +60,8 @@ def signature_form(drawn: str, typed: str) -> tuple[SignedForm | None, bool, str
         return None, False, "The typed signature has control characters or is too long."
     if not name:
         return None, False, "Sign on the pad, or type the signer's name as the signature."
+    if has_card_number(name):
+        return None, False, CARD_NUMBER
     return signature_png(render_typed_signature(name)), True, ""
 
 

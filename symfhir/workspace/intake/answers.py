@@ -9,6 +9,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from symfhir.cardnumbers import CARD_MIN_LENGTH, has_card_number
 from symfhir.workspace.intake.questionnaire import ValueSets, options
 
 MAX_STRING = 500
@@ -26,6 +27,7 @@ OLD_DATE = "Enter a date after 1900."
 BAD_BOOLEAN = "Answer yes or no."
 BAD_INTEGER = "Enter a whole number."
 BAD_DECIMAL = "Enter a number."
+CARD_NUMBER = "Remove the payment card number: card numbers are never stored."
 
 
 def parse_answers(
@@ -58,6 +60,10 @@ def _string(item: dict[str, Any], value: str, _today: date, _sets: ValueSets) ->
     limit = int(item.get("maxLength") or (MAX_TEXT if item.get("type") == "text" else MAX_STRING))
     if len(value) > limit:
         return {}, f"Keep this under {limit} characters."
+    # Every free-text answer, contact and guardian ones included: the policy stores no card
+    # number anywhere, and an open-choice "other" answer comes here too.
+    if len(value) >= CARD_MIN_LENGTH and has_card_number(value):
+        return {}, CARD_NUMBER
     return {"valueString": value}, None
 
 

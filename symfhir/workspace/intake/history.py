@@ -26,6 +26,7 @@ from symfhir.mapping.refs import Entry
 from symfhir.model.fields import ShortText
 from symfhir.model.health import Allergy, Medication, PriorTreatment
 from symfhir.terminology import Terminology
+from symfhir.workspace.intake.answers import CARD_NUMBER
 from symfhir.workspace.intake.questionnaire import Errors, Values, field_name, instance_indices
 
 DEFINITION_EXTRACT = (
@@ -33,7 +34,6 @@ DEFINITION_EXTRACT = (
 )
 
 ROW_NEEDS = "Required: this row has other answers."
-CARD_NUMBER = "Remove the payment card number: card numbers are never stored."
 DUPLICATE = "Already listed in another row."
 
 Fact = BaseModel | str  # an Allergy, Medication, PriorTreatment… or a condition's text
