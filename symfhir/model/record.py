@@ -6,17 +6,13 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
+from symfhir.model.age import ADULT_AGE, MINOR, age_on, age_status
 from symfhir.model.client import Client
 from symfhir.model.consent import ConsentRecord
 from symfhir.model.fields import today_of
 from symfhir.model.health import ConsultationNote, HealthHistory, TreatmentRecord
 
-ADULT_AGE = 18
-
-
-def age_on(birth_date: date, day: date) -> int:
-    years = day.year - birth_date.year
-    return years - ((day.month, day.day) < (birth_date.month, birth_date.day))
+__all__ = ["ADULT_AGE", "SpaRecord", "age_on"]
 
 
 class SpaRecord(BaseModel):
@@ -48,7 +44,7 @@ class SpaRecord(BaseModel):
         return data
 
     def is_minor(self, day: date) -> bool:
-        return age_on(self.client.birth_date, day) < ADULT_AGE
+        return age_status(self.client.birth_date, day) == MINOR
 
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> SpaRecord:
@@ -79,8 +75,8 @@ class SpaRecord(BaseModel):
         client who has turned 18 since keeps the guardian-signed consents of then).
         """
         birth = self.client.birth_date
-        minor_now = age_on(birth, today) < ADULT_AGE
-        minor_at_intake = age_on(birth, self.health.intake_date) < ADULT_AGE
+        minor_now = age_status(birth, today) == MINOR
+        minor_at_intake = age_status(birth, self.health.intake_date) == MINOR
         if (minor_now or minor_at_intake) and self.client.guardian is None:
             raise ValueError("client.guardian: the client is under 18 and no guardian is on file")
         if minor_at_intake:
@@ -91,7 +87,7 @@ class SpaRecord(BaseModel):
                     "must be given and signed by the guardian"
                 )
         for kind, consent in self.consents.items():
-            if age_on(birth, consent.date) < ADULT_AGE and consent.signer != "guardian":
+            if age_status(birth, consent.date) == MINOR and consent.signer != "guardian":
                 raise ValueError(
                     f"consents.{kind}.signer: the client was under 18 on that date; "
                     "the guardian must sign"

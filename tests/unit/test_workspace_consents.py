@@ -241,7 +241,8 @@ def test_overview_groups_by_kind_newest_first(ctx: MappingContext):
 def test_patient_age(ctx: MappingContext):
     assert ws.patient_age({"birthDate": "2010-11-26"}, date(2026, 11, 25)) == 15
     assert ws.patient_age({"birthDate": "2008-11-25"}, date(2026, 11, 25)) == 18
-    assert ws.patient_age({"birthDate": "1990"}, date(2026, 11, 25)) is None
+    assert ws.patient_age({"birthDate": "1990"}, date(2026, 11, 25)) == 35  # surely adult
+    assert ws.patient_age({"birthDate": "2008"}, date(2026, 11, 25)) is None  # 17 or 18
     assert ws.patient_age(None, date(2026, 11, 25)) is None
     assert ws.is_minor(17) and not ws.is_minor(18) and not ws.is_minor(None)
 

@@ -12,22 +12,31 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from symfhir.cardnumbers import has_card_number
 from symfhir.consent_kinds import ConsentKinds
 from symfhir.mapping import consent as consent_mapping
 from symfhir.mapping.bundle import transaction
 from symfhir.mapping.context import MappingContext
 from symfhir.mapping.refs import Entry, digest, entry, organization_ref
 from symfhir.model import ConsentRecord, SpaRecord
+from symfhir.model.age import ADULT_AGE
 from symfhir.model.client import Client
 from symfhir.model.consent import SignedForm
-from symfhir.model.record import ADULT_AGE
 from symfhir.workspace.consents.guardians import Guardian, guardian_entry, parse_guardian
-from symfhir.workspace.consents.signature import checked_name, signature_form
+from symfhir.workspace.consents.signature import CARD_NUMBER, checked_name, signature_form
 from symfhir.workspace.consents.status import current_policy_version, is_minor
 from symfhir.workspace.consents.writes import check_valid, provenance_entry
 
 # A policy version ends up in Consent.policy.uri: keep it to URL-safe characters.
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+
+#: Policy §9 serves adults, and a minor only with a guardian's consent: who must sign is
+#: settled before anyone signs.
+UNKNOWN_AGE = (
+    "The client's date of birth is not on file in full (Patient.birthDate), so it is not "
+    "known whether a parent or guardian must sign: record the client's \"Date of birth\" "
+    "(Intake) before a consent is signed."
+)
 
 Decision = Literal["given", "declined"]
 Signer = Literal["client", "guardian"]
@@ -63,8 +72,9 @@ def parse_capture(
     Fields: kind, decision (given|declined), signer (client|guardian), signer_name (the
     client's, when the client signs), signature_data (a PNG data URL drawn on the pad) or
     typed_signature (a typed name, rendered to a PNG), policy_version (default: the kind's
-    current version; any other must be one of the kind's ``earlier_versions``). A minor
-    (``age`` < 18) must be signed for by the guardian: one of ``guardians`` (those on file
+    current version; any other must be one of the kind's ``earlier_versions``). ``age`` is
+    ``status.patient_age``'s: unknown (None) is refused until the birth date is on file; a
+    minor (``age`` < 18) must be signed for by the guardian: one of ``guardians`` (those on file
     for the client) or someone else, named with a relationship (``guardians.parse_guardian``).
     Error keys are the ids' suffixes of the page's error spans (``err-<key>``).
     """
@@ -79,10 +89,14 @@ def parse_capture(
     name = checked_name(form.get("signer_name"))
     if signer not in SIGNERS:
         errors["signer"] = "Choose who signs: the client or a parent or guardian."
+    elif age is None:
+        errors["signer"] = UNKNOWN_AGE
     elif is_minor(age) and signer != "guardian":
         errors["signer"] = f"The client is under {ADULT_AGE}: a parent or guardian must sign."
     if name is None:
         errors["signer-name"] = "The name has control characters or is too long."
+    elif has_card_number(name):
+        errors["signer-name"] = CARD_NUMBER
     guardian = None
     if signer == "guardian":
         guardian, problems = parse_guardian(form, guardians, may_add=may_add_guardian)

@@ -14,7 +14,7 @@ from typing import Any
 
 from symfhir.consent_kinds import ConsentKind, ConsentKinds
 from symfhir.mapping.context import MappingContext
-from symfhir.model.record import ADULT_AGE, age_on
+from symfhir.model.age import ADULT_AGE, youngest_age
 from symfhir.photos.files import PNG
 from symfhir.spa import load_spa
 from symfhir.workspace.consents.signature import DATA_URL_PREFIX
@@ -61,15 +61,10 @@ class KindStatus:
 
 
 def patient_age(patient: Mapping[str, Any] | None, today: date) -> int | None:
-    """The age in years on ``today`` from Patient.birthDate, or None when it is unknown
-    (absent, or only a year or year-month)."""
-    birth = (patient or {}).get("birthDate")
-    if not isinstance(birth, str) or len(birth) != 10:
-        return None
-    try:
-        return age_on(date.fromisoformat(birth), today)
-    except ValueError:
-        return None
+    """The age in years on ``today`` that decides adult or minor (``symfhir.model.age``:
+    for a partial Patient.birthDate, the youngest the client can be), or None when the age
+    is unknown (no Patient, no birthDate, or a partial one that may fall either side of 18)."""
+    return youngest_age((patient or {}).get("birthDate"), today)
 
 
 def is_minor(age: int | None) -> bool:

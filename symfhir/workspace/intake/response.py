@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from symfhir.workspace.intake.answers import parse_answers
+from symfhir.workspace.intake.minors import minor_problems
 from symfhir.workspace.intake.questionnaire import (
     Errors,
     Values,
@@ -49,9 +50,13 @@ def questionnaire_response(
 ) -> tuple[dict[str, Any], Errors]:
     """form → (QuestionnaireResponse, errors). Completed, about ``Patient/patient_id``,
     authored ``authored`` by ``author`` (a reference such as ``Practitioner/1``). The
-    response is meaningful only when ``errors`` is empty."""
+    response is meaningful only when ``errors`` is empty; they include the rule for minors
+    (``minors.minor_problems``: a guardian for a client under 18, a birth date that settles
+    the age)."""
     values = values_from_form(questionnaire, form)
     items, errors = response_items(questionnaire, values, today, value_sets)
+    for name, message in minor_problems(questionnaire, values, today).items():
+        errors.setdefault(name, message)
     resource: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
         "questionnaire": canonical(questionnaire),
