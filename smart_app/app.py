@@ -23,6 +23,7 @@ from smart_app.photos import MAX_UPLOAD_BYTES
 from smart_app.photos import bp as photos_bp
 from smart_app.session_store import EncryptedSessionInterface, FileSessionStore, cookie_flags
 from smart_app.summary import bp as summary_bp
+from symfhir.cardnumbers import mask_log_records
 from symfhir.smart.assertion import ClientKey
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     Raises symfhir.errors.ConfigError for unusable settings.
     """
+    mask_log_records()  # the privacy policy: no card number in any log line either
     app = Flask(__name__)
     settings = load_settings(config)
     if not settings["SECRET_KEY"]:
