@@ -240,3 +240,85 @@ def test_no_jwks_anywhere_fails_id_token_validation(client, fake_ehr):
     fake_ehr.discovery_overrides = {"jwks_uri": None}
     response = launch(client, fake_ehr)
     assert error_code(response) == "invalid_id_token"
+
+
+# -- staff MFA (privacy policy §5) ------------------------------------------------------------
+
+
+def test_mfa_is_off_by_default(client, fake_ehr, app):
+    assert app.config["SYMFHIR_REQUIRE_MFA"] is False
+    fake_ehr.id_token_claims = {"amr": ["pwd"]}
+    assert launch(client, fake_ehr).status_code == 303
+
+
+def test_mfa_setting_from_the_environment():
+    from smart_app.config import load_settings
+
+    settings = load_settings(
+        environ={"SYMFHIR_REQUIRE_MFA": "true", "SYMFHIR_REQUIRED_ACR": "urn:clinic:2fa"}
+    )
+    assert settings["SYMFHIR_REQUIRE_MFA"] is True
+    assert settings["SYMFHIR_REQUIRED_ACR"] == "urn:clinic:2fa"
+
+
+@pytest.mark.parametrize("claims", [{}, {"amr": ["pwd"]}, {"amr": "mfa"}, {"acr": "urn:x"}])
+def test_launch_without_mfa_is_refused_when_required(client, fake_ehr, app, claims):
+    app.config["SYMFHIR_REQUIRE_MFA"] = True
+    fake_ehr.id_token_claims = claims
+    response = launch(client, fake_ehr)
+    assert response.status_code == 403
+    assert error_code(response) == "mfa_required"
+    assert "multi-factor authentication" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 401  # no session was made
+
+
+def test_a_refused_sign_in_ends_the_earlier_one(client, fake_ehr, app):
+    assert launch(client, fake_ehr).status_code == 303
+    app.config["SYMFHIR_REQUIRE_MFA"] = True
+    assert launch(client, fake_ehr).status_code == 403
+    assert client.get("/").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("claims", "acr"),
+    [
+        ({"amr": ["pwd", "mfa"]}, None),
+        ({"acr": "urn:clinic:2fa", "amr": ["pwd"]}, "urn:clinic:2fa"),
+    ],
+)
+def test_launch_with_mfa_is_accepted_when_required(client, fake_ehr, app, claims, acr):
+    app.config["SYMFHIR_REQUIRE_MFA"] = True
+    app.config["SYMFHIR_REQUIRED_ACR"] = acr
+    fake_ehr.id_token_claims = claims
+    assert launch(client, fake_ehr).status_code == 303
+    assert client.get("/").status_code == 200
+
+
+# -- the scopes asked for ---------------------------------------------------------------------
+
+
+def requested_scopes(client, fake_ehr) -> list[str]:
+    return parse_qs(urlsplit(start_launch(client, fake_ehr)).query)["scope"][0].split()
+
+
+def test_document_reference_is_not_asked_for(client, fake_ehr):
+    assert not [s for s in requested_scopes(client, fake_ehr) if "DocumentReference" in s]
+
+
+def test_document_reference_is_asked_for_where_the_server_needs_the_fallback(
+    client, fake_ehr, httpserver
+):
+    resources = [
+        {"type": t, "interaction": [{"code": "read"}, {"code": "create"}]}
+        for t in ("Patient", "Media", "DocumentReference")
+    ]
+    resources.append({"type": "Consent", "interaction": [{"code": "read"}]})
+    httpserver.expect_request("/fhir/metadata").respond_with_json(
+        {
+            "resourceType": "CapabilityStatement",
+            "fhirVersion": "4.0.1",
+            "rest": [{"mode": "server", "resource": resources}],
+        }
+    )
+    scopes = requested_scopes(client, fake_ehr)
+    assert [s for s in scopes if "DocumentReference" in s] == ["patient/DocumentReference.crus"]

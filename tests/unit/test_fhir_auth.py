@@ -297,3 +297,42 @@ def test_make_auth_kinds(tmp_path):
 def test_unusable_private_keys(key, algorithm, message):
     with pytest.raises(ConfigError, match=message):
         load_private_key(key, algorithm)
+
+
+def test_smart_refresh_with_the_apps_key_sends_a_client_assertion(httpserver, fhir_config, clock):
+    from symfhir.smart.assertion import ClientKey
+
+    tokens = Endpoint(token_answer("new", 3600, refresh_token="r2"))
+    httpserver.expect_request("/token", method="POST").respond_with_handler(tokens)
+    httpserver.expect_request("/fhir/Patient/1").respond_with_handler(fhir_requiring("new"))
+    key = ClientKey.generate(kid="app-1")
+    auth = SmartTokenAuth(
+        {"access_token": "old", "refresh_token": "r1", "expires_in": 60},
+        httpserver.url_for("/token"),
+        "app",
+        client_key=key,
+    )
+    clock[0] += 60
+    with FhirClient(fhir_config, auth) as client:
+        assert client.read("Patient", "1") == PATIENT
+    (form,) = tokens.forms
+    assert form["grant_type"] == ["refresh_token"]
+    assert form["client_assertion_type"] == [ASSERTION_TYPE]
+    assert "Authorization" not in tokens.headers[0]
+    verified = jwt.decode(form["client_assertion"][0], key.key, algorithms=["ES384"])
+    assert verified.header["kid"] == "app-1"
+    assert verified.claims["aud"] == httpserver.url_for("/token")
+
+
+def test_backend_services_takes_the_apps_client_key(httpserver, fhir_config):
+    from symfhir.smart.assertion import ClientKey
+
+    tokens = Endpoint(token_answer("tok-1"))
+    httpserver.expect_request("/token", method="POST").respond_with_handler(tokens)
+    httpserver.expect_request("/fhir/Patient/1").respond_with_handler(fhir_requiring("tok-1"))
+    key = ClientKey.generate(kid="app-2")
+    auth = BackendServicesAuth(httpserver.url_for("/token"), "app", key, scope="system/*.rs")
+    with FhirClient(fhir_config, auth) as client:
+        client.read("Patient", "1")
+    token = jwt.decode(tokens.forms[0]["client_assertion"][0], key.key, algorithms=["ES384"])
+    assert token.header == {"alg": "ES384", "kid": "app-2", "typ": "JWT"}
