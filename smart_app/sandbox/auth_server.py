@@ -51,6 +51,8 @@ class LaunchContext:
     encounter: str | None = None
     sim_error: str | None = None
     nonce: str | None = None
+    #: The practitioner signed in with a second factor (the launcher's "mfa" option)
+    mfa: bool = False
     #: What is granted when the launch allowed less than was asked for (else the request's)
     granted_scope: str | None = None
 
@@ -387,6 +389,8 @@ class SandboxState:
                 "iat": now,
                 "exp": now + ACCESS_TOKEN_LIFETIME_S,
                 "fhirUser": f"Practitioner/{context.practitioner}",
+                # RFC 8176 methods: a password, and a second factor when the launch says so.
+                "amr": ["pwd", "mfa"] if context.mfa else ["pwd"],
             }
             if context.nonce:
                 claims["nonce"] = context.nonce

@@ -284,6 +284,7 @@ def _launch_context(launch: dict[str, Any] | None, requested: list[str]) -> Laun
             patient=launch.get("patient") if wants_patient else None,
             encounter=launch.get("encounter") if wants_encounter else None,
             sim_error=launch.get("error"),
+            mfa=launch.get("mfa") is True,
         )
     # A standalone launch starts at the EHR's sign-in: who the user is (a practitioner), and
     # the patient when the app asks for one, as the SMART reference launcher's login does.

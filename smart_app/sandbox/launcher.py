@@ -90,8 +90,10 @@ def create_launch_code(
     encounter: str | None = None,
     scope: str | None = None,
     error: str | None = None,
+    mfa: bool = False,
 ) -> str:
-    """Sign a launch code for ``client_id``. Raises LaunchError for an unknown simulated
+    """Sign a launch code for ``client_id``; ``mfa``: the practitioner signed in with a second
+    factor (the id_token says so in ``amr``). Raises LaunchError for an unknown simulated
     error."""
     error = None if error in (None, "", "none") else error
     if error is not None and error not in SIMULATED_ERRORS:
@@ -105,6 +107,7 @@ def create_launch_code(
         "encounter": encounter,
         "scope": scope,
         "error": error,
+        "mfa": True if mfa else None,
         "iat": now,
         "exp": now + LAUNCH_CODE_LIFETIME_S,
         "jti": uuid.uuid4().hex,
@@ -131,6 +134,7 @@ def build_launch_url(data: dict[str, Any]) -> str:
         encounter=str(data["encounter"]) if data.get("encounter") else None,
         scope=str(data["scope"]) if data.get("scope") else None,
         error=data.get("error"),
+        mfa=str(data.get("mfa", "")).lower() in ("1", "true", "on", "yes"),
     )
     separator = "&" if urlsplit(launch_url).query else "?"
     return f"{launch_url}{separator}{urlencode({'iss': sandbox().fhir_base, 'launch': code})}"
