@@ -21,6 +21,7 @@ from smart_app import photos as photos_view
 from smart_app.photos import bp as photos_bp
 from symfhir.mapping.photos import PHASE_EXTENSION
 from symfhir.photos.files import sha1_b64
+from symfhir.workspace.photos import uploading
 from tests.app.conftest import launch
 from tests.app.fake_ehr import FHIR_JSON, FakeEhr
 
@@ -484,7 +485,7 @@ def test_too_large_request_gets_a_clear_413_page(writer, server, monkeypatch):
 
 
 def test_too_many_files_are_refused(writer, server, monkeypatch):
-    monkeypatch.setattr(photos_view, "MAX_FILES", 2)
+    monkeypatch.setattr(uploading, "MAX_FILES", 2)
     csrf = token(writer.get("/photos").get_data(as_text=True))
     files = [(jpeg(c), f"{c}.jpg") for c in ("red", "blue", "green")]
     response = writer.post(

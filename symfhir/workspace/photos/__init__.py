@@ -1,6 +1,7 @@
 """The Photos workspace: allowed uses from consents, the gallery, upload fields and entries.
 
-Pure (no Flask, no I/O, no clock: ``now`` is passed in). FHIR R4 Media
+The shaping modules are pure (no Flask, no I/O, no clock: ``now`` is passed in); the two
+workflow modules read and write through the FHIR client they are given. FHIR R4 Media
 (hl7.org/fhir/R4/media.html), Consent (consent.html), Binary (binary.html) and
 Provenance (provenance.html) in, view models and transaction entries out.
 
@@ -16,7 +17,10 @@ Modules:
 - ``gallery`` — the patient's Media, newest first, with treatments, body sites and allowed
   uses; the Binary a Media names on this server;
 - ``upload`` — the upload form checked, the client key, and the Binary, Media and Provenance
-  entries it writes.
+  entries it writes;
+- ``viewing`` — workflows: the gallery, one photo's image, a before/after comparison;
+- ``uploading`` — workflow: an upload from form fields and files to one transaction and a
+  line per file.
 
 The names below are re-exported so ``symfhir.workspace.photos.X`` keeps working.
 """
