@@ -1,18 +1,15 @@
-"""SMART scopes (v1 and v2): parsing, checks against a registration, and proxy decisions.
+"""SMART scopes (v1 and v2): parsing, and checks against a registration.
 
 Pure code (no Flask, no network): https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html
-The proxy asks `decide()` whether a FHIR request is covered by the granted scopes; for
-`patient/` scopes it also checks the patient compartment. `token_scopes()` keeps a Backend
-Services token to its `system/` scopes and a launch's token away from them. Deny by default.
+`token_scopes()` keeps a Backend Services token to its `system/` scopes and a launch's token
+away from them; what a request may do under them is `decisions.decide()`. Deny by default.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import parse_qs
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 #: Scopes that are not about FHIR resources; a registration must list them to grant them.
 NON_RESOURCE_SCOPES = frozenset(
@@ -31,16 +28,6 @@ NON_RESOURCE_SCOPES = frozenset(
 PERMISSION_ORDER = "cruds"
 V1_PERMISSIONS = {"read": "rs", "write": "cud", "*": "cruds"}
 _RESOURCE_SCOPE = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]+)\.([a-z*]+)$")
-#: Fields of a resource that put it in a patient's compartment (deny by default otherwise).
-PATIENT_FIELDS = ("patient", "subject", "beneficiary", "for")
-#: Types whose link to the patient is elsewhere (FHIR R4 compartment definition, simplified).
-TYPE_PATIENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "Binary": ("securityContext",),
-    "Provenance": ("target",),
-    "AuditEvent": ("entity.what",),
-}
-#: Search parameters that bind a search to one patient.
-PATIENT_PARAMS = ("patient", "subject")
 
 
 @dataclass(frozen=True)
@@ -146,226 +133,3 @@ def disallowed_scopes(requested: Iterable[str], allowed: Iterable[str]) -> list[
         elif not any(grant.includes(parsed) for grant in allowed_resources):
             refused.append(item)
     return refused
-
-
-@dataclass(frozen=True)
-class FhirRequest:
-    """What the proxy knows about a request: method, path below the base, query and body."""
-
-    method: str
-    path: str
-    query: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    body: Any = None
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The proxy's answer.
-
-    `owner_checks` names `Type/id`s whose patient the proxy must verify upstream first;
-    `patient_scoped` says only `patient/` scopes allowed it (so `_include`d resources of a
-    search answer must be in the patient's compartment too).
-    """
-
-    allowed: bool
-    reason: str = ""
-    owner_checks: tuple[str, ...] = ()
-    patient_scoped: bool = False
-
-
-def _is_patient_ref(value: object, patient_id: str, local_refs: Iterable[str] = ()) -> bool:
-    if not isinstance(value, str):
-        return False
-    if value in local_refs:
-        return True
-    return (
-        value == patient_id
-        or value == f"Patient/{patient_id}"
-        or value.endswith(f"/Patient/{patient_id}")
-    )
-
-
-def resource_in_compartment(
-    resource: Mapping[str, Any], patient_id: str, local_refs: Iterable[str] = ()
-) -> bool:
-    """True if `resource` is the patient or references it in a patient/subject-like field."""
-    if resource.get("resourceType") == "Patient":
-        return resource.get("id") == patient_id
-    local_refs = tuple(local_refs)
-    fields = TYPE_PATIENT_FIELDS.get(str(resource.get("resourceType")), PATIENT_FIELDS)
-    return any(
-        isinstance(ref, Mapping) and _is_patient_ref(ref.get("reference"), patient_id, local_refs)
-        for name in fields
-        for ref in _values(resource, name.split("."))
-    )
-
-
-def _values(node: Any, path: list[str]) -> list[Any]:
-    """The values at a dotted path, flattening lists on the way."""
-    if not path:
-        return node if isinstance(node, list) else [node]
-    items = node if isinstance(node, list) else [node]
-    out: list[Any] = []
-    for item in items:
-        if isinstance(item, Mapping) and path[0] in item:
-            out.extend(_values(item[path[0]], path[1:]))
-    return out
-
-
-def _search_in_compartment(
-    resource_type: str, query: Mapping[str, Sequence[str]], patient_id: str
-) -> bool:
-    names = ("_id",) if resource_type == "Patient" else PATIENT_PARAMS
-    bound = False
-    for key, values in query.items():
-        base = key.split(":", 1)[0].split(".", 1)[0]
-        if base not in names:
-            continue
-        for value in values:
-            # Every value given must be the patient (a comma is an OR in FHIR search).
-            if not all(_is_patient_ref(v, patient_id) for v in value.split(",")):
-                return False
-            bound = True
-    return bound
-
-
-def _check(
-    scopes: Sequence[ResourceScope],
-    resource_type: str,
-    permission: str,
-    in_compartment: bool | None,
-    owner_ref: str = "",
-) -> Decision:
-    """Allow if a user/system scope covers it, or a patient scope and the compartment holds.
-
-    `in_compartment` None means "only known after reading the resource" (owner check).
-    """
-    covering = [s for s in scopes if s.covers(resource_type, permission)]
-    if any(s.context in ("user", "system") for s in covering):
-        return Decision(True)
-    if not covering:
-        return Decision(False, f"no granted scope allows '{permission}' on {resource_type}")
-    if in_compartment is False:
-        return Decision(
-            False, f"'{permission}' on {resource_type} is outside the launched patient's record"
-        )
-    if in_compartment is None:
-        return Decision(True, owner_checks=(owner_ref,), patient_scoped=True)
-    return Decision(True, patient_scoped=True)
-
-
-def _decide_one(
-    scopes: Sequence[ResourceScope],
-    method: str,
-    parts: list[str],
-    query: Mapping[str, Sequence[str]],
-    body: Any,
-    patient_id: str | None,
-    local_refs: Iterable[str] = (),
-) -> Decision:
-    method = method.upper()
-    if not parts or not re.fullmatch(r"[A-Z][A-Za-z]+", parts[0]):
-        return Decision(False, f"{method} /{'/'.join(parts)} is not allowed through the sandbox")
-    rtype = parts[0]
-    pid = patient_id or ""
-    has_patient = patient_id is not None
-
-    def body_ok() -> bool:
-        return (
-            has_patient
-            and isinstance(body, Mapping)
-            and body.get("resourceType") == rtype
-            and resource_in_compartment(body, pid, local_refs)
-        )
-
-    if len(parts) == 1:
-        if method == "GET":
-            return _check(
-                scopes, rtype, "s", has_patient and _search_in_compartment(rtype, query, pid)
-            )
-        if method == "POST":
-            if rtype == "Patient":  # a patient-scoped app never creates another patient
-                return _check(scopes, rtype, "c", False)
-            return _check(scopes, rtype, "c", body_ok())
-        if method in ("PUT", "PATCH"):  # conditional update
-            return _check(scopes, rtype, "u", body_ok() and method == "PUT")
-        if method == "DELETE":  # conditional delete
-            return _check(
-                scopes, rtype, "d", has_patient and _search_in_compartment(rtype, query, pid)
-            )
-    elif len(parts) == 2 and parts[1] == "_search" and method == "POST":
-        return _check(scopes, rtype, "s", has_patient and _search_in_compartment(rtype, query, pid))
-    elif len(parts) >= 2 and not parts[1].startswith(("$", "_")):
-        rid = parts[1]
-        ref = f"{rtype}/{rid}"
-        is_patient = rtype == "Patient"
-        if len(parts) == 2 or (parts[2] == "_history" and method == "GET"):
-            # For other types the resource's patient is only known upstream: owner check.
-            if method == "GET":
-                return _check(scopes, rtype, "r", (rid == pid) if is_patient else None, ref)
-            if method in ("PUT", "PATCH") and len(parts) == 2:
-                if is_patient:
-                    return _check(scopes, rtype, "u", has_patient and rid == pid)
-                if method == "PUT" and not body_ok():
-                    return _check(scopes, rtype, "u", False)
-                return _check(scopes, rtype, "u", None, ref)
-            if method == "DELETE" and len(parts) == 2:
-                return _check(scopes, rtype, "d", (rid == pid) if is_patient else None, ref)
-            return Decision(False, f"{method} on {ref} is not supported by the sandbox")
-        if len(parts) == 3 and is_patient and parts[2] == "$everything":
-            return _check(scopes, "Patient", "r", rid == pid)
-        if len(parts) == 3 and is_patient and re.fullmatch(r"[A-Z][A-Za-z]+", parts[2]):
-            # compartment search Patient/<id>/<Type>
-            return _check(scopes, parts[2], "s", rid == pid)
-    return Decision(False, f"{method} /{'/'.join(parts)} is not allowed through the sandbox")
-
-
-def _decide_bundle(
-    scopes: Sequence[ResourceScope], body: Mapping[str, Any], patient_id: str | None
-) -> Decision:
-    entries = body.get("entry") or []
-    local_refs = tuple(
-        e["fullUrl"]
-        for e in entries
-        if isinstance(e, Mapping) and str(e.get("fullUrl", "")).startswith("urn:uuid:")
-    )
-    owner_checks: list[str] = []
-    for index, entry in enumerate(entries):
-        request = entry.get("request") if isinstance(entry, Mapping) else None
-        if not isinstance(request, Mapping) or not request.get("method") or not request.get("url"):
-            return Decision(False, f"Bundle entry {index} has no request method/url")
-        url = str(request["url"])
-        path, _, qs = url.partition("?")
-        # Decoded as the server decodes them: "patient=Patient%2F12" is Patient/12.
-        query = parse_qs(qs, keep_blank_values=True)
-        decision = _decide_one(
-            scopes,
-            str(request["method"]),
-            [p for p in path.split("/") if p],
-            query,
-            entry.get("resource"),
-            patient_id,
-            local_refs,
-        )
-        if not decision.allowed:
-            return Decision(
-                False, f"Bundle entry {index} ({request['method']} {url}): {decision.reason}"
-            )
-        owner_checks.extend(decision.owner_checks)
-    return Decision(True, owner_checks=tuple(owner_checks))
-
-
-def decide(request: FhirRequest, granted: Iterable[str], patient_id: str | None) -> Decision:
-    """Decide whether `request` is allowed by the `granted` scopes for the launched patient."""
-    scopes = [s for s in map(parse_resource_scope, granted) if s is not None]
-    parts = [p for p in request.path.split("/") if p]
-    if not parts and request.method.upper() == "POST":
-        body = request.body
-        if (
-            isinstance(body, Mapping)
-            and body.get("resourceType") == "Bundle"
-            and body.get("type") in ("transaction", "batch")
-        ):
-            return _decide_bundle(scopes, body, patient_id)
-        return Decision(False, "POST to the base must be a transaction or batch Bundle")
-    return _decide_one(scopes, request.method, parts, request.query, request.body, patient_id)

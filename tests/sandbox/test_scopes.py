@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from smart_app.sandbox.scopes import (
-    FhirRequest,
-    decide,
-    disallowed_scopes,
-    narrow_scopes,
-    parse_resource_scope,
-    resource_in_compartment,
-)
+from smart_app.sandbox.decisions import FhirRequest, decide
+from smart_app.sandbox.scopes import disallowed_scopes, narrow_scopes, parse_resource_scope
+from symfhir.fhir.compartment import in_compartment
 
 pytestmark = pytest.mark.unit
 
@@ -74,8 +69,10 @@ def test_disallowed(requested, allowed, refused):
     assert disallowed_scopes(requested, allowed) == refused
 
 
-def req(method, path, query=None, body=None):
-    return FhirRequest(method, path, {k: [v] for k, v in (query or {}).items()}, body)
+def req(method, path, query=None, body=None, headers=None):
+    return FhirRequest(
+        method, path, {k: [v] for k, v in (query or {}).items()}, body, headers or {}
+    )
 
 
 def obs(patient=P, ref=None):
@@ -93,8 +90,7 @@ ALLOW = [
     (req("GET", "Patient", {"_id": P}), ["patient/Patient.s"]),
     (req("GET", "Observation", {"patient": P}), ["patient/Observation.rs"]),
     (req("GET", "Observation", {"subject": f"Patient/{P}"}), ["patient/Observation.s"]),
-    (req("GET", "Observation", {"patient": f"http://h/fhir/Patient/{P}"}), ["patient/*.s"]),
-    (req("GET", "Observation", {"subject:Patient": P, "code": "x"}), ["patient/*.rs"]),
+    (req("GET", "Observation", {"subject": f"Patient/{P}", "code": "x"}), ["patient/*.rs"]),
     (req("POST", "Observation/_search", {"patient": P}), ["patient/Observation.s"]),
     (req("GET", f"Patient/{P}/$everything"), ["patient/*.rs"]),
     (req("GET", f"Patient/{P}/Observation"), ["patient/Observation.s"]),
@@ -154,7 +150,55 @@ DENY = [
     (req("POST", "", body={"resourceType": "Patient"}), ["user/*.cruds"], "Bundle"),
     (req("GET", f"Patient/{P}"), [], "no granted scope"),
     (req("GET", f"Patient/{P}"), ["openid", "launch"], "no granted scope"),
+    # only plain, exact parameters bind a search to the patient
+    (req("GET", "Observation", {"subject:Patient": P}), ["patient/*.rs"], "outside"),
+    (req("GET", "Observation", {"subject.link": f"Patient/{P}"}), ["patient/*.rs"], "outside"),
+    (req("GET", "Observation", {"patient:not": P}), ["patient/*.rs"], "outside"),
+    (req("GET", "Observation", {"subject": P}), ["patient/*.rs"], "outside"),
+    (req("GET", "Patient", {"_id:not": P}), ["patient/*.rs"], "outside"),
+    (
+        req("GET", "Observation", {"patient": f"http://h/fhir/Patient/{P}"}),
+        ["patient/*.s"],
+        "outside",
+    ),
+    # conditional update and delete: bound by the match URL, not by the body alone
+    (req("PUT", "Observation", {"_id": "o9"}, obs()), ["patient/*.cruds"], "outside"),
+    (req("DELETE", "Observation", {"_id": "o9"}), ["patient/*.cruds"], "outside"),
+    (req("PATCH", "Observation", {"patient": P}, []), ["patient/*.cruds"], "outside"),
+    # the owner element of the type, not any patient-like field
+    (
+        req("POST", "Observation", body={**obs(OTHER), "patient": {"reference": f"Patient/{P}"}}),
+        ["patient/*.c"],
+        "outside",
+    ),
+    (
+        req(
+            "POST",
+            "Coverage",
+            body={"resourceType": "Coverage", "beneficiary": {"reference": f"Patient/{P}"}},
+        ),
+        ["patient/*.c"],
+        "outside",
+    ),
+    (req("PUT", "Observation/o1", body={**obs(), "id": "o2"}), ["patient/*.u"], "outside"),
+    # cascades and formats the proxy cannot filter
+    (req("DELETE", f"Patient/{P}", {"_cascade": "delete"}), ["patient/*.d"], "cascad"),
+    (req("GET", "Observation", {"patient": P, "_format": "xml"}), ["patient/*.rs"], "JSON"),
 ]
+
+HEADER_DENY = [
+    (req("DELETE", f"Patient/{P}", headers={"x-cascade": "delete"}), "cascad"),
+    (req("GET", f"Patient/{P}", headers={"accept": "application/fhir+xml"}), "JSON"),
+    (req("GET", f"Patient/{P}", headers={"accept": "text/html,*/*;q=0.8"}), "JSON"),
+]
+
+
+@pytest.mark.parametrize(("request_", "reason"), HEADER_DENY)
+def test_denied_by_headers_for_a_patient_token(request_, reason):
+    decision = decide(request_, ["patient/*.cruds"], P)
+    assert not decision.allowed
+    assert reason in decision.reason
+    assert decide(request_, ["user/*.cruds"], P).allowed
 
 
 @pytest.mark.parametrize(("request_", "scopes", "reason"), DENY)
@@ -288,7 +332,7 @@ def test_bundle_collects_owner_checks():
     ],
 )
 def test_compartment(resource, inside):
-    assert resource_in_compartment(resource, P) is inside
+    assert in_compartment(resource, P) is inside
 
 
 def test_photo_transaction_like_the_app_writes():
