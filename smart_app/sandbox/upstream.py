@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import requests
+
+log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
 TIMEOUT_S = 10
@@ -21,7 +24,16 @@ SYNTHETIC_PRACTITIONER: dict[str, Any] = {
 
 
 class UpstreamError(Exception):
-    """The upstream FHIR server did not answer as expected."""
+    """The upstream FHIR server did not answer as expected.
+
+    Its text is shown on pages, so it names neither the upstream's URL nor the query (a
+    patient's name); the log gets the kind of failure, no more.
+    """
+
+
+def _failed(what: str, error: Exception) -> UpstreamError:
+    log.warning("sandbox upstream: %s failed: %s", what, type(error).__name__)
+    return UpstreamError(f"the FHIR server behind the sandbox is unavailable ({what} failed)")
 
 
 def display_name(resource: dict[str, Any]) -> str:
@@ -54,7 +66,7 @@ def search(
         response.raise_for_status()
         bundle = response.json()
     except (requests.RequestException, ValueError) as error:
-        raise UpstreamError(f"cannot search {resource_type} at {upstream}: {error}") from error
+        raise _failed(f"{resource_type} search", error) from error
     return [e["resource"] for e in bundle.get("entry", []) if "resource" in e]
 
 
@@ -78,5 +90,5 @@ def practitioners(upstream: str) -> list[dict[str, Any]]:
         )
         response.raise_for_status()
     except requests.RequestException as error:
-        raise UpstreamError(f"cannot create the sandbox practitioner: {error}") from error
+        raise _failed("creating the sandbox practitioner", error) from error
     return search(upstream, "Practitioner")
