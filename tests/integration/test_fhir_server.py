@@ -247,7 +247,7 @@ def test_a_page_holds_up_to_200_results_as_the_hapi_starter_allows(fhir):
 def test_the_newest_intake_wins_a_tie_on_authored(fhir):
     """Two saves of the intake within one second share `authored`: the app's search for the
     latest response must still find the one written last (HAPI orders ties arbitrarily)."""
-    from smart_app.intake import latest_response_search
+    from symfhir.workspace.intake.saving import latest_response_search
 
     patient = {"resourceType": "Patient", "identifier": [{"system": SYS_RUN, "value": _urn()}]}
     created = fhir.post(f"{BASE}/Patient", json=patient)
