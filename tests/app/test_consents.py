@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from werkzeug import Request, Response
 
 from smart_app.consents import bp as consents_bp
-from smart_app.consents import consents_batch
+from symfhir.workspace.consents.recording import consents_batch
 from tests.app.conftest import launch
 from tests.app.fake_ehr import FHIR_JSON, FakeEhr
 from tests.app.resources import guardian_resources

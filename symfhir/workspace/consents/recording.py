@@ -1,0 +1,222 @@
+"""The consent workflows: the client's consents read (``read_consents``), a consent captured
+(``capture_consent``: given or declined, signed by the client or a guardian) and a consent
+withdrawn (``withdraw_consent``). Each write is one FHIR transaction and one audited access.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from symfhir.audit import AuditTrail
+from symfhir.consent_kinds import load_consent_kinds
+from symfhir.errors import FhirConflictError
+from symfhir.fhir import FhirClient
+from symfhir.fhir.compartment import in_compartment
+from symfhir.fhir.paths import check_id
+from symfhir.fhir.reading import batch_resources
+from symfhir.mapping.context import MappingContext
+from symfhir.workspace.actor import Actor
+from symfhir.workspace.consents.capture import capture_bundle, capture_entries, parse_capture
+from symfhir.workspace.consents.guardians import Guardian, guardians_on_file
+from symfhir.workspace.consents.status import (
+    KindStatus,
+    basis_of,
+    consent_overview,
+    is_minor,
+    patient_age,
+)
+from symfhir.workspace.consents.withdrawal import (
+    CHANGED_MEANWHILE,
+    find_withdrawable,
+    withdrawal_bundle,
+)
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 200
+RELATED_PAGE_SIZE = 50
+LABELS = ["Patient", "Consent", "RelatedPerson"]
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    """The client's consents as one batch read them: every kind with its history, the
+    client's age, the guardians on file who may sign, and what could not be read."""
+
+    overview: list[KindStatus]
+    consents: dict[str, dict[str, Any]]
+    age: int | None
+    age_known: bool
+    guardians: list[Guardian]
+    guardians_read: bool
+    may_add_guardian: bool
+    failed: list[str]
+    truncated: bool
+    default_version: str
+
+    @property
+    def minor(self) -> bool:
+        return is_minor(self.age)
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    """``saved`` (one transaction: the Consent, and a new guardian's RelatedPerson) or
+    ``invalid`` (``errors`` by form field, nothing written). ``decision`` and ``kind`` name
+    what was recorded."""
+
+    outcome: Literal["saved", "invalid"]
+    record: ConsentRecord
+    kind: str = ""
+    decision: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WithdrawResult:
+    """``withdrawn``; ``refused`` (nothing to withdraw: ``problem`` says why); or ``changed``
+    (the consent changed since it was shown: nothing written, ``record`` is read again)."""
+
+    outcome: Literal["withdrawn", "refused", "changed"]
+    record: ConsentRecord
+    problem: str = ""
+
+
+def consents_batch(patient_id: str, related: bool = True) -> dict[str, Any]:
+    """One batch: the Patient (for the birth date), the patient's Consents, newest first, and
+    (``related``) the patient's RelatedPersons, the parents and guardians who may sign."""
+    pid = check_id(patient_id)
+    urls = [
+        f"Patient/{pid}",
+        f"Consent?patient=Patient/{pid}&_count={PAGE_SIZE}&_sort=-date",
+    ]
+    if related:
+        urls.append(f"RelatedPerson?patient=Patient/{pid}&_count={RELATED_PAGE_SIZE}")
+    return {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": url}} for url in urls],
+    }
+
+
+def read_record(
+    client: FhirClient, actor: Actor, patient_id: str, ctx: MappingContext
+) -> ConsentRecord:
+    """The consents batch, read and shaped (not audited: the caller's workflow is).
+
+    The RelatedPersons are searched only when ``actor`` may search them (without that, none
+    are on file; a new guardian still needs RelatedPerson create)."""
+    related = actor.may("RelatedPerson", "s")
+    found = batch_resources(client.batch(consents_batch(patient_id, related)), LABELS)
+    own = [r for r in found.resources if in_compartment(r, patient_id)]
+    patient = next((r for r in own if r.get("resourceType") == "Patient"), None)
+    consents = [r for r in own if r.get("resourceType") == "Consent"]
+    age = patient_age(patient, ctx.today)
+    return ConsentRecord(
+        overview=consent_overview(consents, load_consent_kinds(), ctx.spa.zone),
+        consents={str(c.get("id")): c for c in consents},
+        age=age,
+        age_known=patient is not None and age is not None,
+        guardians=guardians_on_file(own, patient_id, ctx),
+        guardians_read=related and "RelatedPerson" not in found.failed,
+        may_add_guardian=actor.may("RelatedPerson", "c"),
+        failed=found.failed,
+        truncated=found.truncated,
+        default_version=ctx.spa.privacy_policy_version,
+    )
+
+
+def _read_types(actor: Actor) -> str:
+    return "Patient, Consent" + (", RelatedPerson" if actor.may("RelatedPerson", "s") else "")
+
+
+def read_consents(
+    client: FhirClient,
+    actor: Actor,
+    patient_id: str,
+    *,
+    audit: AuditTrail,
+    now: datetime | None = None,
+) -> ConsentRecord:
+    """The client's consents, audited as one read."""
+    ctx = MappingContext.load(now or datetime.now(UTC))
+    record = read_record(client, actor, patient_id, ctx)
+    audit("read", description=f"consents view read {_read_types(actor)}")
+    return record
+
+
+def capture_consent(
+    client: FhirClient,
+    actor: Actor,
+    patient_id: str,
+    form: Mapping[str, str],
+    *,
+    audit: AuditTrail,
+    now: datetime | None = None,
+) -> CaptureResult:
+    """Record the consent ``form`` describes (kind, decision, signer, signature, policy
+    version, guardian).
+
+    Raises NotAllowedError in a read-only session (before anything is read),
+    FhirValidationError when the built Consent breaks the FHIR rules (nothing written),
+    FhirServerError when the transaction fails.
+    """
+    actor.require(())
+    ctx = MappingContext.load(now or datetime.now(UTC))
+    record = read_record(client, actor, patient_id, ctx)
+    kinds = load_consent_kinds()
+    parsed, errors = parse_capture(
+        form, kinds, ctx, record.age, record.guardians, may_add_guardian=record.may_add_guardian
+    )
+    if parsed is None:
+        return CaptureResult("invalid", record, errors=errors)
+    basis = basis_of(record.overview, parsed.kind)
+    entries = capture_entries(parsed, patient_id, actor.fhir_user, kinds, ctx, basis)
+    client.transaction(capture_bundle(entries))
+    guardian = parsed.guardian
+    what = " and a RelatedPerson" if guardian is not None and not guardian.on_file else ""
+    audit("create", description=f"consents page recorded a {parsed.kind} Consent{what}")
+    return CaptureResult("saved", record, parsed.kind, parsed.decision)
+
+
+def withdraw_consent(
+    client: FhirClient,
+    actor: Actor,
+    patient_id: str,
+    kind: str,
+    shown: tuple[str, str] = ("", ""),
+    *,
+    audit: AuditTrail,
+    now: datetime | None = None,
+) -> WithdrawResult:
+    """Withdraw the client's current consent of ``kind``; ``shown`` is the (id, version) of
+    the Consent the practitioner saw (("", "") when not known): if it has changed since,
+    nothing is written.
+
+    Raises NotAllowedError in a read-only session (before anything is read),
+    FhirValidationError when the built Consent breaks the FHIR rules, FhirServerError when
+    the transaction fails other than by a version conflict.
+    """
+    actor.require(())
+    ctx = MappingContext.load(now or datetime.now(UTC))
+    record = read_record(client, actor, patient_id, ctx)
+    current, problem = find_withdrawable(record.overview, kind)
+    if current is None:
+        return WithdrawResult("refused", record, problem)
+    if shown != ("", "") and shown != (current.id, current.version):
+        return WithdrawResult("changed", record, CHANGED_MEANWHILE)
+    bundle = withdrawal_bundle(
+        record.consents[current.id], current.version, patient_id, actor.fhir_user, ctx
+    )
+    try:
+        client.transaction(bundle)
+    except FhirConflictError:
+        log.info("consent withdrawal: version conflict")
+        again = read_record(client, actor, patient_id, ctx)
+        return WithdrawResult("changed", again, CHANGED_MEANWHILE)
+    audit("update", description=f"consents page withdrew a {kind} Consent")
+    return WithdrawResult("withdrawn", record)
