@@ -77,6 +77,52 @@ def test_the_app_never_imports_the_sandbox():
     assert violations(ROOT / "smart_app", ("smart_app.sandbox",), skip=("sandbox",)) == []
 
 
+#: The practitioner pages: each parses a request, calls one workflow and renders.
+PAGES = ("summary.py", "intake.py", "consents.py", "photos.py")
+#: What a page must leave to the workflows: talking FHIR, building or checking resources.
+WORKFLOW_INTERNALS = (
+    "symfhir.fhir",
+    "symfhir.mapping",
+    "symfhir.validation",
+    "symfhir.photos",
+    "requests",
+)
+
+
+def page_violations(app: Path) -> list[str]:
+    found = []
+    for name in PAGES:
+        path = app / name
+        for line, modules in imported_modules(path.read_text(encoding="utf-8")):
+            bad = [
+                m
+                for m in modules
+                if any(m == b or m.startswith(b + ".") for b in WORKFLOW_INTERNALS)
+            ]
+            if bad:
+                found.append(f"{name}:{line}: {bad[0]}")
+    return found
+
+
+def test_pages_leave_fhir_to_the_workflows():
+    # A page that imports the FHIR layer, a mapping or a validator is doing a workflow's job.
+    assert page_violations(ROOT / "smart_app") == []
+
+
+def test_the_page_check_finds_a_planted_fhir_import(tmp_path):
+    for name in PAGES:
+        (tmp_path / name).write_text("from symfhir.workspace.summary import read_summary\n")
+    (tmp_path / "intake.py").write_text(
+        "from symfhir.workspace.intake.saving import save_intake\n"
+        "def submit():\n    from symfhir.fhir.paths import check_id\n    return check_id\n"
+    )
+    (tmp_path / "photos.py").write_text("from symfhir.mapping import bundle\n")
+    assert page_violations(tmp_path) == [
+        "intake.py:3: symfhir.fhir.paths",
+        "photos.py:1: symfhir.mapping",
+    ]
+
+
 @pytest.mark.parametrize(
     "source",
     [
