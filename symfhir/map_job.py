@@ -77,6 +77,10 @@ class MappedClient:
     photos_attached: int
 
 
+#: Resources several clients' Bundles may hold under one fullUrl (conditional on the NPI).
+SHARED_TYPES = frozenset({"Practitioner", "PractitionerRole"})
+
+
 class BundleWriter:
     """Writes NDJSON (one Bundle per client per line) or one streamed JSON Bundle.
 
@@ -103,8 +107,9 @@ class BundleWriter:
             return
         for item in bundle["entry"]:
             url = item["fullUrl"]
-            if url in shared:
-                # The spa's Organization is in every client's Bundle; once is enough here.
+            if url in shared or item["resource"]["resourceType"] in SHARED_TYPES:
+                # The spa's Organization is in every client's Bundle, and one physician's
+                # Practitioner in each of their clients'; once is enough here.
                 if url in self.shared:
                     continue
                 self.shared.add(url)

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from symfhir.mapping import consent, extract, history, intake, patient, photos, treatments
+from symfhir.mapping import (
+    consent,
+    extract,
+    history,
+    intake,
+    patient,
+    photos,
+    practitioner,
+    treatments,
+)
 from symfhir.mapping.context import MappingContext
 from symfhir.mapping.photos import PhotoInput
 from symfhir.mapping.provenance import provenance
@@ -23,8 +32,16 @@ def client_entries(
     """Every resource for one client, Provenance last. Pure: no I/O, no clock."""
     client = record.client
     org = patient.organization(ctx)
-    pat = patient.patient(client, ctx)
+    doctor = None
+    if client.physician:
+        doctor = practitioner.practitioner(client.physician, client.client_id, ctx)
+    pat = patient.patient(client, ctx, doctor)
     entries = [org, pat]
+    if client.physician and doctor is not None:
+        entries.append(doctor)
+        role = practitioner.practitioner_role(client.physician, doctor, ctx)
+        if role is not None:
+            entries.append(role)
     guardian = None
     if client.emergency_contact:
         entries.append(
@@ -43,7 +60,7 @@ def client_entries(
     done = treatments.treatments(record, pat, ctx)
     entries += done.values()
     entries += treatments.notes(record, pat, ctx)
-    entries += consent.consents(record, pat, guardian, org, ctx)
+    entries += consent.consents(record, pat, guardian, org, ctx, doctor)
     entries += photos.photo_entries(client.client_id, list(photo_inputs), pat, done, ctx)
     practitioners = sorted({t.practitioner for t in record.treatments if t.practitioner})
     entries.append(provenance(entries[1:], source, client.client_id, org, ctx, practitioners))

@@ -26,10 +26,16 @@ def _concept(coding: dict[str, Any] | list[Any]) -> dict[str, Any]:
     return {"coding": [{k: str(v) for k, v in c.items()} for c in codings]}
 
 
-def _actor_ref(who: str, record: SpaRecord, org: Entry) -> dict[str, Any]:
+def _actor_ref(who: str, record: SpaRecord, org: Entry, physician: Entry | None) -> dict[str, Any]:
     if who == "physician":
-        physician = record.client.physician
-        return {"display": physician.name if physician else "the client's physician"}
+        # The Practitioner on file, so that sharing knows whom the client agreed to.
+        named = record.client.physician
+        if physician is not None:
+            ref = dict(physician.reference)
+            if named:
+                ref["display"] = named.name
+            return ref
+        return {"display": named.name if named else "the client's physician"}
     if who == "public":
         return {"display": "the public (website, social media, publications)"}
     return org.reference
@@ -72,7 +78,12 @@ _parts: Derived[dict[str, Any], _Parts] = Derived(_Parts, limit=64)
 
 
 def _provision(
-    consent: ConsentRecord, parts: _Parts, fixed: dict[str, Any], record: SpaRecord, org: Entry
+    consent: ConsentRecord,
+    parts: _Parts,
+    fixed: dict[str, Any],
+    record: SpaRecord,
+    org: Entry,
+    physician: Entry | None,
 ) -> dict[str, Any]:
     provision: dict[str, Any] = {"type": "deny" if consent.status == "declined" else "permit"}
     period: dict[str, str] = {"start": consent.date.isoformat()}
@@ -80,7 +91,7 @@ def _provision(
         period["end"] = consent.withdrawn_on.isoformat()
     provision["period"] = period
     actors = [
-        {"role": role, "reference": _actor_ref(who, record, org)}
+        {"role": role, "reference": _actor_ref(who, record, org, physician)}
         for role, who in zip(fixed["roles"], parts.actors, strict=True)
     ]
     if actors:
@@ -90,8 +101,15 @@ def _provision(
 
 
 def consents(
-    record: SpaRecord, patient: Entry, guardian: Entry | None, org: Entry, ctx: MappingContext
+    record: SpaRecord,
+    patient: Entry,
+    guardian: Entry | None,
+    org: Entry,
+    ctx: MappingContext,
+    physician: Entry | None = None,
 ) -> list[Entry]:
+    """One Consent per kind of ``record``; ``physician`` (the client's Practitioner) is the
+    information recipient (IRCP) of a physician-sharing Consent."""
     out = []
     for kind, consent in record.consents.items():
         spec = ctx.consent_kinds.kinds[kind]
@@ -110,7 +128,7 @@ def consents(
             "performer": [signer.reference],
             "organization": [org.reference],
             "policy": [{"uri": ctx.consent_kinds.policy_uri_for(kind, consent.policy_version)}],
-            "provision": _provision(consent, parts, fixed, record, org),
+            "provision": _provision(consent, parts, fixed, record, org, physician),
         }
         if "policyRule" in fixed:
             resource["policyRule"] = fixed["policyRule"]

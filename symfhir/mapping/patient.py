@@ -1,6 +1,7 @@
 """Client → Patient, RelatedPerson (emergency contact, guardian) and the spa's Organization.
 
-Follows hl7.org/fhir/R4/patient.html and relatedperson.html.
+Follows hl7.org/fhir/R4/patient.html and relatedperson.html. The client's physician is a
+Practitioner (``symfhir.mapping.practitioner``) the Patient names in ``generalPractitioner``.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from symfhir.mapping.context import MappingContext
+from symfhir.mapping.practitioner import reference
 from symfhir.mapping.refs import Entry, entry, identifier
 from symfhir.model import Client, ContactPerson
 
@@ -35,7 +37,8 @@ def _telecom(client: Client) -> list[dict[str, Any]]:
     return telecom
 
 
-def patient(client: Client, ctx: MappingContext) -> Entry:
+def patient(client: Client, ctx: MappingContext, physician: Entry | None = None) -> Entry:
+    """The Patient; ``physician`` is the Practitioner of ``client.physician``."""
     ident = identifier(ctx, "client-id", client.client_id)
     resource: dict[str, Any] = {
         "resourceType": "Patient",
@@ -73,7 +76,9 @@ def patient(client: Client, ctx: MappingContext) -> Entry:
                 "preferred": True,
             }
         ]
-    if client.physician:
+    if client.physician and physician is not None:
+        resource["generalPractitioner"] = [reference(physician, client.physician)]
+    elif client.physician:
         resource["generalPractitioner"] = [{"display": client.physician.name}]
     return entry(resource, ident)
 

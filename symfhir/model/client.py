@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
+from symfhir.cardnumbers import luhn_valid
 from symfhir.model.fields import (
     Email,
     Identifier,
@@ -16,6 +18,22 @@ from symfhir.model.fields import (
 )
 
 PhoneUse = Literal["mobile", "home", "work"]
+
+# The NPI check digit is the Luhn digit of the number prefixed with 80840 (the card-issuer
+# prefix of US health applications), per the CMS NPI check-digit standard.
+NPI_PREFIX = "80840"
+
+
+def _npi(value: Any) -> Any:
+    if isinstance(value, str):
+        if not re.fullmatch(r"[12]\d{9}", value):
+            raise ValueError("an NPI is 10 digits starting with 1 or 2")
+        if not luhn_valid(NPI_PREFIX + value):
+            raise ValueError("not a valid NPI (its check digit does not match)")
+    return value
+
+
+NPI = Annotated[Identifier, AfterValidator(_npi)]
 
 
 class _Model(BaseModel):
@@ -46,7 +64,7 @@ class Physician(_Model):
     organization: ShortText | None = None
     phone: Phone | None = None
     email: Email | None = None
-    npi: Identifier | None = None
+    npi: NPI | None = None
 
 
 class Client(_Model):
