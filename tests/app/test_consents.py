@@ -460,3 +460,46 @@ def test_read_only_session(client, fake_ehr, tx):
 
 def test_another_patient_is_refused(page, tx):
     assert page.get("/consents?patient=Patient/other").status_code == 403
+
+
+def _patient(fake_ehr: FakeEhr) -> dict[str, Any]:
+    return next(r for r in fake_ehr.resources if r["resourceType"] == "Patient")
+
+
+def test_physician_sharing_names_the_practitioner_on_file(page, tx, fake_ehr):
+    doctor = {"reference": "Practitioner/doc7", "display": "Dr. Dana Ashgrove"}
+    _patient(fake_ehr)["generalPractitioner"] = [{"display": "an old note"}, doctor]
+    token = csrf(page)
+    response = page.post("/consents/capture", data=capture_form(token, kind="physician_sharing"))
+    assert response.status_code == 303, response.get_data(as_text=True)
+    consent = tx.bundles[0]["entry"][0]["resource"]
+    (actor,) = consent["provision"]["actor"]
+    assert actor["role"]["coding"][0]["code"] == "IRCP"
+    assert actor["reference"] == doctor
+
+
+def test_physician_sharing_without_a_practitioner_on_file(page, tx, fake_ehr):
+    _patient(fake_ehr).pop("generalPractitioner", None)
+    token = csrf(page)
+    response = page.post("/consents/capture", data=capture_form(token, kind="physician_sharing"))
+    assert response.status_code == 303
+    (actor,) = tx.bundles[0]["entry"][0]["resource"]["provision"]["actor"]
+    assert actor["reference"] == {"display": "the client's physician"}
+
+
+@pytest.mark.parametrize("birth", [None, "2008"])
+def test_capture_is_refused_until_the_birth_date_settles_the_age(page, tx, fake_ehr, birth):
+    patient = _patient(fake_ehr)
+    patient.pop("birthDate", None)
+    if birth:
+        patient["birthDate"] = birth
+    token = csrf(page)
+    text = page.get("/consents").get_data(as_text=True)
+    assert 'id="age-unknown-notice"' in text
+    response = page.post("/consents/capture", data=capture_form(token))
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert re.search(
+        r'id="err-signer"[^>]*role="alert">[^<]*Date of birth', text.replace("&#34;", '"')
+    )
+    assert tx.bundles == []

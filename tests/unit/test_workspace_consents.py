@@ -365,3 +365,38 @@ def test_consent_kinds_data_reads_versions_and_refuses_the_guardian_switch():
         parse_consent_kinds(
             {"policy_uri": "u", "kinds": {"k": {**base, "required_for_minor_guardian": False}}}
         )
+
+
+@pytest.mark.parametrize(
+    ("general", "expected"),
+    [
+        (
+            [{"reference": "Practitioner/d1", "display": "Dr. A"}],
+            {"reference": "Practitioner/d1", "display": "Dr. A"},
+        ),
+        (
+            [{"display": "Dr. A"}, {"reference": "http://ehr.example/fhir/Practitioner/d2"}],
+            {"reference": "Practitioner/d2"},
+        ),
+        ([{"reference": "Organization/o1"}, {"reference": "PractitionerRole/r1"}], None),
+        ([{"reference": "Practitioner/../Patient/p2"}], None),
+        (None, None),
+    ],
+)
+def test_physician_on_file(general, expected):
+    patient = {"resourceType": "Patient", "id": "p1"}
+    if general is not None:
+        patient["generalPractitioner"] = general
+    assert ws.physician_on_file(patient) == expected
+
+
+def test_physician_sharing_capture_names_the_practitioner(ctx: MappingContext):
+    capture, errors = ws.parse_capture(form(kind="physician_sharing"), ctx.consent_kinds, ctx, 36)
+    assert errors == {}
+    doctor = {"reference": "Practitioner/d1", "display": "Dr. A"}
+    consent, _ = ws.capture_entries(capture, "p1", None, ctx.consent_kinds, ctx, physician=doctor)
+    (actor,) = consent.resource["provision"]["actor"]
+    assert actor["reference"] == doctor
+    research, _ = ws.parse_capture(form(), ctx.consent_kinds, ctx, 36)
+    other, _ = ws.capture_entries(research, "p1", None, ctx.consent_kinds, ctx, physician=doctor)
+    assert "Practitioner/d1" not in str(other.resource)  # only the physician-sharing kind

@@ -65,6 +65,7 @@ from symfhir.workspace.consents.status import (
     current_policy_version,
     is_minor,
     patient_age,
+    physician_on_file,
     policy_version,
 )
 from symfhir.workspace.consents.withdrawal import (
@@ -115,6 +116,7 @@ __all__ = [
     "parse_capture",
     "parse_guardian",
     "patient_age",
+    "physician_on_file",
     "policy_version",
     "provenance_entry",
     "render_typed_signature",

@@ -34,7 +34,7 @@ _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 #: settled before anyone signs.
 UNKNOWN_AGE = (
     "The client's date of birth is not on file in full (Patient.birthDate), so it is not "
-    "known whether a parent or guardian must sign: record the client's \"Date of birth\" "
+    'known whether a parent or guardian must sign: record the client\'s "Date of birth" '
     "(Intake) before a consent is signed."
 )
 
@@ -155,6 +155,7 @@ def capture_entries(
     kinds: ConsentKinds,
     ctx: MappingContext,
     basis: str = "",
+    physician: Mapping[str, Any] | None = None,
 ) -> list[Entry]:
     """The Consent (built by ``symfhir.mapping.consent`` from a ConsentRecord) and its
     Provenance, as conditional creates: a double submit of the same form writes nothing new.
@@ -162,6 +163,8 @@ def capture_entries(
     same consent given again after a withdrawal is a new Consent, not the withdrawn one.
     A guardian who signs is the performer by reference: ``RelatedPerson/<id>`` when on file,
     else a new RelatedPerson (first entry, ``guardians.guardian_entry``) by its urn:uuid.
+    ``physician`` is a Reference to the client's Practitioner (``status.physician_on_file``):
+    the information recipient of a physician-sharing Consent, else "the client's physician".
 
     Raises FhirValidationError when a resource is not valid R4.
     """
@@ -183,7 +186,8 @@ def capture_entries(
     patient = Entry({}, f"Patient/{patient_id}", "")
     org = _Logical({}, "", "", ref=organization_ref(ctx))
     mapping_ctx = replace(ctx, consent_kinds=kinds)
-    (mapped,) = consent_mapping.consents(spa_record, patient, None, org, mapping_ctx)
+    doctor = _Logical({}, "", "", ref=dict(physician)) if physician else None
+    (mapped,) = consent_mapping.consents(spa_record, patient, None, org, mapping_ctx, doctor)
     resource = dict(mapped.resource)
     captured_at = ctx.now.isoformat()
     guardian = capture.guardian if capture.signer == "guardian" else None

@@ -28,6 +28,7 @@ from symfhir.workspace.consents.status import (
     consent_overview,
     is_minor,
     patient_age,
+    physician_on_file,
 )
 from symfhir.workspace.consents.withdrawal import (
     CHANGED_MEANWHILE,
@@ -57,6 +58,9 @@ class ConsentRecord:
     failed: list[str]
     truncated: bool
     default_version: str
+    #: The client's Practitioner (Patient.generalPractitioner), named by a physician-sharing
+    #: consent; None when the Patient names none.
+    physician: dict[str, str] | None = None
 
     @property
     def minor(self) -> bool:
@@ -127,6 +131,7 @@ def read_record(
         failed=found.failed,
         truncated=found.truncated,
         default_version=ctx.spa.privacy_policy_version,
+        physician=physician_on_file(patient),
     )
 
 
@@ -175,7 +180,9 @@ def capture_consent(
     if parsed is None:
         return CaptureResult("invalid", record, errors=errors)
     basis = basis_of(record.overview, parsed.kind)
-    entries = capture_entries(parsed, patient_id, actor.fhir_user, kinds, ctx, basis)
+    entries = capture_entries(
+        parsed, patient_id, actor.fhir_user, kinds, ctx, basis, physician=record.physician
+    )
     client.transaction(capture_bundle(entries))
     guardian = parsed.guardian
     what = " and a RelatedPerson" if guardian is not None and not guardian.on_file else ""

@@ -7,6 +7,7 @@ policy[].uri, the signer from the performer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, tzinfo
@@ -69,6 +70,25 @@ def patient_age(patient: Mapping[str, Any] | None, today: date) -> int | None:
 
 def is_minor(age: int | None) -> bool:
     return age is not None and age < ADULT_AGE
+
+
+_PRACTITIONER = re.compile(r"(?:^|/)(Practitioner/[A-Za-z0-9\-.]{1,64})$")
+
+
+def physician_on_file(patient: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """A Reference to the client's physician: the first Practitioner that
+    Patient.generalPractitioner references (``Practitioner/<id>``, with its display), as the
+    import writes it; None when the Patient names none."""
+    for item in (patient or {}).get("generalPractitioner") or []:
+        if not isinstance(item, Mapping):
+            continue
+        found = _PRACTITIONER.search(str(item.get("reference", "")))
+        if found:
+            ref = {"reference": found[1]}
+            if isinstance(item.get("display"), str) and item["display"].strip():
+                ref["display"] = item["display"].strip()
+            return ref
+    return None
 
 
 def consent_kind_of(consent: Mapping[str, Any], kinds: ConsentKinds) -> str | None:
