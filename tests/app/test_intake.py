@@ -611,3 +611,25 @@ def test_after_saving_the_form_shows_the_saved_allergy(writer, server, spa_patie
     assert 'id="intake-saved"' in page
     assert 'name="allergy.substance[0]" value="Latex"' in page
     assert '<option value="mild" selected>' in page
+
+
+def test_a_minor_without_a_guardian_is_not_saved(writer, server):
+    # The import refuses the same record: one rule for minors (privacy policy §9).
+    csrf = token(writer.get("/intake").get_data(as_text=True))
+    form = good_form(csrf) | {"client.birth_date": "2012-05-05"}
+    response = writer.post("/intake", data=form)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert 'id="err-guardian-name" class="field-error">The client is under 18' in page
+    assert 'id="err-guardian-relationship" class="field-error">The client is under 18' in page
+    assert server.transactions == []
+
+
+def test_contact_answers_with_a_card_number_are_not_saved(writer, server):
+    csrf = token(writer.get("/intake").get_data(as_text=True))
+    form = good_form(csrf) | {"emergency.name": "Rowan 4111 1111 1111 1111"}
+    response = writer.post("/intake", data=form)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert 'id="err-emergency-name" class="field-error">Remove the payment card number' in page
+    assert server.transactions == []
