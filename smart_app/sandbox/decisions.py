@@ -8,7 +8,8 @@ scopes the request must stay inside the launched patient's record, as
   bound by a plain, exact compartment parameter (`patient=A`, `subject=Patient/A`, `_id=A`
   for Patient); modifiers and chains never bind. An unbound `If-None-Exist` is bound here
   (the criteria are narrowed to the patient's record); for Binary, which no search parameter
-  ties to a patient, the proxy checks the matches instead (`criteria_checks`);
+  ties to a patient, and for a resource that is the patient's only through another entry of
+  its transaction, the proxy checks the matches instead (`criteria_checks`);
 - a body is judged by its type's owner element, a PATCH may not touch it, and a resource
   read, changed or deleted by id is checked upstream first (`owner_checks`);
 - no cascading delete, no response format the proxy cannot filter (XML, HTML, Turtle).
@@ -60,7 +61,8 @@ class Decision:
     it, a DELETE). `patient_scoped` says only `patient/` scopes allowed it, so the answer is
     filtered to the patient's record. `if_none_exist` is the header to send instead of the
     client's, `entry_if_none_exist` the same for transaction entries (index, criteria);
-    `criteria_checks` are `Type?criteria` searches whose every match must be the patient's.
+    `criteria_checks` are `Type?criteria` searches whose every match must be the patient's
+    (directly, or through the resources its owner element names).
     """
 
     allowed: bool
@@ -187,7 +189,11 @@ def _type_level(one: _One, rtype: str) -> Decision:
         decision = _check(one.scopes, rtype, "c", _body_ok(one, rtype))
         if not decision.patient_scoped or one.if_none_exist is None or pid is None:
             return decision
-        criteria = bind_criteria(rtype, one.if_none_exist, pid)
+        # The server checks that a created resource satisfies its criteria: narrowed ones
+        # only fit a resource naming the patient itself, not through another entry (the
+        # upload's Provenance of its Media), so those are checked upstream instead.
+        direct = in_compartment(one.body, pid)
+        criteria = bind_criteria(rtype, one.if_none_exist, pid) if direct else None
         if criteria is not None:
             return replace(decision, if_none_exist=criteria)
         return replace(decision, criteria_checks=(f"{rtype}?{one.if_none_exist}",))

@@ -36,12 +36,12 @@ from urllib.parse import parse_qs
 import requests
 from flask import Blueprint, Response, request
 
-from symfhir.fhir.compartment import in_compartment
+from symfhir.fhir.compartment import in_compartment, owner_references
 
 from .backend_services import GRANT_TYPE as BACKEND_GRANT
 from .decisions import Decision, FhirRequest, decide
 from .keys import TokenError
-from .paths import request_segments
+from .paths import request_segments, split_path
 from .responses import filter_text
 from .scopes import ResourceScope, parse_resource_scope, token_scopes
 from .state import sandbox
@@ -158,8 +158,24 @@ def _check_owners(decision: Decision, patient: str | None) -> None:
             raise Refused(403, f"refused: {ref} is not in the launched patient's record")
 
 
+def _patients(resource: Any, patient: str) -> bool:
+    """Whether a resource is the patient's: in the compartment, or naming in its owner
+    element only resources that are (an upload's Provenance of the patient's Media)."""
+    if not isinstance(resource, dict):
+        return False
+    if in_compartment(resource, patient):
+        return True
+    refs = owner_references(resource)
+    plain = [split_path(ref) for ref in refs]
+    return bool(refs) and all(
+        parts is not None and len(parts) == 2 and parts[0] != "Patient" and _owner(ref, patient)
+        for ref, parts in zip(refs, plain, strict=True)
+    )
+
+
 def _check_criteria(decision: Decision, patient: str | None) -> None:
-    """Conditional creates no parameter can bind (Binary): every match must be the patient's."""
+    """Conditional creates no parameter binds: every match must be the patient's, so that
+    the answer says nothing about other patients' records."""
     for search in decision.criteria_checks:
         response = requests.get(
             f"{sandbox().upstream}/{search}", headers={"Accept": FHIR_JSON}, timeout=TIMEOUT_S
@@ -167,8 +183,7 @@ def _check_criteria(decision: Decision, patient: str | None) -> None:
         found = response.json() if response.status_code == 200 else None
         entries = found.get("entry") if isinstance(found, dict) else None
         if found is None or any(
-            not (patient and in_compartment(e.get("resource") or {}, patient))
-            for e in entries or []
+            not (patient and _patients(e.get("resource"), patient)) for e in entries or []
         ):
             raise Refused(403, "refused: the If-None-Exist criteria are not the patient's")
 

@@ -92,6 +92,22 @@ def _values(node: Any, path: list[str]) -> list[Any]:
     return out
 
 
+def owner_references(resource: Mapping[str, Any]) -> list[str]:
+    """The reference strings of the resource's owner element, in order (none for a Patient
+    or a type outside the compartment). A Provenance of a Media names ``Media/…`` here: it
+    is the patient's only through what it names."""
+    resource_type = str(resource.get("resourceType", ""))
+    field = owner_field(resource_type)
+    if field is None or resource_type == "Patient":
+        return []
+    values = _values(resource, field.split("."))
+    return [
+        v["reference"]
+        for v in values
+        if isinstance(v, Mapping) and isinstance(v.get("reference"), str)
+    ]
+
+
 def owner_ids(resource: Mapping[str, Any], aliases: Mapping[str, str] | None = None) -> set[str]:
     """The Patient ids the resource's owner element names (a Patient's own id).
 

@@ -599,3 +599,96 @@ def test_modifiers_and_chains_do_not_bind_a_search(world: World, query: str) -> 
     response = world.client.get(f"/fhir/{path}", headers=world.token())
     assert refused(response), response.json
     assert world.b not in response.get_data(as_text=True)
+
+
+# --- conditional creates no parameter binds ------------------------------------------------
+
+
+def _upload(world: World, patient: str, key: str) -> dict[str, Any]:
+    """A photo upload as the app writes it: Binary, Media and their Provenance, each
+    conditional on a tag or identifier that names no patient."""
+    tag = {"system": SYSTEM, "code": f"{key}-{world.run}"}
+    media_id = {"system": SYSTEM, "value": f"{key}-media-{world.run}"}
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:0c7b7b5e-0000-4000-8000-00000000000b",
+                "resource": {
+                    "resourceType": "Binary",
+                    "meta": {"tag": [tag]},
+                    "contentType": "image/jpeg",
+                    "securityContext": {"reference": f"Patient/{patient}"},
+                    "data": "/9j/",
+                },
+                "request": {
+                    "method": "POST",
+                    "url": "Binary",
+                    "ifNoneExist": f"_tag={SYSTEM}|{tag['code']}",
+                },
+            },
+            {
+                "fullUrl": "urn:uuid:0c7b7b5e-0000-4000-8000-00000000000c",
+                "resource": {
+                    "resourceType": "Media",
+                    "identifier": [media_id],
+                    "status": "completed",
+                    "subject": {"reference": f"Patient/{patient}"},
+                    "content": {"url": "urn:uuid:0c7b7b5e-0000-4000-8000-00000000000b"},
+                },
+                "request": {
+                    "method": "POST",
+                    "url": "Media",
+                    "ifNoneExist": f"identifier={SYSTEM}|{media_id['value']}",
+                },
+            },
+            {
+                "fullUrl": "urn:uuid:0c7b7b5e-0000-4000-8000-00000000000d",
+                "resource": {
+                    "resourceType": "Provenance",
+                    "meta": {"tag": [{**tag, "code": f"{tag['code']}-prov"}]},
+                    "target": [
+                        {"reference": "urn:uuid:0c7b7b5e-0000-4000-8000-00000000000b"},
+                        {"reference": "urn:uuid:0c7b7b5e-0000-4000-8000-00000000000c"},
+                    ],
+                    "recorded": "2026-12-04T10:00:00Z",
+                    "agent": [{"who": {"display": "sandbox test"}}],
+                },
+                "request": {
+                    "method": "POST",
+                    "url": "Provenance",
+                    "ifNoneExist": f"_tag={SYSTEM}|{tag['code']}-prov",
+                },
+            },
+        ],
+    }
+
+
+def test_an_upload_like_the_apps_is_written_once_and_replayed_unchanged(world: World) -> None:
+    headers = world.token()
+    body = json.dumps(_upload(world, world.a, "upload"))
+    first = world.client.post("/fhir", data=body, content_type=FHIR_JSON, headers=headers)
+    assert first.status_code == 200, first.json
+    assert [e["response"]["status"][:3] for e in first.json["entry"]] == ["201"] * 3
+    again = world.client.post("/fhir", data=body, content_type=FHIR_JSON, headers=headers)
+    assert again.status_code == 200, again.json
+    assert [e["response"]["status"][:3] for e in again.json["entry"]] == ["200"] * 3
+
+
+def test_binary_if_none_exist_matching_bs_photo_is_refused(world: World) -> None:
+    # B's upload, written upstream; then A's token sends the same criteria.
+    theirs = requests.post(
+        world.base,
+        json=_upload(world, world.b, "their-upload"),
+        headers={"Content-Type": FHIR_JSON},
+        timeout=30,
+    )
+    theirs.raise_for_status()
+    mine = _upload(world, world.a, "their-upload")
+    mine["entry"] = mine["entry"][:1]
+    response = world.client.post(
+        "/fhir", data=json.dumps(mine), content_type=FHIR_JSON, headers=world.token()
+    )
+    assert refused(response), response.json
+    assert "location" not in response.get_data(as_text=True)

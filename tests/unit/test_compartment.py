@@ -13,6 +13,7 @@ from symfhir.fhir.compartment import (
     load_compartment,
     owner_field,
     owner_ids,
+    owner_references,
     parse_compartment,
     patient_id_of,
     search_binds,
@@ -105,6 +106,17 @@ def test_aliases_of_a_transaction() -> None:
     observation = {"resourceType": "Observation", "subject": ref(urn)}
     assert not in_compartment(observation, "A")
     assert in_compartment(observation, "A", {urn: "A"})
+
+
+def test_owner_references() -> None:
+    provenance = {
+        "resourceType": "Provenance",
+        "target": [ref("Media/1"), {"identifier": {"value": "x"}}, ref("Binary/2")],
+        "agent": [{"who": ref("Practitioner/3")}],
+    }
+    assert owner_references(provenance) == ["Media/1", "Binary/2"]
+    assert owner_references({"resourceType": "Patient", "id": "A"}) == []
+    assert owner_references({"resourceType": "Practitioner", "id": "3"}) == []
 
 
 def test_identifier_only_reference_names_nobody() -> None:
