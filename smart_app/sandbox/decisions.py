@@ -60,7 +60,8 @@ class Decision:
     proxy must verify upstream first; those in `absent_ok` may also not exist (a PUT creating
     it, a DELETE). `patient_scoped` says only `patient/` scopes allowed it, so the answer is
     filtered to the patient's record. `if_none_exist` is the header to send instead of the
-    client's, `entry_if_none_exist` the same for transaction entries (index, criteria);
+    client's (for a patient's token, none is sent otherwise), `entry_if_none_exist` the
+    same for transaction entries (index, criteria);
     `criteria_checks` are `Type?criteria` searches whose every match must be the patient's
     (directly, or through the resources its owner element names).
     """
@@ -196,7 +197,11 @@ def _type_level(one: _One, rtype: str) -> Decision:
         criteria = bind_criteria(rtype, one.if_none_exist, pid) if direct else None
         if criteria is not None:
             return replace(decision, if_none_exist=criteria)
-        return replace(decision, criteria_checks=(f"{rtype}?{one.if_none_exist}",))
+        return replace(
+            decision,
+            if_none_exist=one.if_none_exist,
+            criteria_checks=(f"{rtype}?{one.if_none_exist}",),
+        )
     if one.method == "PUT":  # conditional update: the match, and what is written
         return _check(one.scopes, rtype, "u", bound and _body_ok(one, rtype))
     if one.method == "PATCH":  # conditional patch: never for a patient's token

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -67,6 +68,7 @@ DROP_RESPONSE_HEADERS = frozenset(
 )
 #: Content types the upstream parses as a FHIR resource (not as raw Binary content).
 RESOURCE_MEDIA = ("json", "xml", "turtle", "rdf", "html", "fhir", "form-urlencoded")
+PAGE_ID = re.compile(r"_getpages=([A-Za-z0-9-]+)")
 #: Parameters a HAPI paging link (`{base}?_getpages=…`) carries besides `_getpages`.
 PAGING_PARAMS = frozenset({"_getpages", "_getpagesoffset", "_count", "_bundletype", "_pretty"})
 UNAVAILABLE = "the FHIR server behind the sandbox is unavailable"
@@ -202,16 +204,12 @@ def _own_page(path: str, query: Mapping[str, list[str]], jti: str) -> Decision |
 
 
 def _remember_pages(text: str, jti: str, patient_scoped: bool) -> None:
-    try:
-        links = json.loads(text).get("link") or []
-    except (ValueError, AttributeError):
-        return
+    """Record the paging ids of every link in the answer (those of searches nested in a
+    batch answer too)."""
     store = sandbox().store
     with store.lock:
-        for link in links:
-            url = link.get("url") if isinstance(link, dict) else None
-            for page in parse_qs(str(url).partition("?")[2]).get("_getpages", [])[:1]:
-                store.search_pages[page] = (jti, patient_scoped)
+        for page in PAGE_ID.findall(text):
+            store.search_pages[page] = (jti, patient_scoped)
 
 
 def _bound_body(raw: bytes, decision: Decision) -> bytes:
@@ -226,6 +224,8 @@ def _bound_body(raw: bytes, decision: Decision) -> bytes:
 
 def _request_headers(decision: Decision, parts: list[str]) -> dict[str, str]:
     headers = {h: request.headers[h] for h in FORWARD_REQUEST_HEADERS if h in request.headers}
+    if decision.patient_scoped:
+        headers.pop("If-None-Exist", None)  # only what decide() bound or checked is sent
     if decision.if_none_exist is not None:
         headers["If-None-Exist"] = decision.if_none_exist
     if _raw_binary(parts) and "X-Security-Context" in request.headers:

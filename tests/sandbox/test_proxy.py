@@ -297,3 +297,53 @@ def test_user_scope_search_is_not_filtered(client, get_code, token_request, upst
     token = get_token(get_code, token_request, scope="launch user/Patient.rs")
     bundle = client.get("/fhir/Patient", headers=bearer(token)).json
     assert len(bundle["entry"]) == 1
+
+
+def test_if_none_exist_is_sent_bound_to_the_patient(client, get_code, token_request, upstream):
+    upstream.expect_request("/fhir/Observation", method="POST").respond_with_json(
+        {"resourceType": "Observation"}, status=201
+    )
+    token = get_token(get_code, token_request)
+    body = {"resourceType": "Observation", "subject": {"reference": f"Patient/{PATIENT}"}}
+    response = client.post(
+        "/fhir/Observation",
+        data=json.dumps(body),
+        content_type="application/fhir+json",
+        headers={**bearer(token), "If-None-Exist": "identifier=s|v"},
+    )
+    assert response.status_code == 201
+    sent = upstream.log[-1][0].headers
+    assert sent["If-None-Exist"] == f"identifier=s|v&patient=Patient%2F{PATIENT}"
+
+
+def test_a_patient_tokens_answers_are_asked_for_in_json(client, get_code, token_request, upstream):
+    upstream.expect_request("/fhir", method="POST").respond_with_json(
+        {"resourceType": "Bundle", "type": "transaction-response", "entry": []}
+    )
+    token = get_token(get_code, token_request)
+    observation = {"resourceType": "Observation", "subject": {"reference": f"Patient/{PATIENT}"}}
+    entry = {"resource": observation, "request": {"method": "POST", "url": "Observation"}}
+    body = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+    headers = {
+        **bearer(token),
+        "Accept": "*/*",
+        "If-None-Exist": "identifier=s|v",
+        "X-Security-Context": "Patient/someone-else",
+    }
+    response = client.post(
+        "/fhir", data=json.dumps(body), content_type="application/fhir+json", headers=headers
+    )
+    assert response.status_code == 200
+    sent = upstream.log[-1][0].headers
+    assert sent["Accept"] == "application/fhir+json"
+    assert "If-None-Exist" not in sent and "X-Security-Context" not in sent
+
+
+def test_a_patient_token_gets_no_answer_it_cannot_filter(client, get_code, token_request, upstream):
+    upstream.expect_request("/fhir/Observation").respond_with_data(
+        "<Bundle/>", content_type="application/fhir+xml"
+    )
+    token = get_token(get_code, token_request)
+    response = client.get(f"/fhir/Observation?patient={PATIENT}", headers=bearer(token))
+    assert response.status_code == 403
+    assert "<Bundle" not in response.get_data(as_text=True)
