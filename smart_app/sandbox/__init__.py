@@ -57,8 +57,9 @@ public client), `system/` scopes only and within the registration's system_scope
 (else invalid_scope; none registered: unauthorized_client); the token lasts 5 minutes, with
 no refresh token, id_token or launch context.
 
-Run: `python -m smart_app.sandbox` (werkzeug's threaded dev server; fine for a sandbox,
-never for production). Keys and state are in memory and are lost on restart.
+Run: `scripts/serve sandbox` (gunicorn, `smart_app.sandbox.wsgi:app`, one process with
+threads), or `python -m smart_app.sandbox` (werkzeug's threaded dev server). Keys and state are
+in the memory of that one process and are lost on restart.
 """
 
 from .app import create_sandbox

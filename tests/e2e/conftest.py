@@ -1,13 +1,13 @@
 """The whole stack for browser tests: HAPI (tests/integration), the sandbox EHR and the app as
-real processes on their own ports, seeded with the synthetic sample, and headless Chromium
-from Debian's packages driven by Selenium. Screenshots of each step go to out/e2e/."""
+real processes on their own ports, served by gunicorn exactly as `make demo` serves them
+(scripts/serve), seeded with the synthetic sample, and headless Chromium from Debian's packages
+driven by Selenium. Screenshots of each step go to out/e2e/."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,16 +38,17 @@ def _wait(url: str, proc: subprocess.Popen[bytes], name: str, log: Path) -> None
         try:
             if requests.get(url, timeout=2).status_code < 500:
                 return
-        except requests.ConnectionError:
+        # gunicorn listens before its worker has booted: a connection may wait unanswered.
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.2)
     pytest.fail(f"{name} did not answer at {url}:\n{log.read_text()}", pytrace=False)
 
 
-def _start(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _start(which: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as fh:
         return subprocess.Popen(
-            [sys.executable, "-m", module],
+            [str(ROOT / "scripts" / "serve"), which],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=fh,
@@ -103,8 +104,8 @@ def stack(seeded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
         "SYMFHIR_TRUSTED_ISS": ISS,
         "SYMFHIR_EHR_ORIGINS": SANDBOX,
     }
-    sandbox = _start("smart_app.sandbox", env, logs / "sandbox.log")
-    app = _start("smart_app", env, logs / "app.log")
+    sandbox = _start("sandbox", env, logs / "sandbox.log")
+    app = _start("app", env, logs / "app.log")
     try:
         _wait(f"{ISS}/.well-known/smart-configuration", sandbox, "sandbox", logs / "sandbox.log")
         _wait(f"{APP}/.well-known/jwks.json", app, "app", logs / "app.log")
