@@ -18,6 +18,8 @@ pytestmark = pytest.mark.faults
 TYPES = [
     "Organization",
     "Patient",
+    "Practitioner",
+    "PractitionerRole",
     "RelatedPerson",
     "QuestionnaireResponse",
     "Observation",
