@@ -149,7 +149,8 @@ def _patient_limits(decision: Decision, query: Mapping[str, Sequence[str]]) -> D
         return decision
     if "_cascade" in query:
         return _refuse("a cascading delete is not allowed for a patient's token")
-    formats = [v.strip().lower() for v in query.get("_format", [])]
+    # An unescaped "+" in "_format=application/fhir+json" arrives as a space.
+    formats = [v.strip().lower().replace(" ", "+") for v in query.get("_format", [])]
     if any(f not in JSON_FORMATS for f in formats):
         return _refuse("only JSON (_format=json) answers are available to a patient's token")
     return decision

@@ -283,7 +283,7 @@ def _forward(
 
 def _query(raw: bytes, parts: list[str]) -> dict[str, list[str]]:
     query = parse_qs(request.query_string.decode("utf-8"), keep_blank_values=True)
-    if parts[-1:] == ["_search"] and "form" in (request.content_type or ""):
+    if parts[-1:] == ["_search"] and "form-urlencoded" in (request.content_type or ""):
         for key, values in parse_qs(raw.decode("utf-8"), keep_blank_values=True).items():
             query.setdefault(key, []).extend(values)
     return query

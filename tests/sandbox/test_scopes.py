@@ -91,6 +91,13 @@ ALLOW = [
     (req("GET", "Observation", {"patient": P}), ["patient/Observation.rs"]),
     (req("GET", "Observation", {"subject": f"Patient/{P}"}), ["patient/Observation.s"]),
     (req("GET", "Observation", {"subject": f"Patient/{P}", "code": "x"}), ["patient/*.rs"]),
+    (req("GET", "Observation", {"patient": P, "_format": "json"}), ["patient/*.rs"]),
+    (
+        req("GET", "Observation", {"patient": P, "_format": "application/fhir json"}),
+        ["patient/*.s"],
+    ),
+    (req("GET", "Observation", {"code": "x", "_format": "xml"}), ["user/*.rs"]),
+    (req("DELETE", "Observation/o1", {"_cascade": "delete"}), ["user/*.cruds"]),
     (req("POST", "Observation/_search", {"patient": P}), ["patient/Observation.s"]),
     (req("GET", f"Patient/{P}/$everything"), ["patient/*.rs"]),
     (req("GET", f"Patient/{P}/Observation"), ["patient/Observation.s"]),
