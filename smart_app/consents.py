@@ -31,6 +31,9 @@ SAVED_MESSAGES = {
     "declined": "Consent recorded as declined.",
     "withdrawn": "Consent withdrawn.",
 }
+KEPT_AS_DOCUMENT = (
+    "This EHR cannot store consents as such: it was kept as a document (DocumentReference)."
+)
 READ_ONLY = AppError(
     403,
     "read_only",
@@ -75,6 +78,8 @@ def _render(
 def _saved_message(saved: str, kind: str) -> str:
     message = SAVED_MESSAGES.get(saved, "")
     spec = load_consent_kinds().kinds.get(kind)
+    if message and request.args.get("kept") == "document":
+        message += " " + KEPT_AS_DOCUMENT
     return f"{spec.label}: {message[0].lower()}{message[1:]}" if message and spec else message
 
 
@@ -113,7 +118,13 @@ def capture() -> Any:
         form.pop("signature_data", None)
         return _render(result.record, status=400, errors=result.errors, form=form)
     return redirect(
-        url_for("consents.index", saved=result.decision, kind=result.kind) + "#consent-saved",
+        url_for(
+            "consents.index",
+            saved=result.decision,
+            kind=result.kind,
+            **({"kept": "document"} if result.fallback else {}),
+        )
+        + "#consent-saved",
         303,
     )
 

@@ -24,6 +24,8 @@ from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.consents.status import consent_overview
 from symfhir.workspace.contraindications import Contraindication, Rule, contraindications
+from symfhir.workspace.fallbacks import LABEL as FALLBACK_LABEL
+from symfhir.workspace.fallbacks import fallback_search, restore
 
 INTAKE_OBS = "http://symfhir.org/fhir/CodeSystem/intake-observation"
 MEDICATION_KIND_SYSTEM = "http://symfhir.org/fhir/CodeSystem/medication-kind"
@@ -89,9 +91,10 @@ class SummaryRead:
     truncated: bool
 
 
-def summary_batch(patient_id: str) -> dict[str, Any]:
+def summary_batch(patient_id: str, fallbacks: bool = False) -> dict[str, Any]:
     """The batch Bundle reading the patient and what refers to them (ids need no escaping:
-    ``check_id`` allows only [A-Za-z0-9.-]; it raises FhirRequestError for anything else)."""
+    ``check_id`` allows only [A-Za-z0-9.-]; it raises FhirRequestError for anything else);
+    with ``fallbacks``, also the Consents kept as DocumentReferences."""
     pid = check_id(patient_id)
     entries = [{"request": {"method": "GET", "url": f"Patient/{pid}"}}]
     for resource_type, parameter, sort in SEARCHES:
@@ -99,6 +102,8 @@ def summary_batch(patient_id: str) -> dict[str, Any]:
         if sort:
             url += f"&_sort={sort}"
         entries.append({"request": {"method": "GET", "url": url}})
+    if fallbacks:
+        entries.append({"request": {"method": "GET", "url": fallback_search(pid, ["consent"])}})
     return {"resourceType": "Bundle", "type": "batch", "entry": entries}
 
 
@@ -114,14 +119,16 @@ def read_summary(
     batch and audited as one read. Time windows of the warnings count back from the spa's
     calendar day. Raises FhirServerError when the batch itself fails (an entry that fails is
     named in ``failed``), ConfigError when the bundled rules or consent kinds are unusable.
-    Reading asks nothing of ``actor`` the server does not check itself."""
-    answer = client.batch(summary_batch(patient_id))
-    found = batch_resources(answer, LABELS)
-    audit("read", description=f"summary view read {READ_TYPES}")
+    Consents kept as DocumentReferences are read too when ``actor`` may search them."""
+    fallbacks = actor.may("DocumentReference", "s")
+    answer = client.batch(summary_batch(patient_id, fallbacks))
+    found = batch_resources(answer, [*LABELS, FALLBACK_LABEL] if fallbacks else LABELS)
+    read = f"{READ_TYPES}, {FALLBACK_LABEL}" if fallbacks else READ_TYPES
+    audit("read", description=f"summary view read {read}")
     zone = load_spa().zone
     today = (now or datetime.now(UTC)).astimezone(zone).date()
     summary = build_summary(
-        found.resources, patient_id, load_consent_kinds(), today=today, zone=zone
+        restore(found.resources), patient_id, load_consent_kinds(), today=today, zone=zone
     )
     return SummaryRead(summary, found.failed, found.truncated)
 

@@ -20,6 +20,7 @@ from werkzeug import Request, Response
 
 from smart_app.consents import bp as consents_bp
 from symfhir.workspace.consents.recording import consents_batch
+from tests.app.capabilities import Capabilities
 from tests.app.conftest import launch
 from tests.app.fake_ehr import FHIR_JSON, FakeEhr
 from tests.app.resources import guardian_resources
@@ -55,6 +56,7 @@ class Transactions:
         self.bundles: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.fail_status: int | None = None
+        self.capabilities = Capabilities(fake.server)
         (handler,) = [
             h
             for h in fake.server.handlers
@@ -503,3 +505,14 @@ def test_capture_is_refused_until_the_birth_date_settles_the_age(page, tx, fake_
         r'id="err-signer"[^>]*role="alert">[^<]*Date of birth', text.replace("&#34;", '"')
     )
     assert tx.bundles == []
+
+
+def test_capture_on_a_server_without_consent_keeps_a_document_and_says_so(page, tx):
+    tx.capabilities.creatable.discard("Consent")
+    response = page.post("/consents/capture", data=capture_form(csrf(page)))
+    assert response.status_code == 303, response.get_data(as_text=True)
+    (bundle,) = tx.bundles
+    types = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert types == ["DocumentReference", "Provenance"]
+    after = page.get(response.headers["Location"]).get_data(as_text=True)
+    assert "kept as a document (DocumentReference)" in after

@@ -22,6 +22,7 @@ from smart_app.photos import bp as photos_bp
 from symfhir.mapping.photos import PHASE_EXTENSION
 from symfhir.photos.files import sha1_b64
 from symfhir.workspace.photos import uploading
+from tests.app.capabilities import Capabilities
 from tests.app.conftest import launch
 from tests.app.fake_ehr import FHIR_JSON, FakeEhr
 
@@ -86,6 +87,7 @@ class PhotoServer:
         self.binaries: dict[str, tuple[str, bytes]] = {}
         self.transactions: list[dict[str, Any]] = []
         self.refuse_next = False
+        self.capabilities = Capabilities(self.server)
         self.server.expect_request(
             re.compile(r"^/fhir/Media/[^/]+$"), method="GET"
         ).respond_with_handler(self._read_media)
@@ -524,3 +526,22 @@ def test_a_transaction_the_server_refuses_is_reported_per_file(writer, server):
     page = response.get_data(as_text=True)
     assert 'id="upload-error"' in page and "nothing was stored" in page
     assert '<li class="upload-error"><span class="file-name">a.jpg</span>' in page
+
+
+def test_upload_on_a_server_without_media_stores_documents_and_says_so(client, fake_ehr, server):
+    server.capabilities.creatable.discard("Media")
+    fake_ehr.granted_scope = WRITE_SCOPE + " patient/DocumentReference.crs"
+    assert launch(client, fake_ehr).status_code == 303
+    writer = client
+    csrf = token(writer.get("/photos").get_data(as_text=True))
+    server.expect_transaction()
+    response = writer.post(
+        "/photos/upload",
+        data=form(csrf, [(jpeg("green"), "IMG_1.jpg")]),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "IMG_1.jpg</span>: stored as a DocumentReference" in response.get_data(as_text=True)
+    (bundle,) = server.transactions
+    types = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert types == ["Binary", "DocumentReference", "Provenance"]

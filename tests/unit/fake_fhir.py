@@ -11,7 +11,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from symfhir.errors import FhirNotFoundError, FhirServerError
-from symfhir.fhir.compartment import compartment_search_params, patient_id_of
+from symfhir.fhir.capabilities import Capabilities
+from symfhir.fhir.compartment import compartment_search_params, load_compartment, patient_id_of
 
 BASE = "https://ehr.example.org/fhir"
 
@@ -27,6 +28,13 @@ class FakeFhir:
     failing_types: set[str] = field(default_factory=set)
     #: statuses to answer a transaction's entries with, in order (default 201 Created)
     entry_statuses: list[str] = field(default_factory=list)
+    #: types the CapabilityStatement says cannot be created (a server without Media, say)
+    cannot_create: set[str] = field(default_factory=set)
+
+    def capabilities(self) -> Capabilities:
+        types = {t for t in load_compartment() if t not in self.cannot_create}
+        every = frozenset({"create", "read", "update", "search-type"})
+        return Capabilities("4.0.1", {t: every for t in types | {"Practitioner", "Organization"}})
 
     def _search(self, resource_type: str, params: dict[str, str]) -> list[dict[str, Any]]:
         found = [r for r in self.resources if r.get("resourceType") == resource_type]

@@ -52,7 +52,9 @@ def given(pid: str = "p1", cid: str = "c1") -> dict:
 
 def test_read_names_what_it_read_and_searches_guardians_only_when_allowed():
     trail = Trail()
-    no_related = Actor("Practitioner/dr1", permits=lambda t, i: t != "RelatedPerson")
+    no_related = Actor(
+        "Practitioner/dr1", permits=lambda t, i: t not in ("RelatedPerson", "DocumentReference")
+    )
     record = read_consents(FakeFhir([patient(), given()]), no_related, "p1", audit=trail, now=NOW)  # type: ignore[arg-type]
     assert not record.guardians_read and not record.may_add_guardian
     research = next(k for k in record.overview if k.key == "research")
@@ -61,7 +63,7 @@ def test_read_names_what_it_read_and_searches_guardians_only_when_allowed():
     fhir = FakeFhir([patient(), given(pid="p2")])
     record = read_consents(fhir, ACTOR, "p1", audit=trail, now=NOW)  # type: ignore[arg-type]
     assert next(k for k in record.overview if k.key == "research").status == "never asked"
-    assert len(fhir.batches[0]["entry"]) == 3  # with RelatedPerson
+    assert len(fhir.batches[0]["entry"]) == 4  # with RelatedPerson and DocumentReference
     assert record.guardians_read and record.age == 36 and not record.minor
 
 

@@ -166,7 +166,9 @@ def test_gallery_lists_the_client_s_photos_and_what_may_not_be_created():
         )
     )
     trail = Trail()
-    actor = Actor("Practitioner/dr1", permits=lambda t, i: t != "Provenance")
+    actor = Actor(
+        "Practitioner/dr1", permits=lambda t, i: t not in ("Provenance", "DocumentReference")
+    )
     view = viewing.list_gallery(fhir, actor, "p1", audit=trail, now=NOW)  # type: ignore[arg-type]
     assert [p.media_id for p in view.record.gallery.photos] == ["1"]
     assert view.missing == ["Provenance"]

@@ -35,12 +35,18 @@ from symfhir.workspace.consents.withdrawal import (
     find_withdrawable,
     withdrawal_bundle,
 )
+from symfhir.workspace.fallbacks import LABEL as FALLBACK_LABEL
+from symfhir.workspace.fallbacks import adapt_for_server, fallback_search, is_fallback, restore
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 200
 RELATED_PAGE_SIZE = 50
 LABELS = ["Patient", "Consent", "RelatedPerson"]
+FALLBACK_WITHDRAWAL = (
+    "This consent is kept as a document on this EHR (it cannot store consents as such): "
+    "withdraw it in the EHR."
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class CaptureResult:
     kind: str = ""
     decision: str = ""
     errors: dict[str, str] = field(default_factory=dict)
+    fallback: bool = False  # stored as a DocumentReference: the server cannot store Consent
 
 
 @dataclass(frozen=True)
@@ -90,9 +97,12 @@ class WithdrawResult:
     problem: str = ""
 
 
-def consents_batch(patient_id: str, related: bool = True) -> dict[str, Any]:
-    """One batch: the Patient (for the birth date), the patient's Consents, newest first, and
-    (``related``) the patient's RelatedPersons, the parents and guardians who may sign."""
+def consents_batch(
+    patient_id: str, related: bool = True, fallbacks: bool = False
+) -> dict[str, Any]:
+    """One batch: the Patient (for the birth date), the patient's Consents, newest first,
+    (``related``) the patient's RelatedPersons, the parents and guardians who may sign, and
+    (``fallbacks``) the Consents kept as DocumentReferences."""
     pid = check_id(patient_id)
     urls = [
         f"Patient/{pid}",
@@ -100,6 +110,8 @@ def consents_batch(patient_id: str, related: bool = True) -> dict[str, Any]:
     ]
     if related:
         urls.append(f"RelatedPerson?patient=Patient/{pid}&_count={RELATED_PAGE_SIZE}")
+    if fallbacks:
+        urls.append(fallback_search(pid, ["consent"]))
     return {
         "resourceType": "Bundle",
         "type": "batch",
@@ -115,8 +127,10 @@ def read_record(
     The RelatedPersons are searched only when ``actor`` may search them (without that, none
     are on file; a new guardian still needs RelatedPerson create)."""
     related = actor.may("RelatedPerson", "s")
-    found = batch_resources(client.batch(consents_batch(patient_id, related)), LABELS)
-    own = [r for r in found.resources if in_compartment(r, patient_id)]
+    fallbacks = actor.may(FALLBACK_LABEL, "s")
+    labels = [*LABELS[: 3 if related else 2], *([FALLBACK_LABEL] if fallbacks else [])]
+    found = batch_resources(client.batch(consents_batch(patient_id, related, fallbacks)), labels)
+    own = [r for r in restore(found.resources) if in_compartment(r, patient_id)]
     patient = next((r for r in own if r.get("resourceType") == "Patient"), None)
     consents = [r for r in own if r.get("resourceType") == "Consent"]
     age = patient_age(patient, ctx.today)
@@ -136,7 +150,9 @@ def read_record(
 
 
 def _read_types(actor: Actor) -> str:
-    return "Patient, Consent" + (", RelatedPerson" if actor.may("RelatedPerson", "s") else "")
+    types = ["Patient", "Consent"]
+    types += [t for t in ("RelatedPerson", FALLBACK_LABEL) if actor.may(t, "s")]
+    return ", ".join(types)
 
 
 def read_consents(
@@ -166,8 +182,12 @@ def capture_consent(
     """Record the consent ``form`` describes (kind, decision, signer, signature, policy
     version, guardian).
 
+    On a server that cannot create Consent (its CapabilityStatement), the Consent is stored
+    as a DocumentReference, as the import does (``fallback`` says so).
+
     Raises NotAllowedError in a read-only session (before anything is read),
     FhirValidationError when the built Consent breaks the FHIR rules (nothing written),
+    FhirCapabilityError when the server can store neither Consent nor DocumentReference,
     FhirServerError when the transaction fails.
     """
     actor.require(())
@@ -183,11 +203,12 @@ def capture_consent(
     entries = capture_entries(
         parsed, patient_id, actor.fhir_user, kinds, ctx, basis, physician=record.physician
     )
-    client.transaction(capture_bundle(entries))
+    bundle, fell_back = adapt_for_server(client, capture_bundle(entries), "record consents")
+    client.transaction(bundle)
     guardian = parsed.guardian
     what = " and a RelatedPerson" if guardian is not None and not guardian.on_file else ""
     audit("create", description=f"consents page recorded a {parsed.kind} Consent{what}")
-    return CaptureResult("saved", record, parsed.kind, parsed.decision)
+    return CaptureResult("saved", record, parsed.kind, parsed.decision, fallback=bool(fell_back))
 
 
 def withdraw_consent(
@@ -216,6 +237,8 @@ def withdraw_consent(
         return WithdrawResult("refused", record, problem)
     if shown != ("", "") and shown != (current.id, current.version):
         return WithdrawResult("changed", record, CHANGED_MEANWHILE)
+    if is_fallback(record.consents[current.id]):
+        return WithdrawResult("refused", record, FALLBACK_WITHDRAWAL)
     bundle = withdrawal_bundle(
         record.consents[current.id], current.version, patient_id, actor.fhir_user, ctx
     )

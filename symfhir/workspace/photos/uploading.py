@@ -24,6 +24,8 @@ from symfhir.photos.clean import clean_image
 from symfhir.photos.files import CleanImage
 from symfhir.validation import FastValidator, bundle_rules
 from symfhir.workspace.actor import Actor
+from symfhir.workspace.fallbacks import LABEL as FALLBACK_LABEL
+from symfhir.workspace.fallbacks import adapt_for_server
 from symfhir.workspace.photos.consents import clinical_consent_problem
 from symfhir.workspace.photos.upload import (
     FORM_FIELDS,
@@ -33,8 +35,8 @@ from symfhir.workspace.photos.upload import (
 )
 from symfhir.workspace.photos.viewing import (
     LIMITS,
-    WRITTEN_TYPES,
     PhotoRecord,
+    missing_for_upload,
     read_record,
 )
 
@@ -118,13 +120,19 @@ def upload_photos(
     """Store ``files`` as the client's photos, described by ``form`` (``FORM_FIELDS``: body
     site, view, phase, treatment, local ``taken_at``), in one transaction.
 
-    Raises NotAllowedError (read-only, or a type of ``WRITTEN_TYPES`` not creatable) before
-    anything is read; FhirValidationError when the built resources break the rules (a bug:
-    nothing is written); FhirServerError when the server fails other than by refusing.
+    On a server that cannot create Media (its CapabilityStatement), each photo is stored as
+    a DocumentReference, as the import does, and each file's line says so.
+
+    Raises NotAllowedError (read-only, or a type the upload writes not creatable) before
+    anything is written, and for ``missing_for_upload`` before anything is read;
+    FhirValidationError when the built resources break the rules (a bug: nothing is
+    written); FhirCapabilityError when the server can store neither Media nor
+    DocumentReference; FhirServerError when the server fails other than by refusing.
     """
-    actor.require((t, "c") for t in WRITTEN_TYPES)
+    missing = missing_for_upload(actor)
+    actor.require([(t, "c") for t in missing])
     ctx = MappingContext.load(now or datetime.now(UTC))
-    record = read_record(client, patient_id, ctx)
+    record = read_record(client, actor, patient_id, ctx)
     values = {name: form.get(name, "") for name in FORM_FIELDS}
     fields, field_errors = parse_upload_fields(
         values,
@@ -158,6 +166,9 @@ def upload_photos(
     problems = [p for e in entries for p in _VALIDATOR.validate(e.resource)] or bundle_rules(bundle)
     if problems:
         raise FhirValidationError([(p.path, p.message) for p in problems])
+    bundle, fell_back = adapt_for_server(client, bundle, "store photos")
+    actor.require((str(e["resource"]["resourceType"]), "c") for e in bundle["entry"])
+    stored_as = " as a DocumentReference (this EHR cannot store Media)" if fell_back else ""
     try:
         answer = client.transaction(bundle)
     except (FhirRequestError, FhirConflictError) as exc:
@@ -165,16 +176,17 @@ def upload_photos(
         results = [FileResult(name, False, "not stored") for name, _, _ in cleaned]
         message = "The EHR refused the photos; nothing was stored. Try again or ask for help."
         return UploadResult("refused", record, results, form_error=message)
-    # Entries are Binary, Media per image: a Media answered 200 matched an existing one.
+    # Entries are Binary, Media (or its DocumentReference) per image: 200 matched an existing one.
     responses = [(e.get("response") or {}) for e in answer.get("entry") or []]
     media_status = {
         image.sha1_b64: str(responses[2 * i + 1].get("status")) for i, image in enumerate(images)
     }
+    media_type = FALLBACK_LABEL if fell_back else "Media"
     media_ids = [_location_id(responses[2 * i + 1].get("location")) for i in range(len(images))]
     audit(
         "create",
         description=f"photos upload created {len(images)} Media with Binary",
-        resources=[f"Media/{m}" for m in media_ids if m],
+        resources=[f"{media_type}/{m}" for m in media_ids if m],
     )
     results = []
     first: dict[str, str] = {}
@@ -186,16 +198,21 @@ def upload_photos(
         else:
             first[image.sha1_b64] = name
             stored = media_status[image.sha1_b64].startswith("201")
-            results.append(FileResult(name, True, "stored" if stored else "already in the record"))
+            said = f"stored{stored_as}" if stored else "already in the record"
+            results.append(FileResult(name, True, said))
     return UploadResult(
         "stored",
-        read_record(client, patient_id, ctx),
+        read_record(client, actor, patient_id, ctx),
         results,
         media_ids=[m for m in media_ids if m],
     )
 
 
 def _location_id(location: object) -> str:
-    """The id of a transaction response's ``Media/<id>/_history/<v>`` location, "" if none."""
+    """The id of a transaction response's ``Media/<id>/_history/<v>`` location (or of the
+    DocumentReference standing in for the Media), "" if none."""
     parts = location.split("/") if isinstance(location, str) else []
-    return parts[parts.index("Media") + 1] if "Media" in parts[:-1] else ""
+    for index, part in enumerate(parts[:-1]):
+        if part in ("Media", FALLBACK_LABEL):
+            return parts[index + 1]
+    return ""

@@ -10,6 +10,7 @@ on the same server (``binary_id``): a Media naming another client, or a URL else
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,8 @@ from symfhir.mapping.context import MappingContext
 from symfhir.photos.files import JPEG, ImageLimits, sniff
 from symfhir.photos.thumbnail import thumbnail
 from symfhir.workspace.actor import Actor
+from symfhir.workspace.fallbacks import LABEL as FALLBACK_LABEL
+from symfhir.workspace.fallbacks import fallback_search, read_fallback, restore
 from symfhir.workspace.photos.consents import ConsentState, consent_states
 from symfhir.workspace.photos.gallery import (
     Gallery,
@@ -89,8 +92,9 @@ class Comparison:
         return self.before.body_site == self.after.body_site
 
 
-def gallery_batch(patient_id: str) -> dict[str, Any]:
-    """One batch: the Patient, the patient's Media, Procedures and Consents, newest first."""
+def gallery_batch(patient_id: str, fallbacks: bool = False) -> dict[str, Any]:
+    """One batch: the Patient, the patient's Media, Procedures and Consents, newest first;
+    with ``fallbacks``, also the Media and Consents kept as DocumentReferences."""
     pid = check_id(patient_id)
     urls = [
         f"Patient/{pid}",
@@ -98,6 +102,8 @@ def gallery_batch(patient_id: str) -> dict[str, Any]:
         f"Procedure?subject=Patient/{pid}&_count={PAGE_SIZE}&_sort=-date",
         f"Consent?patient=Patient/{pid}&_count={PAGE_SIZE}&_sort=-date",
     ]
+    if fallbacks:
+        urls.append(fallback_search(pid))
     return {
         "resourceType": "Bundle",
         "type": "batch",
@@ -105,12 +111,17 @@ def gallery_batch(patient_id: str) -> dict[str, Any]:
     }
 
 
-def read_record(client: FhirClient, patient_id: str, ctx: MappingContext) -> PhotoRecord:
-    """The gallery batch, read and shaped (not audited: the caller's workflow is). Raises
+def read_record(
+    client: FhirClient, actor: Actor, patient_id: str, ctx: MappingContext
+) -> PhotoRecord:
+    """The gallery batch, read and shaped (not audited: the caller's workflow is); Media and
+    Consents kept as DocumentReferences are read too when ``actor`` may search them. Raises
     FhirServerError when the batch fails as a whole."""
-    found = batch_resources(client.batch(gallery_batch(patient_id)), LABELS)
+    fallbacks = actor.may("DocumentReference", "s")
+    labels = [*LABELS, FALLBACK_LABEL] if fallbacks else LABELS
+    found = batch_resources(client.batch(gallery_batch(patient_id, fallbacks)), labels)
     zone = ctx.spa.zone
-    own = [r for r in found.resources if in_compartment(r, patient_id)]
+    own = [r for r in restore(found.resources) if in_compartment(r, patient_id)]
     patient = next((r for r in own if r.get("resourceType") == "Patient"), None)
     consents = [r for r in own if r.get("resourceType") == "Consent"]
     return PhotoRecord(
@@ -132,8 +143,13 @@ def _choices(ctx: MappingContext, valueset: str) -> list[Option]:
 
 
 def missing_for_upload(actor: Actor) -> list[str]:
-    """The types an upload writes that ``actor`` may not create."""
-    return [t for t in WRITTEN_TYPES if not actor.may(t, "c")]
+    """The types an upload writes that ``actor`` may not create (a photo is a Media, or a
+    DocumentReference on a server that cannot store Media: either will do here)."""
+    return [
+        t
+        for t in WRITTEN_TYPES
+        if not actor.may(t, "c") and not (t == "Media" and actor.may(FALLBACK_LABEL, "c"))
+    ]
 
 
 def list_gallery(
@@ -146,10 +162,11 @@ def list_gallery(
 ) -> GalleryView:
     """The client's gallery, audited as one read naming every Media shown."""
     ctx = MappingContext.load(now or datetime.now(UTC))
-    record = read_record(client, patient_id, ctx)
+    record = read_record(client, actor, patient_id, ctx)
+    read = ", ".join([*LABELS, FALLBACK_LABEL] if actor.may(FALLBACK_LABEL, "s") else LABELS)
     audit(
         "read",
-        description="photos view read Patient, Media, Procedure, Consent",
+        description=f"photos view read {read}",
         resources=[f"Media/{photo.media_id}" for photo in record.gallery.photos],
     )
     return GalleryView(record, missing_for_upload(actor))
@@ -158,16 +175,12 @@ def list_gallery(
 def read_media(
     client: FhirClient, patient_id: str, media_id: str, *, audit: AuditTrail
 ) -> dict[str, Any] | None:
-    """The client's Media ``media_id``; None when it does not exist, the server refuses it,
-    or it is another client's (that refusal is audited)."""
-    try:
-        media: dict[str, Any] | None = client.read("Media", check_id(media_id))
-    except (FhirNotFoundError, FhirRequestError):
-        media = None  # FhirRequestError: an id check_id refuses
-    except FhirAuthError as exc:
-        if exc.status != 403:  # the EHR refuses another patient's resource with 403
-            raise
-        media = None
+    """The client's Media ``media_id`` (or the DocumentReference of that id standing in for
+    one); None when neither exists, the server refuses it, or it is another client's (that
+    refusal is audited)."""
+    media = _read(lambda: client.read("Media", check_id(media_id)))
+    if media is None:
+        media = _read(lambda: read_fallback(client, "Media", check_id(media_id)))
     if media is not None and not in_compartment(media, patient_id):
         audit(
             "read",
@@ -176,6 +189,17 @@ def read_media(
         )
         return None
     return media
+
+
+def _read(read: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+    try:
+        return read()
+    except (FhirNotFoundError, FhirRequestError):
+        return None  # FhirRequestError: an id check_id refuses, or a type the server lacks
+    except FhirAuthError as exc:
+        if exc.status != 403:  # the EHR refuses another patient's resource with 403
+            raise
+        return None
 
 
 def photo_image(
@@ -230,7 +254,7 @@ def compare_photos(
     if before is None or after is None:
         return None
     ctx = MappingContext.load(now or datetime.now(UTC))
-    record = read_record(client, patient_id, ctx)
+    record = read_record(client, actor, patient_id, ctx)
     others = [r for r in record.resources if r.get("resourceType") != "Media"]
     pair = build_gallery([*others, before, after], patient_id, ctx.terminology, ctx.spa.zone)
     items = {p.media_id: p for p in pair.photos}
