@@ -147,6 +147,9 @@ def refused(response: Any) -> bool:
         "Patient/{a}/_history/../../../Observation",
         "Patient/{a}/_history/../../../_history",
         "Patient/{a}/_history/../../..?_type=Patient",
+        "_history",
+        "?_type=Patient,Observation",
+        "Observation/_history",
     ],
 )
 def test_path_traversal_is_refused(world: World, template: str) -> None:
