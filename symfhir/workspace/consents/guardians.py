@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from symfhir.cardnumbers import has_card_number
+from symfhir.fhir.compartment import in_compartment
+from symfhir.fhir.reading import human_name
 from symfhir.mapping.context import MappingContext
 from symfhir.mapping.refs import Entry, digest, entry, identifier
 from symfhir.workspace.consents.signature import CARD_NUMBER, checked_name
@@ -54,23 +56,6 @@ def _signing_codes(ctx: MappingContext) -> set[tuple[str, str]]:
     return {(c["system"], c["code"]) for c in codings}
 
 
-def _is_patients(resource: Mapping[str, Any], patient_id: str) -> bool:
-    ref = str((resource.get("patient") or {}).get("reference", ""))
-    return ref == f"Patient/{patient_id}" or ref.endswith(f"/Patient/{patient_id}")
-
-
-def _name(resource: Mapping[str, Any]) -> str:
-    for name in resource.get("name") or []:
-        if not isinstance(name, Mapping):
-            continue
-        text = name.get("text") or " ".join(
-            [*(str(g) for g in name.get("given") or []), str(name.get("family") or "")]
-        )
-        if str(text).strip():
-            return str(text).strip()
-    return ""
-
-
 def _relationship_label(concepts: Iterable[Any]) -> str:
     labels: list[str] = []
     for concept in concepts:
@@ -94,7 +79,7 @@ def guardians_on_file(
     for resource in resources:
         if resource.get("resourceType") != "RelatedPerson" or not resource.get("id"):
             continue
-        if resource.get("active") is False or not _is_patients(resource, patient_id):
+        if resource.get("active") is False or not in_compartment(resource, patient_id):
             continue
         concepts = [c for c in resource.get("relationship") or [] if isinstance(c, Mapping)]
         found = {
@@ -105,7 +90,7 @@ def guardians_on_file(
         }
         if not found & codes:
             continue
-        name = _name(resource) or "(no name on file)"
+        name = human_name(resource.get("name")) or "(no name on file)"
         out.append(Guardian(name, _relationship_label(concepts), str(resource["id"])))
     return sorted(out, key=lambda g: (g.name.casefold(), g.id))
 

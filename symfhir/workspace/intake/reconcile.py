@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from symfhir.fhir.compartment import in_compartment
 from symfhir.fhir.paths import check_id
 from symfhir.mapping.context import MappingContext
 from symfhir.mapping.history import ALLERGY_CLINICAL, CONDITION_CLINICAL
@@ -185,14 +186,11 @@ def reconcile(
 
 
 def _by_identifier(found: list[dict[str, Any]], patient_id: str) -> dict[tuple[str, str], dict]:
-    target = f"Patient/{patient_id}"
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for resource in found:
         if resource.get("resourceType") not in LIFECYCLES or not resource.get("id"):
             continue
-        life = LIFECYCLES[resource["resourceType"]]
-        reference = str((resource.get(life.patient_param) or {}).get("reference", ""))
-        if reference != target and not reference.endswith("/" + target):
+        if not in_compartment(resource, patient_id):
             continue
         for ident in resource.get("identifier") or []:
             if isinstance(ident, dict) and ident.get("system") and ident.get("value"):
