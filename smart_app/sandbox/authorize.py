@@ -7,6 +7,7 @@ every later error is redirected to the app with `error`, `error_description` and
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import requests
@@ -52,6 +53,8 @@ CAPABILITIES = [
 ]
 
 bp = Blueprint("sandbox_auth", __name__)
+
+log = logging.getLogger(__name__)
 
 
 @bp.get("/.well-known/smart-configuration")
@@ -144,7 +147,9 @@ def metadata() -> Response:
         response.raise_for_status()
         capability = response.json()
     except (requests.RequestException, ValueError) as error:
-        return outcome(502, "exception", f"upstream metadata unavailable: {error}")
+        # The error's text names the upstream URL; the log gets its kind only.
+        log.warning("sandbox upstream: metadata failed: %s", type(error).__name__)
+        return outcome(502, "exception", "the FHIR server behind the sandbox is unavailable")
     rests = capability.setdefault("rest", [{"mode": "server"}])
     security = rests[0].setdefault("security", {})
     security.setdefault("service", []).append(

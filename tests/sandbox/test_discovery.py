@@ -183,3 +183,14 @@ def test_openid_configuration_matches(client):
     smart = client.get("/fhir/.well-known/smart-configuration").json
     assert oidc["issuer"] == smart["issuer"]
     assert oidc["jwks_uri"] == smart["jwks_uri"]
+
+
+def test_metadata_502_names_no_upstream(client, caplog):
+    # The app's `client` fixture fronts a dead upstream (port 9): the answer and the log say
+    # what failed, never where the upstream is.
+    response = client.get("/fhir/metadata")
+    assert response.status_code == 502
+    body = response.get_data(as_text=True)
+    assert "127.0.0.1" not in body and ":9" not in body
+    assert "unavailable" in body
+    assert all("127.0.0.1" not in record.getMessage() for record in caplog.records)
