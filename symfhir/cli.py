@@ -9,6 +9,7 @@ Exit codes (every subcommand):
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -17,16 +18,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from symfhir.cardnumbers import mask_log_records, masked
+from symfhir.command_options import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, add_server_options
 from symfhir.errors import FhirServerError, SymfhirError
 
 if TYPE_CHECKING:
     from symfhir.map_job import MapOptions
 
-EXIT_OK = 0
-EXIT_PARTIAL = 1
-EXIT_FATAL = 2
 
 log = logging.getLogger("symfhir")
+
+#: Modules adding subcommands of their own feature: each has ``register(sub)``, which adds
+#: its parsers with ``set_defaults(run=handler)``; ``handler(args) -> int`` is the exit code.
+#: They import what they need inside the handler, so ``symfhir map`` starts no slower.
+FEATURE_COMMANDS: tuple[str, ...] = ()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,12 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         "2 usage error or the server stopped the run (re-run with --resume to continue).",
     )
     _input_options(i)
-    i.add_argument(
-        "--server",
-        help="FHIR base URL; default $FHIR_BASE_URL, then the config file, "
-        "then http://localhost:8080/fhir",
-    )
-    i.add_argument("--config", type=Path, help="config file (TOML, [server] table)")
+    add_server_options(i)
     i.add_argument("--batch-size", type=_positive, default=20, help="clients per transaction")
     i.add_argument("--workers", type=_positive, default=4, help="concurrent transactions")
     i.add_argument(
@@ -98,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="validate FHIR JSON or NDJSON and print every problem")
     v.add_argument("file", type=Path)
+    for name in FEATURE_COMMANDS:
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -254,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     mask_log_records()
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        run = getattr(args, "run", None) or COMMANDS[args.command]
+        return run(args)
     except SymfhirError as err:
         print(f"symfhir: error: {_safe(err)}", file=sys.stderr)
         return EXIT_FATAL
