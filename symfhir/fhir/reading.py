@@ -83,6 +83,15 @@ def human_name(names: object, prefer: str = "official") -> str:
     return ""
 
 
+def read_batch(urls: Sequence[str]) -> dict[str, Any]:
+    """A batch Bundle of GETs, one entry per URL (relative to the server's base), in order."""
+    return {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": url}} for url in urls],
+    }
+
+
 @dataclass(frozen=True)
 class BatchResult:
     """What a batch of reads and searches found."""

@@ -19,7 +19,14 @@ from symfhir.consent_kinds import ConsentKinds, load_consent_kinds
 from symfhir.fhir import FhirClient
 from symfhir.fhir.compartment import in_compartment
 from symfhir.fhir.paths import check_id
-from symfhir.fhir.reading import batch_resources, codings, concept_text, human_name, status_code
+from symfhir.fhir.reading import (
+    batch_resources,
+    codings,
+    concept_text,
+    human_name,
+    read_batch,
+    status_code,
+)
 from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.consents.status import consent_overview
@@ -96,15 +103,13 @@ def summary_batch(patient_id: str, fallbacks: bool = False) -> dict[str, Any]:
     ``check_id`` allows only [A-Za-z0-9.-]; it raises FhirRequestError for anything else);
     with ``fallbacks``, also the Consents kept as DocumentReferences."""
     pid = check_id(patient_id)
-    entries = [{"request": {"method": "GET", "url": f"Patient/{pid}"}}]
+    urls = [f"Patient/{pid}"]
     for resource_type, parameter, sort in SEARCHES:
         url = f"{resource_type}?{parameter}=Patient/{pid}&_count={PAGE_SIZE}"
-        if sort:
-            url += f"&_sort={sort}"
-        entries.append({"request": {"method": "GET", "url": url}})
+        urls.append(f"{url}&_sort={sort}" if sort else url)
     if fallbacks:
-        entries.append({"request": {"method": "GET", "url": fallback_search(pid, ["consent"])}})
-    return {"resourceType": "Bundle", "type": "batch", "entry": entries}
+        urls.append(fallback_search(pid, ["consent"]))
+    return read_batch(urls)
 
 
 def read_summary(

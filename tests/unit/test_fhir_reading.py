@@ -12,6 +12,7 @@ from symfhir.fhir.reading import (
     concept_text,
     concept_texts,
     human_name,
+    read_batch,
     reference_id,
     status_code,
 )
@@ -130,3 +131,12 @@ def test_batch_resources():
     assert found.failed == ["RelatedPerson", "entry 4"]
     assert found.truncated is True
     assert batch_resources({}, []).resources == []
+
+
+def test_read_batch_keeps_order():
+    bundle = read_batch(["Patient/A", "Observation?patient=Patient/A"])
+    assert bundle["type"] == "batch"
+    assert [e["request"] for e in bundle["entry"]] == [
+        {"method": "GET", "url": "Patient/A"},
+        {"method": "GET", "url": "Observation?patient=Patient/A"},
+    ]

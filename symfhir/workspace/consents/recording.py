@@ -17,7 +17,7 @@ from symfhir.errors import FhirConflictError
 from symfhir.fhir import FhirClient
 from symfhir.fhir.compartment import in_compartment
 from symfhir.fhir.paths import check_id
-from symfhir.fhir.reading import batch_resources
+from symfhir.fhir.reading import batch_resources, read_batch
 from symfhir.mapping.context import MappingContext
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.consents.capture import capture_bundle, capture_entries, parse_capture
@@ -112,11 +112,7 @@ def consents_batch(
         urls.append(f"RelatedPerson?patient=Patient/{pid}&_count={RELATED_PAGE_SIZE}")
     if fallbacks:
         urls.append(fallback_search(pid, ["consent"]))
-    return {
-        "resourceType": "Bundle",
-        "type": "batch",
-        "entry": [{"request": {"method": "GET", "url": url}} for url in urls],
-    }
+    return read_batch(urls)
 
 
 def read_record(

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from symfhir.fhir.compartment import in_compartment
 from symfhir.fhir.paths import check_id
+from symfhir.fhir.reading import read_batch
 from symfhir.mapping.context import MappingContext
 from symfhir.mapping.history import ALLERGY_CLINICAL, CONDITION_CLINICAL
 from symfhir.mapping.refs import Entry, identifier
@@ -125,11 +126,7 @@ def history_reads(patient_id: str, types: Iterable[str], ctx: MappingContext) ->
             }
         )
         urls.append(f"{resource_type}?{query}")
-    return {
-        "resourceType": "Bundle",
-        "type": "batch",
-        "entry": [{"request": {"method": "GET", "url": url}} for url in urls],
-    }
+    return read_batch(urls)
 
 
 def reconcile(

@@ -20,7 +20,7 @@ from symfhir.errors import FhirAuthError, FhirNotFoundError, FhirRequestError, P
 from symfhir.fhir import FhirClient
 from symfhir.fhir.compartment import in_compartment
 from symfhir.fhir.paths import check_id
-from symfhir.fhir.reading import batch_resources
+from symfhir.fhir.reading import batch_resources, read_batch
 from symfhir.mapping.context import MappingContext
 from symfhir.photos.files import JPEG, ImageLimits, sniff
 from symfhir.photos.thumbnail import thumbnail
@@ -104,11 +104,7 @@ def gallery_batch(patient_id: str, fallbacks: bool = False) -> dict[str, Any]:
     ]
     if fallbacks:
         urls.append(fallback_search(pid))
-    return {
-        "resourceType": "Bundle",
-        "type": "batch",
-        "entry": [{"request": {"method": "GET", "url": url}} for url in urls],
-    }
+    return read_batch(urls)
 
 
 def read_record(
