@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+
+from symfhir.fhir import FhirClient
+from symfhir.spa import load_spa
+from symfhir.workspace.actor import Actor
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "fhir-server"
@@ -64,3 +69,28 @@ def fhir(fhir_base: str) -> Iterator[requests.Session]:
     with requests.Session() as session:
         session.headers.update({"Accept": FHIR_JSON, "Content-Type": FHIR_JSON})
         yield session
+
+
+def synthetic_practitioner(client: FhirClient) -> Actor:
+    """A new synthetic practitioner as the acting user: HAPI checks that the agents of a
+    Provenance or an AuditEvent exist."""
+    practitioner = client.create(
+        {"resourceType": "Practitioner", "name": [{"family": "Synthetic", "given": ["Nurse"]}]}
+    )
+    return Actor(f"Practitioner/{practitioner.id}")
+
+
+def synthetic_patient(client: FhirClient, **fields: object) -> str:
+    """A new synthetic client with a client id of its own (reruns against the same database
+    never collide); ``fields`` are added to the Patient. Returns its id."""
+    patient = client.create(
+        {
+            "resourceType": "Patient",
+            "identifier": [
+                {"system": f"{load_spa().identifier_base}/client-id", "value": uuid.uuid4().hex}
+            ],
+            "name": [{"family": "Quillfeather", "given": ["Avery"]}],
+            **fields,
+        }
+    )
+    return patient.id

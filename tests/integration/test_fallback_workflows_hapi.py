@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -27,6 +26,7 @@ from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.consents.recording import capture_consent, read_consents
 from symfhir.workspace.photos import uploading, viewing
+from tests.integration.conftest import synthetic_patient, synthetic_practitioner
 
 pytestmark = pytest.mark.integration
 
@@ -46,25 +46,12 @@ def client(fhir_base: str) -> Iterator[FhirClient]:
 
 @pytest.fixture
 def actor(client: FhirClient) -> Actor:
-    practitioner = client.create(
-        {"resourceType": "Practitioner", "name": [{"family": "Synthetic", "given": ["Injector"]}]}
-    )
-    return Actor(f"Practitioner/{practitioner.id}")
+    return synthetic_practitioner(client)
 
 
 @pytest.fixture
 def patient_id(client: FhirClient) -> str:
-    patient = client.create(
-        {
-            "resourceType": "Patient",
-            "identifier": [
-                {"system": f"{load_spa().identifier_base}/client-id", "value": uuid.uuid4().hex}
-            ],
-            "name": [{"family": "Quillfeather", "given": ["Avery"]}],
-            "birthDate": "1990-04-01",
-        }
-    )
-    return patient.id
+    return synthetic_patient(client, birthDate="1990-04-01")
 
 
 def jpeg() -> bytes:

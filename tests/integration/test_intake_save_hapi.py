@@ -7,7 +7,6 @@ Each run makes its own client, so reruns against the same database do not collid
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,9 +14,9 @@ import pytest
 
 from symfhir.audit import ClientAuditTrail
 from symfhir.fhir import FhirClient, ServerConfig
-from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.intake.saving import read_intake, save_intake
+from tests.integration.conftest import synthetic_patient, synthetic_practitioner
 
 pytestmark = pytest.mark.integration
 
@@ -30,24 +29,12 @@ def client(fhir_base: str) -> Iterator[FhirClient]:
 
 @pytest.fixture
 def actor(client: FhirClient) -> Actor:
-    """A synthetic practitioner: HAPI checks that Provenance and AuditEvent agents exist."""
-    practitioner = client.create(
-        {"resourceType": "Practitioner", "name": [{"family": "Synthetic", "given": ["Nurse"]}]}
-    )
-    return Actor(f"Practitioner/{practitioner.id}")
+    return synthetic_practitioner(client)
 
 
 @pytest.fixture
 def patient_id(client: FhirClient) -> str:
-    key = uuid.uuid4().hex
-    patient = client.create(
-        {
-            "resourceType": "Patient",
-            "identifier": [{"system": f"{load_spa().identifier_base}/client-id", "value": key}],
-            "name": [{"family": "Quillfeather", "given": ["Avery"]}],
-        }
-    )
-    return patient.id
+    return synthetic_patient(client)
 
 
 def resources(client: FhirClient, resource_type: str, patient_id: str) -> list[dict]:

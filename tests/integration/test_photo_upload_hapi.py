@@ -9,7 +9,6 @@ collide.
 from __future__ import annotations
 
 import io
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +21,7 @@ from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.photos import uploading, viewing
 from symfhir.workspace.photos.consents import CONSENT_KIND_SYSTEM
+from tests.integration.conftest import synthetic_patient, synthetic_practitioner
 
 pytestmark = pytest.mark.integration
 
@@ -34,25 +34,13 @@ def client(fhir_base: str) -> Iterator[FhirClient]:
 
 @pytest.fixture
 def actor(client: FhirClient) -> Actor:
-    """A synthetic practitioner: HAPI checks that Provenance and AuditEvent agents exist."""
-    practitioner = client.create(
-        {"resourceType": "Practitioner", "name": [{"family": "Synthetic", "given": ["Injector"]}]}
-    )
-    return Actor(f"Practitioner/{practitioner.id}")
+    return synthetic_practitioner(client)
 
 
 @pytest.fixture
 def patient_id(client: FhirClient) -> str:
     """A new synthetic client with a clinical photo consent given a week ago."""
-    key = uuid.uuid4().hex
-    patient = client.create(
-        {
-            "resourceType": "Patient",
-            "identifier": [{"system": f"{load_spa().identifier_base}/client-id", "value": key}],
-            "name": [{"family": "Quillfeather", "given": ["Avery"]}],
-        }
-    )
-    pid = patient.id
+    pid = synthetic_patient(client)
     week_ago = (datetime.now(UTC) - timedelta(days=7)).isoformat(timespec="seconds")
     client.create(
         {
