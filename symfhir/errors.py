@@ -6,8 +6,15 @@
     │   ├── PhotoError           an image or signed form is unreadable, too big, or not allowed
     │   └── CardNumberError      a payment card number was found in a free-text field
     ├── FhirValidationError      a produced or given FHIR resource breaks the rules
+    ├── StoreError               the app's own store (symfhir.store) cannot be opened or written
+    ├── RateLimited              too many verification codes for one address or requester;
+    │                            ``retry_after`` says how many seconds to wait
+    ├── DeliveryError            an e-mail or text message was not handed over; names the
+    │                            server (never the recipient), says if a retry may succeed
     ├── NotAllowedError          a workflow's user may not do this: a read-only session, or
     │                            the server did not grant the types it writes
+    ├── PrivacyRequestError      a privacy request cannot take this step now (not verified,
+    │                            not matched, already extended, closed, no handler for its kind)
     ├── SmartError               a SMART App Launch step failed; carries the spec's
     │   │                        ``error`` code and ``description`` (``symfhir.smart``)
     │   ├── DiscoveryError       .well-known/smart-configuration unreachable or unusable
@@ -199,3 +206,47 @@ class NotAllowedError(SymfhirError):
         self.read_only = read_only
         what = "read-only" if read_only else ", ".join(f"{t}.{i}" for t, i in missing)
         super().__init__(f"not allowed: {what}")
+
+
+class PrivacyRequestError(SymfhirError):
+    """A privacy request cannot take the step asked for: its state forbids it (identity not
+    verified, no client matched, already extended, already closed) or no handler exists for
+    its kind. The message is symfhir's own words (no PHI): safe to show and log."""
+
+
+class StoreError(SymfhirError):
+    """The app's own store cannot be opened, read or written. The message names the database
+    kind and what failed, never the values involved."""
+
+
+class RateLimited(SymfhirError):
+    """Too many verification codes were asked for one ``scope`` (``address`` or
+    ``requester``) within its window; a new one may be asked in ``retry_after`` seconds."""
+
+    def __init__(self, scope: str, retry_after: int) -> None:
+        self.scope = scope
+        self.retry_after = retry_after
+        super().__init__(f"too many codes for this {scope}: try again in {retry_after} s")
+
+
+class DeliveryError(SymfhirError):
+    """An e-mail or text message could not be handed to ``server`` (host:port or URL host)
+    over ``channel`` (``email``/``sms``). ``reason`` is symfhir's own words, never the
+    recipient or the message; ``retryable`` says whether trying later may succeed;
+    ``retry_after`` is the server's wait in seconds when it gave one."""
+
+    def __init__(
+        self,
+        channel: str,
+        server: str,
+        reason: str,
+        *,
+        retryable: bool = False,
+        retry_after: int | None = None,
+    ) -> None:
+        self.channel = channel
+        self.server = server
+        self.reason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after
+        super().__init__(f"{channel} via {server}: {reason}")
