@@ -191,3 +191,119 @@ def audit_event(
         # compartment, which this launch may not write to.
         event["entity"].append({"description": f"requested Patient/{requested}"})
     return event
+
+
+#: What ``disclosure_event`` records: the R4 disclosure example's type and subtype.
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+EXPORT_TYPE = {"system": DCM, "code": "110106", "display": "Export"}
+DISCLOSURE_SUBTYPE = {"code": "Disclosure", "display": "HIPAA disclosure"}
+SOURCE_ROLE = {"system": DCM, "code": "110153", "display": "Source Role ID"}
+DESTINATION_ROLE = {"system": DCM, "code": "110152", "display": "Destination Role ID"}
+PURPOSE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+#: The purposes a disclosure may name (v3 PurposeOfUse, codes of v3-ActReason); any other
+#: code is refused, so an accounting never shows a purpose nobody chose on purpose.
+PURPOSES = {
+    "PATRQT": "patient requested",
+    "TREAT": "treatment",
+    "COC": "coordination of care",
+    "HPAYMT": "healthcare payment",
+    "HOPERAT": "healthcare operations",
+    "PUBHLTH": "public health",
+}
+
+
+def disclosure_event(
+    patient_id: str,
+    *,
+    recipient: str,
+    recipient_reference: str | None = None,
+    purpose: str,
+    disclosed: Sequence[str] = (),
+    fhir_user: str | None,
+    source: str = "symfhir",
+    success: bool = True,
+    now: datetime,
+) -> dict[str, Any]:
+    """An R4 AuditEvent recording that the patient's data left symfhir (a disclosure), in
+    the shape of the R4 example ``example-disclosure``
+    (hl7.org/fhir/R4/audit-event-example-disclosure.json.html) that IHE's Basic Audit Log
+    Patterns profile:
+
+    - ``type`` DCM 110106 Export, ``subtype`` "Disclosure" (HIPAA disclosure), action R;
+    - ``purposeOfEvent`` one v3-ActReason code of ``PURPOSES`` (``PATRQT`` for what the
+      client asked for, ``TREAT`` for sharing with a physician);
+    - agents: the practitioner who made it (requestor, when known), the source
+      (DCM 110153, ``source``: the spa's app) and the recipient (DCM 110152), named by
+      ``recipient`` (``agent.name``, shown in the accounting) and, when it is a resource
+      on the server (the Patient, a Practitioner), ``recipient_reference``;
+    - entities: the Patient (role Patient), then each of ``disclosed``: a reference
+      ("Binary/12": what was handed over) or a resource type ("Observation": every one of
+      the client's resources of that type), never their content.
+
+    Raises ValueError for a purpose outside ``PURPOSES``, an empty recipient or a
+    ``disclosed`` item that is neither a reference nor a resource type.
+    """
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown disclosure purpose {purpose!r}; one of {sorted(PURPOSES)}")
+    if not recipient.strip():
+        raise ValueError("a disclosure names its recipient")
+    event = audit_event("read", patient_id, fhir_user, success=success, now=now)
+    user, app = event["agent"]
+    app["type"] = {"coding": [SOURCE_ROLE]}
+    app["who"] = {"display": source}
+    destination: dict[str, Any] = {
+        "type": {"coding": [DESTINATION_ROLE]},
+        "name": recipient.strip(),
+        "requestor": False,
+    }
+    if recipient_reference:
+        destination["who"] = {"reference": recipient_reference}
+    agents = [app, destination]
+    if fhir_user:
+        agents.insert(0, user)
+    event.update(
+        type=EXPORT_TYPE,
+        subtype=[DISCLOSURE_SUBTYPE],
+        action="R",
+        purposeOfEvent=[
+            {"coding": [{"system": PURPOSE_SYSTEM, "code": purpose, "display": PURPOSES[purpose]}]}
+        ],
+        agent=agents,
+    )
+    event["entity"] = event["entity"][:1]
+    for item in disclosed:
+        event["entity"].append(_disclosed_entity(item))
+    return event
+
+
+def _disclosed_entity(item: str) -> dict[str, Any]:
+    kind, _, rest = item.partition("/")
+    if not kind[:1].isupper() or not kind.isalpha() or ("/" in item and not rest):
+        raise ValueError("a disclosed item is a reference (Type/id) or a resource type")
+    if rest:
+        return {
+            "what": {"reference": item},
+            "type": {
+                "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                "code": "2",
+                "display": "System Object",
+            },
+            "role": {
+                "system": "http://terminology.hl7.org/CodeSystem/object-role",
+                "code": "4",
+                "display": "Domain Resource",
+            },
+        }
+    # A whole type of the client's record: the type is the entity, as a query would be.
+    return {"type": {"system": "http://hl7.org/fhir/resource-types", "code": kind}}
+
+
+def is_disclosure(event: dict[str, Any]) -> bool:
+    """Whether an AuditEvent records a disclosure: type DCM 110106 (Export), or a
+    "Disclosure" subtype, as ``disclosure_event`` and the R4 example write it."""
+    kind = event.get("type") or {}
+    if kind.get("system") == DCM and kind.get("code") == EXPORT_TYPE["code"]:
+        return True
+    return any(
+        (sub or {}).get("code") == DISCLOSURE_SUBTYPE["code"] for sub in event.get("subtype") or []
+    )
