@@ -13,6 +13,8 @@
     │                            server (never the recipient), says if a retry may succeed
     ├── NotAllowedError          a workflow's user may not do this: a read-only session, or
     │                            the server did not grant the types it writes
+    ├── UnsubscribeLinkError     a marketing unsubscribe link is tampered, expired or
+    │                            unreadable (``symfhir.marketing.unsubscribe``)
     ├── PrivacyRequestError      a privacy request cannot take this step now (not verified,
     │                            not matched, already extended, closed, no handler for its kind)
     ├── SmartError               a SMART App Launch step failed; carries the spec's
@@ -250,3 +252,8 @@ class DeliveryError(SymfhirError):
         self.retryable = retryable
         self.retry_after = retry_after
         super().__init__(f"{channel} via {server}: {reason}")
+
+
+class UnsubscribeLinkError(SymfhirError):
+    """A marketing unsubscribe link was tampered with, has expired, or cannot be read. The
+    message says which in words safe to show (never the link's contents)."""
