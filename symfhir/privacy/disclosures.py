@@ -108,14 +108,18 @@ def check_range(start: date, end: date) -> None:
     """Raise RecordError for a range that ends before it starts or is over six years."""
     if end < start:
         raise RecordError("accounting of disclosures", "from", "the range ends before it starts")
-    try:
-        earliest = end.replace(year=end.year - MAX_YEARS)
-    except ValueError:  # 29 February
-        earliest = end.replace(year=end.year - MAX_YEARS, day=28)
-    if start < earliest:
+    if start < years_before(end, MAX_YEARS):
         raise RecordError(
             "accounting of disclosures", "from", f"the range is longer than {MAX_YEARS} years"
         )
+
+
+def years_before(day: date, years: int) -> date:
+    """The same day ``years`` earlier (28 February for a 29 February)."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
 
 
 def day_bounds(start: date, end: date, zone: tzinfo) -> tuple[datetime, datetime]:
