@@ -13,6 +13,7 @@
     │                            server (never the recipient), says if a retry may succeed
     ├── NotAllowedError          a workflow's user may not do this: a read-only session, or
     │                            the server did not grant the types it writes
+    ├── ExportError              an export cannot be made as asked (format, password, id)
     ├── UnsubscribeLinkError     a marketing unsubscribe link is tampered, expired or
     │                            unreadable (``symfhir.marketing.unsubscribe``)
     ├── PrivacyRequestError      a privacy request cannot take this step now (not verified,
@@ -194,6 +195,11 @@ class MfaRequiredError(IdTokenError):
     required ``acr``) and the app requires it. RFC 9470's code for this."""
 
     default_error = "insufficient_user_authentication"
+
+
+class ExportError(SymfhirError):
+    """An export cannot be made as asked: an unknown format, a password for a format that
+    cannot carry one or too short, an invalid patient id. Raised before anything is read."""
 
 
 class NotAllowedError(SymfhirError):
