@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from symfhir.mapping.context import MappingContext
+
+if TYPE_CHECKING:
+    from symfhir.store import Store
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "sample"
@@ -133,3 +138,15 @@ def make_record_dict(**overrides: object) -> dict:
         else:
             target[keys[-1]] = value
     return data
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """The app's own store: a SQLite file of its own, a Fernet key made for the test."""
+    from cryptography.fernet import Fernet
+
+    from symfhir.store import Store
+
+    db = Store(f"sqlite:///{tmp_path / 'store.db'}", [Fernet.generate_key().decode()])
+    yield db
+    db.dispose()
