@@ -80,11 +80,17 @@ class Store:
         return self.sealer.lookup(purpose, value)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One operation in one transaction (committed at the end, rolled back on error)."""
+    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        """One operation in one transaction (committed at the end, rolled back on error).
+        On SQLite a writing one takes the write lock at its start (``BEGIN IMMEDIATE``): a
+        transaction that reads and then writes would otherwise fail, not wait, when another
+        writer got there between."""
         self._ensure_tables()
-        with self._translated("transaction"), Session(self.engine) as session, session.begin():
-            yield session
+        with self._translated("transaction"), self.engine.connect() as conn:
+            if self.kind == "sqlite" and not readonly:
+                conn.execution_options(**{_BEGIN: "BEGIN IMMEDIATE"})
+            with Session(bind=conn) as session, session.begin():
+                yield session
 
     @contextmanager
     def exclusive(self, name: str) -> Iterator[Session]:
