@@ -30,7 +30,11 @@ log = logging.getLogger("symfhir")
 #: Modules adding subcommands of their own feature: each has ``register(sub)``, which adds
 #: its parsers with ``set_defaults(run=handler)``; ``handler(args) -> int`` is the exit code.
 #: They import what they need inside the handler, so ``symfhir map`` starts no slower.
-FEATURE_COMMANDS: tuple[str, ...] = ("symfhir.privacy.disclosure_commands",)
+FEATURE_COMMANDS: tuple[str, ...] = (
+    "symfhir.privacy.disclosure_commands",
+    "symfhir.export.commands",
+    "symfhir.marketing.commands",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
