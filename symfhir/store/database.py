@@ -33,7 +33,8 @@ _BEGIN = "symfhir_sqlite_begin"
 class Store:
     """The app's own database at ``url`` with fields sealed by ``keys`` (see ``Sealer``).
 
-    ``session()`` is one operation: committed when the block ends, rolled back on an error.
+    ``session()`` is one operation: committed when the block ends, rolled back on an error;
+    the rows it read stay readable after it (they are not expired on commit).
     ``exclusive(name)`` is the same, but only one such transaction per ``name`` runs at a time
     across threads and processes (SQLite ``BEGIN IMMEDIATE``; PostgreSQL an advisory lock), so
     a count-then-insert cannot be raced. Database errors become StoreError.
@@ -89,7 +90,7 @@ class Store:
         with self._translated("transaction"), self.engine.connect() as conn:
             if self.kind == "sqlite" and not readonly:
                 conn.execution_options(**{_BEGIN: "BEGIN IMMEDIATE"})
-            with Session(bind=conn) as session, session.begin():
+            with Session(bind=conn, expire_on_commit=False) as session, session.begin():
                 yield session
 
     @contextmanager
@@ -99,7 +100,7 @@ class Store:
         with self._translated("exclusive transaction"), self.engine.connect() as conn:
             if self.kind == "sqlite":
                 conn.execution_options(**{_BEGIN: "BEGIN IMMEDIATE"})
-            with Session(bind=conn) as session, session.begin():
+            with Session(bind=conn, expire_on_commit=False) as session, session.begin():
                 # Begin now (a session begins lazily): the block runs inside the lock.
                 session.connection()
                 if self.kind == "postgresql":
