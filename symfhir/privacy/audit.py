@@ -1,0 +1,61 @@
+"""The AuditTrail of privacy-request workflows run outside a launch (the command line, jobs):
+a request may not be matched to a client yet, so the patient an event names is the one the
+workflow's ``resources`` name, if any; the Task is always an entity."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from symfhir.audit import audit_event
+from symfhir.errors import SymfhirError
+from symfhir.fhir import FhirClient
+from symfhir.fhir.reading import reference_id
+
+log = logging.getLogger(__name__)
+
+
+class RequestAuditTrail:
+    """Writes one AuditEvent per call with ``client``, best effort (a failure is one PHI-free
+    warning). The Patient entity comes from a ``Patient/<id>`` among ``resources``; without
+    one the event names no patient (an unmatched request belongs to nobody yet)."""
+
+    def __init__(
+        self,
+        client: FhirClient,
+        fhir_user: str | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._client = client
+        self._fhir_user = fhir_user
+        self._clock = clock
+
+    def __call__(
+        self,
+        subtype: str,
+        *,
+        success: bool = True,
+        description: str | None = None,
+        resources: Sequence[str] = (),
+    ) -> None:
+        patient = next((p for r in resources if (p := reference_id(r, "Patient"))), None)
+        others = [r for r in resources if reference_id(r, "Patient") is None]
+        event = audit_event(
+            subtype,
+            patient or "unknown",
+            self._fhir_user,
+            success=success,
+            description=description,
+            resources=others,
+            now=self._clock(),
+        )
+        if patient is None:
+            # audit_event always names a patient first; an unmatched request has none.
+            event["entity"] = event["entity"][1:]
+            if not event["entity"]:
+                del event["entity"]
+        try:
+            self._client.create(event)
+        except SymfhirError as exc:
+            log.warning("AuditEvent not written: %s", getattr(exc, "log_text", type(exc).__name__))
