@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, request, session
+from flask import Flask, Response, current_app, request, session
 
 from smart_app.errors import AppError
 
@@ -21,6 +23,7 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HSTS = "max-age=31536000; includeSubDomains"
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+View = TypeVar("View", bound=Callable[..., Any])
 
 
 def csrf_token() -> str:
@@ -32,10 +35,26 @@ def csrf_token() -> str:
     return str(token)
 
 
+def csrf_exempt(view: View) -> View:
+    """Mark a view that checks its requests itself: a webhook that verifies its provider's
+    signature, an RFC 8058 one-click unsubscribe POST (mail clients send no token)."""
+    setattr(view, "csrf_exempt", True)  # noqa: B010 - an attribute on a function
+    return view
+
+
 def check_csrf() -> None:
-    """Refuse (400) an unsafe request without the session's CSRF token."""
+    """Refuse (400) an unsafe request without the session's CSRF token, unless its view is
+    ``csrf_exempt`` (it then calls ``require_csrf`` where it needs it)."""
     if request.method in SAFE_METHODS:
         return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "csrf_exempt", False):
+        return
+    require_csrf()
+
+
+def require_csrf() -> None:
+    """Refuse (400) a request without the session's CSRF token."""
     expected = session.get("csrf")
     given = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
     if not expected or not hmac.compare_digest(str(expected), given):
