@@ -72,6 +72,8 @@ class ConsentRow:
     status: str  # given | declined | withdrawn | never asked
     date: str
     policy_version: str
+    #: Given under a privacy policy older than its latest significant change (policy §13).
+    reconsent_needed: bool = False
 
 
 @dataclass
@@ -238,7 +240,12 @@ def consent_rows(
         else:
             rows.append(
                 ConsentRow(
-                    kind.key, kind.label, current.status, current.date, current.policy_version
+                    kind.key,
+                    kind.label,
+                    current.status,
+                    current.date,
+                    current.policy_version,
+                    kind.reconsent_needed,
                 )
             )
     return rows

@@ -17,6 +17,7 @@ from symfhir.consent_kinds import ConsentKind, ConsentKinds
 from symfhir.mapping.context import MappingContext
 from symfhir.model.age import ADULT_AGE, youngest_age
 from symfhir.photos.files import PNG
+from symfhir.privacy.policy_changes import PolicyHistory, load_policy_history
 from symfhir.spa import load_spa
 from symfhir.workspace.consents.signature import DATA_URL_PREFIX
 from symfhir.workspace.dates import local_day, sort_key
@@ -47,6 +48,8 @@ class KindStatus:
     key: str
     label: str
     history: list[ConsentEvent] = field(default_factory=list)
+    #: Given under a privacy policy older than its latest significant change (policy §13).
+    reconsent_needed: bool = False
 
     @property
     def current(self) -> ConsentEvent | None:
@@ -101,7 +104,10 @@ def consent_kind_of(consent: Mapping[str, Any], kinds: ConsentKinds) -> str | No
 
 
 def consent_overview(
-    consents: list[dict[str, Any]], kinds: ConsentKinds, zone: tzinfo | None = None
+    consents: list[dict[str, Any]],
+    kinds: ConsentKinds,
+    zone: tzinfo | None = None,
+    policy: PolicyHistory | None = None,
 ) -> list[KindStatus]:
     """Every consent kind (in the order of the consent-kinds data) with its history, newest
     first (by the instant of dateTime, then lastUpdated); the current status is the newest
@@ -109,8 +115,11 @@ def consent_overview(
 
     Captured Consents carry a UTC date-time and imported ones a local date: both are compared
     as instants, a date-only value being the start of that day in the spa's ``zone`` (default:
-    the bundled spa settings), and dates are shown as the spa's local date."""
+    the bundled spa settings), and dates are shown as the spa's local date. A given consent of
+    a kind that follows the privacy policy is marked ``reconsent_needed`` when ``policy`` (default:
+    the bundled history) says it predates the latest significant change."""
     zone = zone or load_spa().zone
+    policy = policy or load_policy_history()
     grouped: dict[str, list[dict[str, Any]]] = {key: [] for key in kinds.kinds}
     for consent in consents:
         if consent.get("resourceType") != "Consent":
@@ -131,8 +140,19 @@ def consent_overview(
             reverse=True,
         )
         history = [_event(c, zone, with_form=index == 0) for index, c in enumerate(ordered)]
-        out.append(KindStatus(key, kind_spec.label, history))
+        out.append(
+            KindStatus(key, kind_spec.label, history, _reconsent(kind_spec, history, policy))
+        )
     return out
+
+
+def _reconsent(kind: ConsentKind, history: list[ConsentEvent], policy: PolicyHistory) -> bool:
+    # A kind versioned on its own follows its own document, not the privacy policy.
+    current = history[0] if history else None
+    if kind.version is not None or current is None or current.status != "given":
+        return False
+    signed = date.fromisoformat(current.date) if current.date else None
+    return policy.reconsent_needed(current.policy_version, signed)
 
 
 def _event(consent: Mapping[str, Any], zone: tzinfo, *, with_form: bool) -> ConsentEvent:
