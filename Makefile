@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SAMPLE := tests/data/sample
 DEMO_OUT := out/demo
 
-.PHONY: demo test lint unit bench bench-import bench-summary bench-hapi-ceiling browser sample clean
+.PHONY: demo test lint unit bench bench-import bench-summary bench-hapi-ceiling bench-privacy browser sample clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-summary: $(STAMP)
 
 bench-hapi-ceiling: $(STAMP)
 	$(PY) benchmarks/bench_hapi_ceiling.py
+
+# Privacy requests: the access package (2,000 resources, 200 MB of photos) against plain GETs.
+bench-privacy: $(STAMP)
+	$(PY) benchmarks/bench_export.py
 
 sample: $(STAMP)
 	$(PY) scripts/make_sample_clients.py
