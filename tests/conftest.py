@@ -13,6 +13,7 @@ import pytest
 from symfhir.mapping.context import MappingContext
 
 if TYPE_CHECKING:
+    from symfhir.notify.catcher import MailCatcher
     from symfhir.store import Store
 
 DATA = Path(__file__).parent / "data"
@@ -150,3 +151,14 @@ def store(tmp_path: Path) -> Iterator[Store]:
     db = Store(f"sqlite:///{tmp_path / 'store.db'}", [Fernet.generate_key().decode()])
     yield db
     db.dispose()
+
+
+@pytest.fixture
+def smtp_catcher(tmp_path: Path) -> Iterator[MailCatcher]:
+    """A local SMTP server on a free loopback port catching mail into a Maildir under
+    tmp_path: ``.config()`` is the EmailSender settings for it, ``.wait_for(n)`` the caught
+    messages (newest first) once n have come, ``.directory`` what the /mail page reads."""
+    from symfhir.notify.catcher import MailCatcher
+
+    with MailCatcher(tmp_path / "caught-mail") as catcher:
+        yield catcher
