@@ -31,6 +31,7 @@ log = logging.getLogger("symfhir")
 #: its parsers with ``set_defaults(run=handler)``; ``handler(args) -> int`` is the exit code.
 #: They import what they need inside the handler, so ``symfhir map`` starts no slower.
 FEATURE_COMMANDS: tuple[str, ...] = (
+    "symfhir.privacy.commands",
     "symfhir.privacy.disclosure_commands",
     "symfhir.export.commands",
     "symfhir.marketing.commands",
