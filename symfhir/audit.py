@@ -22,7 +22,7 @@ from symfhir.fhir import FhirClient
 
 log = logging.getLogger(__name__)
 
-AUDIT_ACTIONS = {"read": "R", "create": "C", "update": "U", "search": "E"}
+AUDIT_ACTIONS = {"read": "R", "create": "C", "update": "U", "delete": "D", "search": "E"}
 
 
 class AuditTrail(Protocol):

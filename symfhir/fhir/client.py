@@ -245,6 +245,16 @@ class FhirClient:
         operation = f"{'cascading ' if cascade else ''}delete {path}"
         self._send("DELETE", path, operation, params=params, idempotent=True)
 
+    def instance_operation(
+        self, resource_type: str, resource_id: str, name: str, parameters: dict
+    ) -> dict:
+        """POST [type]/[id]/$name with a Parameters resource (e.g. ``$meta-delete``,
+        HAPI's ``$expunge``); the answer. Only for idempotent operations: it is retried."""
+        if not name.isidentifier() and not name.replace("-", "_").isidentifier():
+            raise ValueError(f"not an operation name: {name!r}")
+        path = f"{resource_path(resource_type, resource_id)}/${name}"
+        return self._json("POST", path, f"${name} {resource_type}", json_body=parameters)
+
     def transaction(self, bundle: dict) -> dict:
         """POST a transaction Bundle; the transaction-response Bundle (see ``outcomes``).
 

@@ -8,6 +8,7 @@ shown as it is. Deny by default: a resource no rule matches is kept (``NO_RULE``
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class RetentionPolicy:
     clinical_dates: Mapping[str, tuple[str, ...]]
     photo_uses: Mapping[str, frozenset[str]]
     unlink: Mapping[str, frozenset[str]]
+    minimize: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,11 +91,13 @@ class PlanItem:
 class Plan:
     """The plan for one client: every item, the deletions in an order that honours references
     (referrers first), and the references to drop from kept resources (``unlink``: kept
-    resource -> the references it stops naming) before those deletions."""
+    resource -> the references it stops naming) before those deletions, and the elements to
+    remove from kept resources (``minimize``: kept resource -> the elements it holds)."""
 
     items: tuple[PlanItem, ...]
     order: tuple[str, ...]
     unlink: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    minimize: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     last_treatment: date | None = None
 
     @property
@@ -142,6 +146,7 @@ def parse_retention(data: Any) -> RetentionPolicy:
         clinical_dates=paths(basis.get("clinical_dates")),
         photo_uses={str(u): frozenset(k) for u, k in (data.get("photo_uses") or {}).items()},
         unlink={str(t): frozenset(e) for t, e in (data.get("unlink") or {}).items()},
+        minimize=paths(data.get("minimize")),
     )
 
 
@@ -380,13 +385,23 @@ def plan_deletion(
             until = None if state.until == _FOREVER else state.until
             items.append(PlanItem(key, KEEP, state.rule, until, state.referenced_by))
     going = {i.reference for i in items if i.action == DELETE}
+    # A kept resource stops naming what goes, unless that would leave it naming nothing
+    # (then the server refuses the deletion, and the report says the item was kept).
     unlink = {
         key: tuple(dict.fromkeys(r for r in weak[key] if r in going))
         for key in states
-        if key not in going and any(r in going for r in weak[key])
+        if key not in going
+        and any(r in going for r in weak[key])
+        and any(r not in going for r in weak[key])
     }
+    minimize = {}
+    for key in states:
+        elements = policy.minimize.get(str(by_ref[key].get("resourceType")), ())
+        held = tuple(e for e in elements if by_ref[key].get(e))
+        if key not in going and held:
+            minimize[key] = held
     order = _referrers_first(going, strong, weak)
-    return Plan(tuple(items), order, unlink, last)
+    return Plan(tuple(items), order, unlink, minimize, last)
 
 
 def _last_treatment(
@@ -467,22 +482,40 @@ def _referrers_first(
     going: set[str], strong: Mapping[str, list[str]], weak: Mapping[str, list[str]]
 ) -> tuple[str, ...]:
     """The resources to delete, each after every other one that references it (Kahn's
-    algorithm; what a cycle holds comes last and the server decides)."""
+    algorithm; what a cycle holds comes last and the server decides).
+
+    Two exceptions keep a run stopped halfway resumable, since a re-run reads and classifies
+    again: a photo's Binary goes before its Media (the Binary is found only through the
+    Media's ``content.url``, which the server does not hold as a reference), and Consents go
+    as late as references allow (they say what each photo is for)."""
     waiting = dict.fromkeys(going, 0)
     named_by: dict[str, list[str]] = {}
+
+    def edge(first: str, then: str) -> None:
+        if then in waiting and first in waiting and then != first:
+            waiting[then] += 1
+            named_by.setdefault(first, []).append(then)
+
     for key in going:
         for target in dict.fromkeys(strong[key] + weak[key]):
-            if target in waiting and target != key:
-                waiting[target] += 1
-                named_by.setdefault(key, []).append(target)
-    ready = deque(sorted(k for k, n in waiting.items() if n == 0))
+            if key.startswith("Media/") and target.startswith("Binary/"):
+                edge(target, key)
+            else:
+                edge(key, target)
+    ready = [(_rank(k), k) for k, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
     order: list[str] = []
     while ready:
-        key = ready.popleft()
+        _, key = heapq.heappop(ready)
         order.append(key)
         for target in named_by.get(key, []):
             waiting[target] -= 1
             if waiting[target] == 0:
-                ready.append(target)
-    order.extend(sorted(k for k in going if k not in set(order)))
+                heapq.heappush(ready, (_rank(target), target))
+    placed = set(order)
+    order.extend(sorted(k for k in going if k not in placed))
     return tuple(order)
+
+
+def _rank(key: str) -> int:
+    return 1 if key.startswith("Consent/") else 0

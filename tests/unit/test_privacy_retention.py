@@ -246,7 +246,8 @@ def test_audit_events_and_unlisted_types_are_kept_and_pin_what_they_name() -> No
     assert items["AuditEvent/e1"].action == KEEP
     assert items["AuditEvent/e1"].rule == "audit-trail"
     assert items["AuditEvent/e1"].until is None
-    assert items["Task/r1"].rule == NO_RULE
+    assert items["Task/r1"].rule == "privacy-request"
+    assert items["Task/r1"].until is None
     assert items["Flag/f1"].rule == NO_RULE
     # Named by the audit trail: kept indefinitely, and the Binary with its Media.
     assert items["Media/m1"].rule == REFERENCED
@@ -286,6 +287,33 @@ def test_provenance_follows_its_targets_and_drops_deleted_ones() -> None:
     assert plan.order.index("Provenance/v2") < plan.order.index("Consent/k1")
 
 
+def test_a_provenance_left_naming_nothing_is_not_unlinked() -> None:
+    resources = [
+        consent("k1", "marketing_email"),
+        {"resourceType": "Provenance", "id": "v2", "target": [{"reference": "Consent/k1"}]},
+        {
+            "resourceType": "AuditEvent",
+            "id": "e1",
+            "entity": [{"what": {"reference": "Provenance/v2"}}],
+        },
+    ]
+    plan = plan_deletion(resources, NOW, zone=ZONE)
+    assert by_ref(plan)["Provenance/v2"].action == KEEP
+    assert plan.unlink == {}
+
+
+def test_a_kept_patient_loses_its_contact_details() -> None:
+    resources = [
+        {**patient(), "telecom": [{"system": "email", "value": "a@example.com"}], "gender": "f"},
+        procedure("t1", "2024-06-01"),
+    ]
+    plan = plan_deletion(resources, NOW, zone=ZONE)
+    assert plan.minimize == {P: ("telecom",)}
+    gone = plan_deletion(resources, datetime(2031, 6, 1, tzinfo=ZONE), zone=ZONE)
+    assert gone.minimize == {}
+    assert {i.action for i in gone.items} == {DELETE}
+
+
 def test_everything_goes_after_retention_in_referrers_first_order() -> None:
     resources = [
         patient(),
@@ -303,7 +331,9 @@ def test_everything_goes_after_retention_in_referrers_first_order() -> None:
     assert {i.action for i in plan.items} == {DELETE}
     order = plan.order
     assert order.index("Consent/k3") < order.index("RelatedPerson/g1") < order.index(P)
-    assert order.index("Media/m1") < order.index("Binary/b1") < order.index(P)
+    # The Binary (found only through its Media) first, so a stopped run still finds the rest;
+    # the photo before the Consents that say what it is for.
+    assert order.index("Binary/b1") < order.index("Media/m1") < order.index("Consent/c")
     assert order[-1] == P
 
 

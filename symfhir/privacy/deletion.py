@@ -1,0 +1,363 @@
+"""Deleting a client's data within legal retention (policy §6 "Right to Deletion", §9, §11).
+
+``delete_client_data`` reads the client's resources (``client_resources``), plans by the rules
+of ``mappings/retention.yaml`` (``retention.plan_deletion``), and carries the plan out:
+
+1. the Patient is tagged ``RETENTION_TAG`` while anything is kept until a date, so that
+   ``symfhir retention run`` finds it and deletes the rest when its date comes;
+2. kept resources stop naming what goes (``unlink``) and lose the contact details the rules
+   remove (``minimize``): versioned updates, each checked against the version read;
+3. what may go is deleted, referrers before what they reference, never with ``_cascade``: a
+   resource the server still finds referenced (409) is kept and reported so.
+
+Every step is idempotent, so a run stopped halfway loses nothing and a re-run continues: an
+item already deleted is simply no longer read. The report names resources by ``Type/id`` with
+rules and dates only (no clinical content), and is what a deletion request's Task keeps as its
+output (``handle``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from symfhir.audit import AuditTrail
+from symfhir.errors import (
+    FhirConflictError,
+    FhirNotFoundError,
+    FhirRequestError,
+    PrivacyRequestError,
+)
+from symfhir.fhir import FhirClient
+from symfhir.model.age import MINOR, age_status
+from symfhir.privacy.client_resources import read_client_resources
+from symfhir.privacy.model import (
+    COMPLETED,
+    PARTIALLY_COMPLETED,
+    Outcome,
+    PrivacyRequest,
+    TaskOutput,
+)
+from symfhir.privacy.retention import (
+    DELETE,
+    KEEP,
+    REFERENCED,
+    Plan,
+    load_retention,
+    plan_deletion,
+    ref_key,
+)
+from symfhir.spa import load_spa
+from symfhir.workspace.actor import Actor
+
+log = logging.getLogger(__name__)
+
+RETENTION_SYSTEM = "http://symfhir.org/fhir/CodeSystem/retention"
+#: On a Patient whose deletion left records kept until a date (``symfhir retention run``).
+RETENTION_TAG = {
+    "system": RETENTION_SYSTEM,
+    "code": "scheduled",
+    "display": "Deletion scheduled at the end of retention",
+}
+REPORT_LABEL = "deletion-report"
+#: Why a deletion runs.
+REQUEST = "request"
+GUARDIAN_NOTICE = "guardian-notice"
+RETENTION_RUN = "retention-run"
+#: Kept by these rules, a resource is the record of the deletion itself, not the client's
+#: data the request asked to delete: it does not make a request partially completed.
+RECORD_OF_THE_REQUEST = frozenset({"audit-trail", "privacy-request"})
+
+DELETED = "deleted"
+WOULD_DELETE = "would-delete"
+KEPT = "kept"
+
+
+@dataclass(frozen=True)
+class DeletionItem:
+    """One resource of the report: ``outcome`` deleted | would-delete (dry run) | kept,
+    by ``rule``; kept ones until ``until`` (None: indefinitely)."""
+
+    reference: str
+    outcome: str
+    rule: str
+    until: date | None = None
+    referenced_by: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"resource": self.reference, "outcome": self.outcome}
+        out["rule"] = self.rule
+        if self.until:
+            out["until"] = self.until.isoformat()
+        if self.referenced_by:
+            out["referencedBy"] = self.referenced_by
+        return out
+
+    def line(self) -> str:
+        if self.outcome != KEPT:
+            return f"{self.reference}: {self.outcome.replace('-', ' ')} ({self.rule})"
+        when = f"until {self.until.isoformat()}" if self.until else "indefinitely"
+        if self.rule == "no-rule":
+            return f"{self.reference}: kept: no rule allows deleting it"
+        why = f"referenced by {self.referenced_by}" if self.referenced_by else self.rule
+        return f"{self.reference}: kept {when} because {why}"
+
+
+@dataclass(frozen=True)
+class DeletionReport:
+    """What a deletion did (or, ``dry_run``, would do) for one client at ``at``."""
+
+    patient_id: str
+    at: datetime
+    reason: str
+    dry_run: bool
+    items: tuple[DeletionItem, ...]
+    #: Kept resources updated: references to deleted ones dropped, contact details removed.
+    updated: tuple[str, ...] = ()
+    last_treatment: date | None = None
+    #: False when the server kept the history of what was deleted (no ``$expunge``).
+    history_erased: bool = True
+
+    @property
+    def deleted(self) -> tuple[DeletionItem, ...]:
+        return tuple(i for i in self.items if i.outcome in (DELETED, WOULD_DELETE))
+
+    @property
+    def kept(self) -> tuple[DeletionItem, ...]:
+        return tuple(i for i in self.items if i.outcome == KEPT)
+
+    @property
+    def scheduled(self) -> date | None:
+        """The earliest date something kept may go; None when nothing is kept to a date."""
+        dates = [i.until for i in self.kept if i.until]
+        return min(dates) if dates else None
+
+    @property
+    def complete(self) -> bool:
+        """True when nothing the request asked for is kept (the audit trail and the privacy
+        requests themselves are the record of the deletion, and always stay)."""
+        return all(i.rule in RECORD_OF_THE_REQUEST for i in self.kept)
+
+    def summary(self) -> str:
+        """One PHI-free line."""
+        verb = "would delete" if self.dry_run else "deleted"
+        line = f"{len(self.deleted)} {verb}, {len(self.kept)} kept"
+        if self.scheduled:
+            line += f"; next deletion on or after {self.scheduled.isoformat()}"
+        return line
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "patient": f"Patient/{self.patient_id}",
+            "at": self.at.isoformat(timespec="seconds"),
+            "reason": self.reason,
+            "dryRun": self.dry_run,
+            "deleted": len(self.deleted),
+            "kept": len(self.kept),
+            "scheduled": self.scheduled.isoformat() if self.scheduled else None,
+            "lastTreatment": self.last_treatment.isoformat() if self.last_treatment else None,
+            "updated": list(self.updated),
+            "historyErased": self.history_erased,
+            "items": [i.as_json() for i in self.items],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_json(), indent=1, sort_keys=False)
+
+
+def delete_client_data(
+    client: FhirClient,
+    actor: Actor,
+    patient_id: str,
+    *,
+    now: datetime,
+    audit: AuditTrail,
+    dry_run: bool = False,
+    reason: str = REQUEST,
+) -> DeletionReport:
+    """Delete what the retention rules let go of the client's data now; keep and schedule
+    the rest (see the module docstring). ``dry_run`` writes nothing and reports what would be
+    done. Raises NotAllowedError before any write when the actor may not delete or update
+    what the plan needs, FhirServerError when the server fails (a re-run continues)."""
+    resources = read_client_resources(client, patient_id)
+    plan = plan_deletion(resources, now, zone=load_spa().zone, policy=load_retention())
+    if dry_run:
+        items = tuple(_item(i, WOULD_DELETE) for i in plan.items)
+        audit("search", description=f"deletion dry run ({reason}): {len(plan.order)} to delete")
+        return DeletionReport(patient_id, now, reason, True, items, (), plan.last_treatment)
+
+    needs = [(ref.split("/", 1)[0], "d") for ref in plan.order]
+    needs += [(ref.split("/", 1)[0], "u") for ref in [*plan.unlink, *plan.minimize]]
+    if plan.next_date():
+        needs.append(("Patient", "u"))
+    actor.require(needs)
+    audit("delete", description=f"deletion ({reason}) started: {len(plan.order)} to delete")
+
+    by_ref = {f"{r.get('resourceType')}/{r.get('id')}": r for r in resources}
+    patient_ref = f"Patient/{patient_id}"
+    if plan.next_date() and patient_ref in by_ref:
+        # Before anything is deleted: a run stopped halfway is still found and finished.
+        _set_tag(client, by_ref[patient_ref], tagged=True)
+    updated = _update_kept(client, plan)
+
+    refused: set[str] = set()
+    erased = True
+    for ref in plan.order:
+        resource_type, resource_id = ref.split("/", 1)
+        try:
+            client.delete(resource_type, resource_id)
+        except FhirNotFoundError:
+            pass  # gone already: a re-run after a stop, or someone else's delete
+        except FhirConflictError:
+            # Still referenced by something not read here: the server keeps it, and so
+            # does the report.
+            refused.add(ref)
+            continue
+        if erased:
+            erased = _expunge(client, ref, deleted=True)
+    items = tuple(
+        DeletionItem(i.reference, KEPT, REFERENCED, None, "a resource on the server")
+        if i.reference in refused
+        else _item(i, DELETED)
+        for i in plan.items
+    )
+    report = DeletionReport(
+        patient_id, now, reason, False, items, updated, plan.last_treatment, erased
+    )
+    patient_stays = patient_ref not in plan.order or patient_ref in refused
+    if not report.scheduled and patient_ref in by_ref and patient_stays:
+        _set_tag(client, by_ref[patient_ref], tagged=False)
+    audit("delete", description=f"deletion ({reason}): {report.summary()}")
+    return report
+
+
+def delete_minor_data(
+    client: FhirClient,
+    actor: Actor,
+    patient_id: str,
+    *,
+    now: datetime,
+    audit: AuditTrail,
+    dry_run: bool = False,
+) -> DeletionReport:
+    """A guardian's notice that the spa holds a minor's data (policy §9): the same deletion,
+    the same retention (a minor who was treated has medical records the law keeps), recorded
+    with reason ``guardian-notice``. The guardian's identity and authority are verified by
+    whoever takes the notice (the privacy request). Raises PrivacyRequestError when the
+    client is not a minor on ``now`` by the birth date on file (an adult asks for themselves;
+    an unknown age is settled first)."""
+    try:
+        patient = client.read("Patient", patient_id)
+    except FhirNotFoundError:
+        raise PrivacyRequestError("no such client: nothing to delete") from None
+    today = now.astimezone(load_spa().zone).date()
+    if age_status(patient.get("birthDate"), today) != MINOR:
+        raise PrivacyRequestError(
+            "a guardian's notice applies to a client under 18 by the birth date on file"
+        )
+    return delete_client_data(
+        client, actor, patient_id, now=now, audit=audit, dry_run=dry_run, reason=GUARDIAN_NOTICE
+    )
+
+
+def handle(
+    client: FhirClient,
+    actor: Actor,
+    request: PrivacyRequest,
+    *,
+    now: datetime,
+    audit: AuditTrail,
+) -> Outcome:
+    """The handler of ``deletion`` and ``ccpa-delete`` requests: the deletion, its report as
+    the Task's ``deletion-report`` output (JSON, no clinical content). Completed when all that
+    was asked went, partially completed when retention keeps some. A request marked
+    ``inputs["reason"] == "guardian-notice"`` is a guardian's notice for a minor (§9).
+    Raises PrivacyRequestError for another kind or an unmatched request."""
+    if request.kind not in ("deletion", "ccpa-delete"):
+        raise PrivacyRequestError(f"the deletion handler does not answer {request.kind}")
+    if not request.patient_id:
+        raise PrivacyRequestError("the request is not matched to a client yet")
+    if request.inputs.get("reason") == GUARDIAN_NOTICE:
+        report = delete_minor_data(client, actor, request.patient_id, now=now, audit=audit)
+    else:
+        report = delete_client_data(client, actor, request.patient_id, now=now, audit=audit)
+    output = TaskOutput(REPORT_LABEL, text=report.to_json())
+    status = COMPLETED if report.complete else PARTIALLY_COMPLETED
+    summary = report.summary()
+    if not report.complete:
+        summary += " (medical records are kept as the law requires; see the report)"
+    return Outcome(status, (output,), summary)
+
+
+def _item(item: Any, deleted: str) -> DeletionItem:
+    outcome = deleted if item.action == DELETE else KEPT
+    until = item.until if item.action == KEEP else None
+    return DeletionItem(item.reference, outcome, item.rule, until, item.referenced_by)
+
+
+def _update_kept(client: FhirClient, plan: Plan) -> tuple[str, ...]:
+    """Apply ``unlink`` and ``minimize`` to the current version of each kept resource."""
+    policy = load_retention()
+    done = []
+    for ref in dict.fromkeys([*plan.unlink, *plan.minimize]):
+        resource_type, resource_id = ref.split("/", 1)
+        try:
+            current = client.read(resource_type, resource_id)
+        except FhirNotFoundError:
+            continue
+        changed = dict(current)
+        drop = set(plan.unlink.get(ref, ()))
+        for element in policy.unlink.get(resource_type, ()):
+            values = changed.get(element)
+            if isinstance(values, list) and drop:
+                kept = [v for v in values if ref_key((v or {}).get("reference")) not in drop]
+                if kept:  # never leave a required element empty
+                    changed[element] = kept
+        for element in plan.minimize.get(ref, ()):
+            changed.pop(element, None)
+        if changed == current:
+            continue
+        version = (current.get("meta") or {}).get("versionId")
+        client.update(changed, if_match=str(version) if version else None)
+        # The earlier versions still hold what was removed: erase them where the server can.
+        _expunge(client, ref, deleted=False)
+        done.append(ref)
+    return tuple(done)
+
+
+def _set_tag(client: FhirClient, patient: dict[str, Any], *, tagged: bool) -> None:
+    """Add or remove RETENTION_TAG with $meta-add / $meta-delete: a server keeps a tag across
+    updates, and neither operation makes a new version of the Patient."""
+    has = any(
+        t.get("system") == RETENTION_SYSTEM for t in (patient.get("meta") or {}).get("tag") or []
+    )
+    if has == tagged:
+        return
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "meta", "valueMeta": {"tag": [dict(RETENTION_TAG)]}}],
+    }
+    name = "meta-add" if tagged else "meta-delete"
+    client.instance_operation("Patient", str(patient["id"]), name, parameters)
+
+
+def _expunge(client: FhirClient, ref: str, *, deleted: bool) -> bool:
+    """Erase the stored history of ``ref`` (and, once ``deleted``, the resource itself) with
+    HAPI's ``$expunge``: a FHIR delete alone keeps every version readable. False when the
+    server has no such operation (the report then says the history is kept)."""
+    resource_type, resource_id = ref.split("/", 1)
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "expungeDeletedResources", "valueBoolean": deleted},
+            {"name": "expungePreviousVersions", "valueBoolean": True},
+        ],
+    }
+    try:
+        client.instance_operation(resource_type, resource_id, "expunge", parameters)
+    except (FhirRequestError, FhirNotFoundError):
+        return False
+    return True
