@@ -33,6 +33,8 @@ log = logging.getLogger("symfhir")
 FEATURE_COMMANDS: tuple[str, ...] = (
     "symfhir.privacy.commands",
     "symfhir.privacy.disclosure_commands",
+    "symfhir.privacy.policy_commands",
+    "symfhir.privacy.retention_commands",
     "symfhir.export.commands",
     "symfhir.marketing.commands",
 )
