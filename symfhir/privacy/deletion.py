@@ -234,6 +234,16 @@ def delete_client_data(
     return report
 
 
+def scheduled_patients(client: FhirClient, *, only: str | None = None) -> list[str]:
+    """The ids of the Patients tagged ``RETENTION_TAG`` (just ``only`` when given, if it is
+    tagged): the clients ``symfhir retention run`` works on. Read whole before any run
+    changes a tag, so paging never skips one."""
+    params = {"_tag": f"{RETENTION_SYSTEM}|{RETENTION_TAG['code']}", "_elements": "id"}
+    if only:
+        params["_id"] = only
+    return sorted({str(r["id"]) for r in client.search("Patient", {**params, "_count": "200"})})
+
+
 def delete_minor_data(
     client: FhirClient,
     actor: Actor,

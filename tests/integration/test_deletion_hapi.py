@@ -401,3 +401,33 @@ def test_a_guardians_notice_applies_to_a_minor_only(client: FhirClient) -> None:
     assert report.reason == "guardian-notice"
     assert not exists(client, minor["email"])
     assert exists(client, minor["procedure"])
+
+
+def test_retention_run_finishes_scheduled_clients_only(
+    client: FhirClient, fhir_base: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from symfhir.cli import main
+
+    ids, untouched = make_client(client), make_client(client)
+    delete_client_data(client, ACTOR, pid(ids), now=NOW, audit=Events())
+    later = ["--as-of", "2032-06-02T09:00:00-05:00", "--server", fhir_base]
+
+    assert main(["retention", "run", "--dry-run", "--patient", pid(ids), *later]) == 0
+    out = capsys.readouterr().out
+    assert "clients scheduled: 1" in out
+    assert "resources would delete: 8" in out
+    assert exists(client, ids["qr"])
+
+    assert main(["retention", "run", "--patient", pid(ids), *later]) == 0
+    out = capsys.readouterr().out
+    assert "resources deleted: 8" in out
+    assert "Quillfeather" not in out
+    assert not any(exists(client, ids[k]) for k in KEPT_7_YEARS)
+    # Nothing left to a date: no longer scheduled, so a daily re-run does nothing.
+    assert main(["retention", "run", "--patient", pid(ids), *later]) == 0
+    assert "clients scheduled: 0" in capsys.readouterr().out
+
+    # A client who never asked for deletion is not touched, even when named.
+    assert main(["retention", "run", "--patient", pid(untouched), *later]) == 0
+    assert "clients scheduled: 0" in capsys.readouterr().out
+    assert all(exists(client, ref) for ref in untouched.values())
