@@ -16,7 +16,7 @@ def create_sandbox(config: Mapping[str, Any] | None = None) -> Flask:
 
     Raises config.ConfigError for an invalid client registration.
     """
-    from . import authorize, launcher, proxy
+    from . import authorize, launcher, mailbox, proxy
 
     settings = load_settings(config)
     app = Flask(__name__, static_folder=None)
@@ -31,4 +31,5 @@ def create_sandbox(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(authorize.bp)
     app.register_blueprint(launcher.bp)
     app.register_blueprint(proxy.bp)
+    app.register_blueprint(mailbox.bp)
     return app

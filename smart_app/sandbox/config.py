@@ -22,6 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "SANDBOX_FHIR_UPSTREAM": "http://localhost:8080/fhir",
     "SANDBOX_CLIENTS": None,
     "SANDBOX_CLIENTS_FILE": None,
+    # The /mail page: the mail catcher's Maildir and the SMS outbox file (unset: none).
+    "SANDBOX_MAIL_DIR": None,
+    "SANDBOX_SMS_OUTBOX": None,
 }
 DEFAULT_CLIENT: dict[str, Any] = {
     "client_id": "symfhir",
