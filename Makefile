@@ -58,6 +58,7 @@ bench-hapi-ceiling: $(STAMP)
 # Privacy requests: the access package (2,000 resources, 200 MB of photos) against plain GETs.
 bench-privacy: $(STAMP)
 	$(PY) benchmarks/bench_export.py
+	$(PY) benchmarks/bench_deletion.py
 
 sample: $(STAMP)
 	$(PY) scripts/make_sample_clients.py
