@@ -55,7 +55,8 @@ bench-summary: $(STAMP)
 bench-hapi-ceiling: $(STAMP)
 	$(PY) benchmarks/bench_hapi_ceiling.py
 
-# Privacy requests: the access package (2,000 resources, 200 MB of photos) against plain GETs.
+# Privacy requests: the access package (2,000 resources, 200 MB of photos) against plain GETs;
+# the deletion plan for a client with 2,000 resources (symfhir's own CPU time).
 bench-privacy: $(STAMP)
 	$(PY) benchmarks/bench_export.py
 	$(PY) benchmarks/bench_deletion.py
