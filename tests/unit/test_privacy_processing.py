@@ -143,7 +143,7 @@ def test_a_missing_dependency_of_a_handler_is_not_hidden(tmp_path, monkeypatch) 
         handler_for("access", {"access": "handler_with_bad_import:handle"})
 
 
-def test_the_bundled_handlers_are_named_for_every_kind_but_two() -> None:
+def test_the_bundled_handlers_are_named_for_every_kind_but_correction() -> None:
     handlers = Settings.load().policy.handlers
     assert set(handlers) == {
         "access",
@@ -153,6 +153,7 @@ def test_the_bundled_handlers_are_named_for_every_kind_but_two() -> None:
         "ccpa-delete",
         "opt-out",
         "ccpa-opt-out-of-sale",
+        "restriction",
     }
     with pytest.raises(PrivacyRequestError, match="no handler for correction yet"):
         handler_for("correction", handlers)
