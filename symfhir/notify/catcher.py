@@ -249,7 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with MailCatcher(args.dir, args.host, args.port) as catcher:
-        print(f"mail catcher on {catcher.host}:{catcher.port}, keeping mail in {args.dir}")
+        print(
+            f"mail catcher on {catcher.host}:{catcher.port}, keeping mail in {args.dir}", flush=True
+        )
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
     return 0
