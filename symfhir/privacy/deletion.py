@@ -51,17 +51,15 @@ from symfhir.privacy.retention import (
     ref_key,
 )
 from symfhir.spa import load_spa
+from symfhir.terminology import load_terminology
 from symfhir.workspace.actor import Actor
 
 log = logging.getLogger(__name__)
 
-RETENTION_SYSTEM = "http://symfhir.org/fhir/CodeSystem/retention"
-#: On a Patient whose deletion left records kept until a date (``symfhir retention run``).
-RETENTION_TAG = {
-    "system": RETENTION_SYSTEM,
-    "code": "scheduled",
-    "display": "Deletion scheduled at the end of retention",
-}
+#: On a Patient whose deletion left records kept until a date (``symfhir retention run``):
+#: terminology.yaml ``retention_tag``, project CodeSystem ``retention``.
+RETENTION_TAG = load_terminology().coding("retention_tag", "scheduled")
+RETENTION_SYSTEM = RETENTION_TAG["system"]
 REPORT_LABEL = "deletion-report"
 #: Why a deletion runs.
 REQUEST = "request"
