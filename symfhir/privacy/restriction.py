@@ -9,6 +9,7 @@ client's photos off every marketing list at once: nothing is cached to clear.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from symfhir.audit import AuditTrail
@@ -75,6 +76,7 @@ def handle(
     if request.business_status not in (IDENTITY_VERIFIED, IN_PROGRESS) or not request.verifications:
         raise PrivacyRequestError("the requester's identity is not verified yet")
     known = load_consent_kinds().kinds
+    audit = _naming_client(audit, request.patient_id)
     results: dict[str, str] = {}
     for kind in requested_kinds(request):
         if kind not in known:
@@ -98,6 +100,25 @@ def handle(
     return Outcome(
         PARTIALLY_COMPLETED, (report,), f"{left} of {len(results)} consents not withdrawn"
     )
+
+
+def _naming_client(audit: AuditTrail, patient_id: str) -> AuditTrail:
+    """``audit`` with the client named on every event: a request's own trail is not bound to
+    one client (it may be unmatched when it begins), and a withdrawal is an access to theirs."""
+
+    def trail(
+        subtype: str,
+        *,
+        success: bool = True,
+        description: str | None = None,
+        resources: Sequence[str] = (),
+    ) -> None:
+        named = list(resources)
+        if f"Patient/{patient_id}" not in named:
+            named.insert(0, f"Patient/{patient_id}")
+        audit(subtype, success=success, description=description, resources=named)
+
+    return trail
 
 
 def _withdraw(

@@ -14,6 +14,7 @@ from PIL import Image
 from symfhir.audit import ClientAuditTrail
 from symfhir.fhir import FhirClient, ServerConfig
 from symfhir.privacy import restriction
+from symfhir.privacy.audit import RequestAuditTrail
 from symfhir.privacy.model import (
     COMPLETED,
     IDENTITY_VERIFIED,
@@ -21,6 +22,8 @@ from symfhir.privacy.model import (
     Requester,
     Verification,
 )
+from symfhir.privacy.processing import process_request
+from symfhir.privacy.requests import NewRequest, submit_request
 from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.consents.recording import capture_consent, read_consents
@@ -128,3 +131,44 @@ def test_withdrawn_photo_consent_takes_the_photo_off_marketing_at_once(
     assert again.business_status == COMPLETED
     assert again.outputs[0].text.count("nothing to withdraw") == 3
     assert client.read("Consent", current.id)["meta"]["versionId"] == "2"
+
+
+def test_a_restriction_request_processed_end_to_end(client: FhirClient, actor: Actor):
+    """Submitted at the desk (verified in person), processed by the bundled handler: the Task
+    is completed with the report, the consent is withdrawn, the audit names the client."""
+    patient_id = synthetic_patient(client, birthDate="1990-04-01")
+    now = datetime.now(UTC)
+    form = {
+        "kind": "marketing_email",
+        "decision": "given",
+        "signer": "client",
+        "signer_name": "Avery Quillfeather",
+        "typed_signature": "Avery Quillfeather",
+    }
+    own = ClientAuditTrail(client, patient_id, actor.fhir_user)
+    earlier = now - timedelta(hours=1)
+    assert capture_consent(client, actor, patient_id, form, audit=own, now=earlier).outcome == (
+        "saved"
+    )
+    trail = RequestAuditTrail(client, actor.fhir_user, clock=lambda: now)
+    new = NewRequest(
+        "restriction",
+        Requester("Avery Quillfeather", date(1990, 4, 1), "avery.q@example.com"),
+        inputs={"consents": "marketing_email"},
+        patient_id=patient_id,
+        verifications=(Verification("in-person", actor.fhir_user, now - timedelta(minutes=1)),),
+    )
+    task_id = submit_request(client, actor, new, now=now, audit=trail).request.task_id
+    processed = process_request(client, actor, task_id, now=now, audit=trail)
+
+    assert processed.outcome.business_status == COMPLETED
+    task = client.read("Task", task_id)
+    assert task["businessStatus"]["coding"][0]["code"] == COMPLETED
+    outputs = {o["type"]["text"]: o.get("valueString") for o in task.get("output", [])}
+    assert outputs.get("restriction-report") == "marketing_email: withdrawn"
+    record = read_consents(client, actor, patient_id, audit=own, now=now)
+    assert next(k for k in record.overview if k.key == "marketing_email").status == "withdrawn"
+    events = client.search_all("AuditEvent", {"patient": f"Patient/{patient_id}"})
+    assert any(
+        e.get("outcomeDesc") == "consents page withdrew a marketing_email Consent" for e in events
+    )
