@@ -21,6 +21,7 @@ from smart_app.intake import bp as intake_bp
 from smart_app.launch.views import bp as launch_bp
 from smart_app.photos import MAX_UPLOAD_BYTES
 from smart_app.photos import bp as photos_bp
+from smart_app.privacy import bp as privacy_bp
 from smart_app.session_store import EncryptedSessionInterface, FileSessionStore, cookie_flags
 from smart_app.summary import bp as summary_bp
 from symfhir.cardnumbers import mask_log_records
@@ -78,6 +79,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(intake_bp)
     app.register_blueprint(consents_bp)
     app.register_blueprint(photos_bp)
+    app.register_blueprint(privacy_bp)
     app.register_blueprint(ehr_style.bp)
     app.jinja_env.globals["workspace_links"] = lambda: _workspace_links(app)
     return app
@@ -89,6 +91,7 @@ WORKSPACE_PAGES = (
     ("intake.form", "Intake", "nav-intake"),
     ("consents.index", "Consents", "nav-consents"),
     ("photos.gallery", "Photos", "nav-photos"),
+    ("privacy.index", "Privacy", "nav-privacy"),
 )
 
 

@@ -26,7 +26,7 @@ DEFAULT_SCOPES = (
     "patient/Procedure.crs patient/Consent.crus patient/RelatedPerson.crs "
     "patient/QuestionnaireResponse.crus "
     "patient/Media.crs patient/Binary.cr patient/Provenance.cr "
-    "patient/AuditEvent.c"
+    "patient/AuditEvent.c patient/Task.crus"
 )
 
 DEFAULTS: dict[str, Any] = {
