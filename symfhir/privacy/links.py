@@ -15,7 +15,7 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from symfhir.errors import ConfigError
 from symfhir.privacy.portal_settings import load_link_kinds
@@ -122,4 +122,14 @@ def revoke_links(store: Store, kind: str, target: str, *, now: datetime) -> int:
                 Link.revoked_at.is_(None),
             )
             .values(revoked_at=now)
+        ).rowcount
+
+
+def purge_links(store: Store, *, now: datetime, keep: timedelta = timedelta(days=30)) -> int:
+    """Delete links expired or revoked more than ``keep`` ago (kept that long so a late
+    click still finds "expired", not "unknown"); returns how many."""
+    cutoff = now - keep
+    with store.session() as session:
+        return session.execute(
+            delete(Link).where((Link.expires_at <= cutoff) | (Link.revoked_at <= cutoff))
         ).rowcount

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -52,12 +53,26 @@ class Store:
         self._creating = threading.Lock()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, url: str | None = None) -> Store:
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        url: str | None = None,
+        generate_key: bool = False,
+    ) -> Store:
         """The store of ``SYMFHIR_STORE_URL`` (default ``sqlite:///out/symfhir.db``) with the
         comma-separated Fernet keys of ``SYMFHIR_STORE_KEYS`` and, optionally, the base64url
-        ``SYMFHIR_STORE_LOOKUP_KEY``. Raises ConfigError when no key is set."""
+        ``SYMFHIR_STORE_LOOKUP_KEY``. Raises ConfigError when no key is set, unless
+        ``generate_key`` (a development server): then a key is made now, with a warning, and
+        what it sealed cannot be read after a restart."""
         env = os.environ if env is None else env
         keys = [k.strip() for k in env.get("SYMFHIR_STORE_KEYS", "").split(",") if k.strip()]
+        if not keys and generate_key:
+            log.warning(
+                "SYMFHIR_STORE_KEYS not set: using a key made at start; sealed fields and "
+                "rate counts will not survive a restart (set SYMFHIR_STORE_KEYS in production)"
+            )
+            keys = [Fernet.generate_key().decode()]
         lookup = env.get("SYMFHIR_STORE_LOOKUP_KEY")
         lookup_key = None
         if lookup:

@@ -128,3 +128,19 @@ def test_parallel_opens_never_pass_max_uses(store: Store, now: datetime) -> None
     for t in threads:
         t.join()
     assert results.count(TARGET) == 3 and results.count(None) == 9
+
+
+def test_purge_removes_long_dead_links_only(store: Store, now: datetime) -> None:
+    from symfhir.privacy.links import purge_links
+
+    old = create_link(store, "download", "a", now=now - timedelta(days=40))
+    revoked = create_link(store, "status", "b", now=now - timedelta(days=40))
+    revoke_link(store, revoked, now=now - timedelta(days=31))
+    recent = create_link(store, "download", "c", now=now - timedelta(days=2))
+    live = create_link(store, "status", "d", now=now)
+    assert purge_links(store, now=now) == 2
+    assert resolve_link(store, old, now=now) is None
+    assert resolve_link(store, live, now=now) == "d"
+    with store.session() as session:
+        assert len(session.execute(select(Link)).all()) == 2
+    assert resolve_link(store, recent, now=now) is None

@@ -155,3 +155,11 @@ def test_memory_database_works(now: datetime) -> None:
     with store.session() as session:
         assert session.execute(select(RateEvent.bucket)).scalar_one() == "b"
     store.dispose()
+
+
+def test_a_development_store_may_make_its_key(tmp_path, caplog) -> None:
+    env = {"SYMFHIR_STORE_URL": f"sqlite:///{tmp_path / 'dev.db'}"}
+    store = Store.from_env(env, generate_key=True)
+    assert store.unseal(store.seal("x")) == "x"
+    assert "SYMFHIR_STORE_KEYS not set" in caplog.text
+    store.dispose()
