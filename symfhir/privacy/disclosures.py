@@ -2,14 +2,18 @@
 when and why, for a date range, read from the client's AuditEvents on the EHR's server.
 
 A disclosure is an AuditEvent in the shape ``symfhir.audit.disclosure_event`` writes (the
-R4 disclosure example: type DCM 110106 Export, or a "Disclosure" subtype); every other
-AuditEvent (the reads and writes of the app) is left out. What was disclosed is listed by
-resource type only: the accounting carries no clinical content.
+R4 disclosure example: type DCM 110106 Export, or a "Disclosure" subtype), or the AuditEvent
+of one of the app's own exports (``symfhir export`` and the access package write type rest,
+subtype ``export``; it names no recipient or purpose, so the accounting says "not recorded").
+Every other AuditEvent (the reads and writes of the app), and a failed attempt, is left out.
+What was disclosed is listed by resource type only: the accounting carries no clinical
+content.
 ``symfhir.privacy.disclosure_report`` renders it as HTML, CSV or a FHIR Bundle.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -31,6 +35,9 @@ _RECIPIENT_ROLES = {
     ("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "IRCP"),
 }
 _PATIENT_ROLE = ("http://terminology.hl7.org/CodeSystem/object-role", "1")
+RESTFUL = "http://hl7.org/fhir/restful-interaction"
+# An export's description lists what went out as "Type count" pairs (export.workflow.describe).
+_TYPE_COUNT = re.compile(r"\b([A-Z][A-Za-z]{1,63}) \d+\b")
 
 
 @dataclass(frozen=True)
@@ -138,7 +145,9 @@ def select_disclosures(
     [low, high), oldest first; a server's search is not trusted to have filtered them."""
     kept = []
     for event in events:
-        if event.get("resourceType") != "AuditEvent" or not is_disclosure(dict(event)):
+        if event.get("resourceType") != "AuditEvent" or event.get("outcome", "0") != "0":
+            continue  # a failed attempt disclosed nothing
+        if not is_disclosure(dict(event)) and not is_app_export(event):
             continue
         if not in_compartment(event, patient_id):
             continue
@@ -148,6 +157,18 @@ def select_disclosures(
         kept.append(dict(event))
     kept.sort(key=lambda e: (recorded(e), str(e.get("id", ""))))
     return kept
+
+
+def is_app_export(event: Mapping[str, Any]) -> bool:
+    """Whether an AuditEvent records one of the app's own exports (``symfhir.export``: type
+    rest, subtype ``export`` through the workflow's AuditTrail)."""
+    kind = event.get("type") or {}
+    if kind.get("code") != "rest":
+        return False
+    return any(
+        (sub or {}).get("system") == RESTFUL and (sub or {}).get("code") == "export"
+        for sub in event.get("subtype") or []
+    )
 
 
 def recorded(event: Mapping[str, Any]) -> datetime | None:
@@ -222,5 +243,8 @@ def _disclosed_types(event: Mapping[str, Any]) -> tuple[str, ...]:
             if entity_type.get("system") == "http://hl7.org/fhir/resource-types":
                 kind = str(entity_type.get("code") or "")
         if kind.isalpha():
+            found[kind] = None
+    if not found and is_app_export(event):
+        for kind in _TYPE_COUNT.findall(str(event.get("outcomeDesc") or "")):
             found[kind] = None
     return tuple(found)

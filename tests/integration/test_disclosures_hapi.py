@@ -132,3 +132,21 @@ def test_the_command_refuses_a_backwards_range(fhir_base, capsys):
     )
     assert code == 2
     assert "ends before it starts" in capsys.readouterr().err
+
+
+def test_an_export_by_the_app_is_in_the_accounting(client, fhir_base, tmp_path, capsys):
+    nurse = synthetic_practitioner(client)
+    patient_id = synthetic_patient(client, birthDate="1990-04-01")
+    server = ["--server", fhir_base, "--user", str(nurse.fhir_user)]
+    out = tmp_path / "export.json"
+    assert (
+        main(["export", "--patient", patient_id, "--format", "bundle", "-o", str(out), *server])
+        == 0
+    )
+    capsys.readouterr()
+    # Default range: the six years up to today.
+    assert main(["disclosures", "--patient", patient_id, "--format", "csv", *server]) == 0
+    (row,) = csv.DictReader(capsys.readouterr().out.splitlines())
+    assert row["disclosed"] == "Patient"
+    assert row["by"] == nurse.fhir_user
+    assert row["recipient"] == "recipient not recorded"

@@ -219,3 +219,30 @@ def test_unknown_format_refused():
     accounting, _, _ = run([])
     with pytest.raises(ValueError, match="unknown format"):
         render(accounting, "pdf", spa_name="Spa")
+
+
+def test_the_apps_own_exports_are_listed_and_failed_attempts_are_not():
+    when = datetime(2026, 11, 3, 10, 0, tzinfo=ZONE)
+    exported = audit_event(
+        "export",
+        "p1",
+        "Practitioner/nurse1",
+        description="export zip: 7 resources (Consent 2, Media 1, Observation 4); "
+        "1 photos, 1 files; sha256 ab12",
+        now=when,
+    )
+    failed = audit_event(
+        "export",
+        "p1",
+        "Practitioner/nurse1",
+        success=False,
+        description="export zip failed",
+        now=when,
+    )
+    failed_disclosure = disclosed("f", when, success=False)
+    accounting, _, _ = run([{"id": "x", **exported}, {"id": "y", **failed}, failed_disclosure])
+    (item,) = accounting.disclosures
+    assert item.event_id == "x"
+    assert item.disclosed == ("Consent", "Media", "Observation")
+    assert (item.recipient, item.purpose) == ("recipient not recorded", "not recorded")
+    assert item.by == "Practitioner/nurse1"
