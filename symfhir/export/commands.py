@@ -32,18 +32,22 @@ def register(sub: Any) -> None:
         help="protect the ZIP with a password (AES-256); zip format only",
     )
     p.add_argument("-o", "--output", help="output file; default ./PATIENT-export.EXT; - for stdout")
-    p.add_argument("--as-user", help="FHIR reference of the person exporting (Practitioner/ID)")
+    p.add_argument(
+        "--user",
+        help="the staff member running it, as a FHIR reference (Practitioner/ID), for the audit",
+    )
     add_server_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
+    from datetime import datetime
     from pathlib import Path
 
     from symfhir.audit import ClientAuditTrail
     from symfhir.errors import ExportError
     from symfhir.export import export_patient
+    from symfhir.spa import load_spa
     from symfhir.workspace.actor import Actor
 
     password = _password() if args.encrypt else None
@@ -51,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
         raise ExportError("--encrypt needs --format zip")
     extension = {"bundle": "json", "ndjson": "ndjson", "html": "html", "zip": "zip"}[args.fmt]
     output = args.output or f"{args.patient}-export.{extension}"
-    actor = Actor(fhir_user=args.as_user)
+    actor = Actor(fhir_user=args.user)
     with open_client(args) as client:
-        audit = ClientAuditTrail(client, args.patient, args.as_user)
+        audit = ClientAuditTrail(client, args.patient, args.user)
         target: Any = sys.stdout.buffer if output == "-" else Path(output)
         result = export_patient(
             client,
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             target,
             fmt=args.fmt,
             password=password,
-            now=datetime.now(UTC).astimezone(),
+            now=datetime.now(load_spa().zone),
             audit=audit,
         )
     where = "stdout" if output == "-" else output

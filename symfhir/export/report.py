@@ -9,7 +9,7 @@ files beside the page.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from html import escape
 from typing import IO, Any
@@ -28,6 +28,7 @@ _STYLE = (
     "text-align:left;vertical-align:top}figure{display:inline-block;margin:.5rem}"
     "img{max-width:18rem;max-height:18rem}.muted{color:#666}"
 )
+_NONE = '<p class="muted">None.</p>\n'
 _SECTIONS: tuple[tuple[str, str], ...] = (
     ("AllergyIntolerance", "Allergies"),
     ("MedicationStatement", "Medications and supplements"),
@@ -68,12 +69,16 @@ def write_report(
         f"exported {escape(now.isoformat(timespec='minutes'))}. The complete record is in the "
         "FHIR files of this package (bundle.json, ndjson/).</p>\n"
     )
-    out(_details(patient))
-    out(_intake(spool))
+    for piece in _details(patient):
+        out(piece)
+    for piece in _intake(spool):
+        out(piece)
     for resource_type, title in _SECTIONS:
         out(f"<h2>{escape(title)}</h2>\n")
-        out(_table(spool.resources(resource_type), _ROWS[resource_type]))
-    out(_consents(spool, base_url))
+        for piece in _table(spool.resources(resource_type), _ROWS[resource_type]):
+            out(piece)
+    for piece in _consents(spool, base_url):
+        out(piece)
     out("<h2>Photos</h2>\n")
     photos = 0
     for resource_type in ("Media", "DocumentReference"):
@@ -87,8 +92,10 @@ def write_report(
                 caption = _photo_caption(resource)
                 out(f'"><figcaption>{escape(caption)}</figcaption></figure>\n')
     if not photos:
-        out('<p class="muted">None.</p>\n')
-    out(_documents(spool, base_url))
+        out(_NONE)
+    if spool.counts.get("DocumentReference"):
+        for piece in _documents(spool, base_url):
+            out(piece)
     out("<h2>Everything in this record</h2>\n<table><tr><th>Kind of record</th><th>Count</th>")
     out("</tr>\n")
     for resource_type in spool.types():
@@ -99,7 +106,7 @@ def write_report(
     out("</body></html>\n")
 
 
-def _details(patient: dict[str, Any]) -> str:
+def _details(patient: dict[str, Any]) -> Iterator[str]:
     rows = [
         ("Name", human_name(patient.get("name"))),
         ("Date of birth", str(patient.get("birthDate", ""))),
@@ -116,26 +123,24 @@ def _details(patient: dict[str, Any]) -> str:
     for ident in patient.get("identifier") or []:
         if isinstance(ident, dict) and ident.get("value"):
             rows.append(("Client number", str(ident["value"])))
-    return "<h2>Your details</h2>\n" + _pairs(rows)
+    yield "<h2>Your details</h2>\n"
+    yield from _pairs(rows)
 
 
-def _intake(spool: Spool) -> str:
-    parts = ["<h2>Intake</h2>\n"]
-    count = 0
+def _intake(spool: Spool) -> Iterator[str]:
+    yield "<h2>Intake</h2>\n"
+    empty = True
     for response in spool.resources("QuestionnaireResponse"):
-        count += 1
-        when = str(response.get("authored", ""))
-        parts.append(f"<h3>Intake form {escape(when)}</h3>\n")
-        parts.append(_pairs(list(_answers(response.get("item") or []))))
-    observations = [
-        (concept_text(o.get("code")), _value(o)) for o in spool.resources("Observation")
-    ]
-    if observations:
-        count += 1
-        parts.append("<h3>Observations</h3>\n" + _pairs(observations))
-    if not count:
-        parts.append('<p class="muted">None.</p>\n')
-    return "".join(parts)
+        empty = False
+        yield f"<h3>Intake form {escape(str(response.get('authored', '')))}</h3>\n"
+        yield from _pairs(_answers(response.get("item") or []))
+    if spool.counts.get("Observation"):
+        empty = False
+        yield "<h3>Observations</h3>\n"
+        observations = spool.resources("Observation")
+        yield from _pairs((concept_text(o.get("code")), _value(o)) for o in observations)
+    if empty:
+        yield _NONE
 
 
 def _answers(items: list[Any], depth: int = 0) -> Iterable[tuple[str, str]]:
@@ -224,49 +229,46 @@ _ROWS: dict[str, tuple[tuple[str, Callable[[dict[str, Any]], str]], ...]] = {
 }
 
 
-def _consents(spool: Spool, base_url: str) -> str:
-    rows = []
-    for consent in spool.resources("Consent"):
-        what = ", ".join(concept_text(c) for c in consent.get("category") or []) or concept_text(
-            consent.get("scope")
-        )
-        provision = consent.get("provision") if isinstance(consent.get("provision"), dict) else {}
-        purposes = ", ".join(
-            str(p.get("display") or p.get("code", ""))
-            for p in provision.get("purpose") or []
-            if isinstance(p, dict)
-        )
-        forms = [ref.name for ref in attachments_of(consent, base_url)]
-        rows.append(
-            [
-                what + (f" ({purposes})" if purposes else ""),
+def _consents(spool: Spool, base_url: str) -> Iterator[str]:
+    def rows() -> Iterator[list[str]]:
+        for consent in spool.resources("Consent"):
+            what = ", ".join(concept_text(c) for c in consent.get("category") or [])
+            provision = consent.get("provision")
+            provision = provision if isinstance(provision, dict) else {}
+            purposes = ", ".join(
+                str(p.get("display") or p.get("code", ""))
+                for p in provision.get("purpose") or []
+                if isinstance(p, dict)
+            )
+            yield [
+                (what or concept_text(consent.get("scope")))
+                + (f" ({purposes})" if purposes else ""),
                 str(consent.get("status", "")),
                 str(provision.get("type", "")),
                 str(consent.get("dateTime", "")),
                 _period(provision.get("period")),
-                ", ".join(forms),
+                ", ".join(ref.name for ref in attachments_of(consent, base_url)),
             ]
-        )
+
     head = ("Consent", "Status", "Decision", "Signed", "Valid", "Signed form (in the package)")
-    return "<h2>Consents</h2>\n" + _grid(head, rows)
+    yield "<h2>Consents</h2>\n"
+    yield from _grid(head, rows())
 
 
-def _documents(spool: Spool, base_url: str) -> str:
+def _documents(spool: Spool, base_url: str) -> Iterator[str]:
     # Documents other than photos (signed forms kept as documents): listed with their file.
-    rows = []
-    for document in spool.resources("DocumentReference"):
-        refs = [r for r in attachments_of(document, base_url) if r.folder == "forms"]
-        if refs or document.get("description"):
-            rows.append(
-                [
+    def rows() -> Iterator[list[str]]:
+        for document in spool.resources("DocumentReference"):
+            refs = [r for r in attachments_of(document, base_url) if r.folder == "forms"]
+            if refs:
+                yield [
                     str(document.get("description") or concept_text(document.get("type"))),
                     str(document.get("date", "")),
                     ", ".join(r.name for r in refs),
                 ]
-            )
-    if not rows:
-        return ""
-    return "<h2>Documents</h2>\n" + _grid(("Document", "Date", "File (in the package)"), rows)
+
+    yield "<h2>Documents</h2>\n"
+    yield from _grid(("Document", "Date", "File (in the package)"), rows())
 
 
 def _photo_caption(resource: dict[str, Any]) -> str:
@@ -281,25 +283,27 @@ def _photo_caption(resource: dict[str, Any]) -> str:
 def _table(
     resources: Iterable[dict[str, Any]],
     columns: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...],
-) -> str:
-    rows = [[get(r) for _, get in columns] for r in resources]
+) -> Iterator[str]:
+    rows = ([get(r) for _, get in columns] for r in resources)
     return _grid(tuple(title for title, _ in columns), rows)
 
 
-def _grid(head: tuple[str, ...], rows: list[list[str]]) -> str:
-    if not rows:
-        return '<p class="muted">None.</p>\n'
-    cells = "".join(f"<th>{escape(h)}</th>" for h in head)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>\n" for row in rows
-    )
-    return f"<table><tr>{cells}</tr>\n{body}</table>\n"
+def _grid(head: tuple[str, ...], rows: Iterable[list[str]]) -> Iterator[str]:
+    """A table, a row at a time ("None." when there are no rows)."""
+    empty = True
+    for row in rows:
+        if empty:
+            yield "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>\n"
+            empty = False
+        yield "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>\n"
+    yield _NONE if empty else "</table>\n"
 
 
-def _pairs(rows: list[tuple[str, str]]) -> str:
-    if not rows:
-        return '<p class="muted">None.</p>\n'
-    body = "".join(
-        f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>\n" for k, v in rows
-    )
-    return f"<table>{body}</table>\n"
+def _pairs(rows: Iterable[tuple[str, str]]) -> Iterator[str]:
+    empty = True
+    for key, value in rows:
+        if empty:
+            yield "<table>"
+            empty = False
+        yield f"<tr><th>{escape(str(key))}</th><td>{escape(str(value))}</td></tr>\n"
+    yield _NONE if empty else "</table>\n"

@@ -300,10 +300,11 @@ class FhirClient:
         path = resource_path("Binary", binary_id)
         operation = f"download {path}"
         limit = max_bytes or self.config.max_response_bytes
-        # Any Accept but FHIR's asks for the raw bytes (http.html#binary).
-        response = self._send(
-            "GET", path, operation, headers={"Accept": "*/*"}, stream=True, idempotent=True
-        )
+        # Any Accept but FHIR's asks for the raw bytes (http.html#binary). The session's
+        # default Content-Type is dropped (None removes it): HAPI reads a FHIR Content-Type
+        # on a GET as the format wanted, and would send the Binary as base64 JSON, whole.
+        headers: dict = {"Accept": "*/*", "Content-Type": None}
+        response = self._send("GET", path, operation, headers=headers, stream=True, idempotent=True)
         with response:
             return copy_binary(response, dest, limit, operation, self.config.timeout)
 

@@ -396,3 +396,18 @@ def test_round_trip_an_exported_bundle_imports_as_a_new_client(
         return sorted(out)
 
     assert comparable(again, {}) == comparable(exported, new_ids)
+
+
+def test_photos_come_from_the_server_as_raw_bytes(client: FhirClient) -> None:
+    # HAPI answers a Binary read as base64 JSON (to be read whole) when the GET carries a
+    # FHIR Content-Type: the download must send none, so the photo streams as it is.
+    binary = client.upload_binary(io.BytesIO(PHOTO), "image/jpeg")
+    seen: list[str] = []
+    client.session.hooks["response"].append(
+        lambda response, *args, **kwargs: seen.append(response.headers.get("Content-Type", ""))
+    )
+    dest = io.BytesIO()
+    content_type, size, sha1 = client.download_binary(binary.id, dest)
+    assert seen[-1].startswith("image/jpeg")
+    assert (content_type, size, dest.getvalue()) == ("image/jpeg", len(PHOTO), PHOTO)
+    assert sha1 == hashlib.sha1(PHOTO).hexdigest()
