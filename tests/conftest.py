@@ -143,12 +143,18 @@ def make_record_dict(**overrides: object) -> dict:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    """The app's own store: a SQLite file of its own, a Fernet key made for the test."""
+    """The app's own store: a SQLite file of its own, a Fernet key made for the test. With
+    SYMFHIR_TEST_STORE_URL set (e.g. a PostgreSQL database), that database, emptied first."""
+    import os
+
     from cryptography.fernet import Fernet
 
     from symfhir.store import Store
+    from symfhir.store.tables import Base
 
-    db = Store(f"sqlite:///{tmp_path / 'store.db'}", [Fernet.generate_key().decode()])
+    url = os.environ.get("SYMFHIR_TEST_STORE_URL") or f"sqlite:///{tmp_path / 'store.db'}"
+    db = Store(url, [Fernet.generate_key().decode()])
+    Base.metadata.drop_all(db.engine)
     yield db
     db.dispose()
 
