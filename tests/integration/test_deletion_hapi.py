@@ -431,3 +431,59 @@ def test_retention_run_finishes_scheduled_clients_only(
     assert main(["retention", "run", "--patient", pid(untouched), *later]) == 0
     assert "clients scheduled: 0" in capsys.readouterr().out
     assert all(exists(client, ref) for ref in untouched.values())
+
+
+def test_an_actor_who_may_not_delete_changes_nothing(client: FhirClient) -> None:
+    from symfhir.errors import NotAllowedError
+
+    ids = make_client(client)
+    reader = Actor("Practitioner/none", permits=lambda _type, interaction: interaction in "rs")
+    with pytest.raises(NotAllowedError) as refused:
+        delete_client_data(client, reader, pid(ids), now=NOW, audit=Events())
+    assert ("Consent", "d") in refused.value.missing
+    assert all(exists(client, ref) for ref in ids.values())
+    assert "telecom" in client.read("Patient", pid(ids))
+
+
+def test_symfhir_privacy_process_stores_the_report_on_the_task(
+    client: FhirClient, fhir_base: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from symfhir.cli import main
+    from tests.integration.conftest import synthetic_practitioner
+
+    ids = make_client(client)
+    officer = synthetic_practitioner(client).fhir_user or ""
+    common = ["--as-user", officer, "--server", fhir_base]
+    assert (
+        main(
+            [
+                "privacy",
+                "new",
+                "--kind",
+                "deletion",
+                "--name",
+                "Avery Quillfeather",
+                "--email",
+                "avery.q@example.com",
+                "--patient",
+                pid(ids),
+                "--verified-in-person",
+                "--reference",
+                uuid.uuid4().hex,
+                *common,
+            ]
+        )
+        == 0
+    )
+    task_id = capsys.readouterr().out.split("Task/", 1)[1].split()[0]
+    assert main(["privacy", "process", task_id, *common]) == 0
+    assert "partially-completed" in capsys.readouterr().out
+    task = client.read("Task", task_id)
+    (output,) = [o for o in task["output"] if o["type"].get("text") == "deletion-report"]
+    report = json.loads(output["valueString"])
+    assert report["deleted"] == len(GOES_NOW)
+    assert {i["resource"] for i in report["items"] if i["outcome"] == "deleted"} == {
+        ids[k] for k in GOES_NOW
+    }
+    assert SECRET not in output["valueString"]
+    assert not exists(client, ids["email"])
