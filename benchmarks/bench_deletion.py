@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo
 from symfhir.privacy.retention import (
     CONSENT_KIND_SYSTEM,
     DELETE,
-    load_retention,
     plan_deletion,
 )
+from symfhir.privacy.retention_rules import load_retention
 
 ZONE = ZoneInfo("America/Chicago")
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=ZONE)

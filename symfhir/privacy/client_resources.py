@@ -16,7 +16,7 @@ from typing import Any
 from symfhir.errors import FhirNotFoundError, FhirRequestError
 from symfhir.fhir import FhirClient
 from symfhir.fhir.compartment import compartment_search_params, in_compartment, load_compartment
-from symfhir.privacy.retention import ref_key
+from symfhir.privacy.deletion_order import ref_key
 
 PAGE_SIZE = 200
 #: Ids per search of ``_id`` or ``target`` (keeps the query well under a URL's length limit).

@@ -34,6 +34,7 @@ from symfhir.errors import (
 from symfhir.fhir import FhirClient
 from symfhir.model.age import MINOR, age_status
 from symfhir.privacy.client_resources import read_client_resources
+from symfhir.privacy.deletion_order import ref_key
 from symfhir.privacy.model import (
     COMPLETED,
     PARTIALLY_COMPLETED,
@@ -46,10 +47,9 @@ from symfhir.privacy.retention import (
     KEEP,
     REFERENCED,
     Plan,
-    load_retention,
     plan_deletion,
-    ref_key,
 )
+from symfhir.privacy.retention_rules import load_retention
 from symfhir.spa import load_spa
 from symfhir.terminology import load_terminology
 from symfhir.workspace.actor import Actor

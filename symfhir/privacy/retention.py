@@ -4,24 +4,23 @@ until when the others are kept, by the rules of ``mappings/retention.yaml``.
 Pure: resources (FHIR JSON dicts) and ``now`` in, a ``Plan`` out. The plan names resources by
 ``Type/id`` with a rule name and dates only, never their content, so it may be stored and
 shown as it is. Deny by default: a resource no rule matches is kept (``NO_RULE``).
+
+The rules are read by ``retention_rules``; what references what, and the order of the
+deletions, is ``deletion_order``.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from symfhir.errors import ConfigError
-from symfhir.terminology import MAPPINGS_DIR, read_mapping_file
+from symfhir.privacy.deletion_order import references_of, referrers_first
+from symfhir.privacy.retention_rules import Keep, RetentionPolicy, Rule, load_retention
 
-RETENTION_FILE = MAPPINGS_DIR / "retention.yaml"
 CONSENT_KIND_SYSTEM = "http://symfhir.org/fhir/CodeSystem/consent-kind"
 
 DELETE = "delete"
@@ -32,36 +31,6 @@ NO_RULE = "no-rule"
 REFERENCED = "referenced-by-kept"
 #: Sorts after every real date: "kept indefinitely" while comparing keep dates.
 _FOREVER = date.max
-
-
-@dataclass(frozen=True)
-class Keep:
-    """How long a rule keeps what it matches: ``years`` after the last treatment, ``forever``,
-    or neither (may go now)."""
-
-    years: int | None = None
-    forever: bool = False
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One named rule: how long it keeps, and the conditions per resource type."""
-
-    name: str
-    keep: Keep
-    types: Mapping[str, Mapping[str, Any]]
-
-
-@dataclass(frozen=True)
-class RetentionPolicy:
-    """The parsed ``retention.yaml``."""
-
-    rules: tuple[Rule, ...]
-    last_treatment: Mapping[str, tuple[str, ...]]
-    clinical_dates: Mapping[str, tuple[str, ...]]
-    photo_uses: Mapping[str, frozenset[str]]
-    unlink: Mapping[str, frozenset[str]]
-    minimize: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,52 +79,6 @@ class Plan:
         return min(dates) if dates else None
 
 
-def parse_retention(data: Any) -> RetentionPolicy:
-    """The policy of the YAML document. Raises ConfigError naming what is wrong."""
-    if not isinstance(data, dict) or not isinstance(data.get("rules"), dict):
-        raise ConfigError("retention: a 'rules' table is required")
-    rules = []
-    for name, spec in data["rules"].items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("types"), dict):
-            raise ConfigError(f"retention: rule {name} needs a 'types' table")
-        keep = spec.get("keep") or {}
-        if keep.get("forever"):
-            parsed = Keep(forever=True)
-        elif keep.get("none"):
-            parsed = Keep()
-        elif isinstance(keep.get("years"), int) and keep["years"] >= 0:
-            if keep.get("after") != "last-treatment":
-                raise ConfigError(f"retention: rule {name}: 'after' must be last-treatment")
-            parsed = Keep(years=keep["years"])
-        else:
-            raise ConfigError(f"retention: rule {name}: keep needs years, forever or none")
-        types = {str(t): (c or {}) for t, c in spec["types"].items()}
-        for type_name, condition in types.items():
-            unknown = set(condition) - {"consent_kind", "photo_use", "follows"}
-            if not isinstance(condition, dict) or unknown:
-                raise ConfigError(f"retention: rule {name}: {type_name}: unknown condition")
-        rules.append(Rule(str(name), parsed, types))
-    basis = data.get("years_basis") or {}
-
-    def paths(table: Any) -> dict[str, tuple[str, ...]]:
-        return {str(t): tuple(str(p) for p in v) for t, v in (table or {}).items()}
-
-    return RetentionPolicy(
-        rules=tuple(rules),
-        last_treatment=paths(basis.get("last_treatment")),
-        clinical_dates=paths(basis.get("clinical_dates")),
-        photo_uses={str(u): frozenset(k) for u, k in (data.get("photo_uses") or {}).items()},
-        unlink={str(t): frozenset(e) for t, e in (data.get("unlink") or {}).items()},
-        minimize=paths(data.get("minimize")),
-    )
-
-
-@lru_cache(maxsize=4)
-def load_retention(path: Path | None = None) -> RetentionPolicy:
-    """Load ``mappings/retention.yaml`` (or ``path``). Raises ConfigError."""
-    return parse_retention(read_mapping_file(path or RETENTION_FILE, "retention rules"))
-
-
 def add_years(day: date, years: int) -> date:
     """``day`` ``years`` later; 29 February becomes 1 March (kept a day longer, never less)."""
     try:
@@ -196,53 +119,6 @@ def _at(resource: Mapping[str, Any], path: str) -> object:
 def _latest(resource: Mapping[str, Any], paths: Sequence[str], zone: ZoneInfo) -> date | None:
     days = [d for p in paths if (d := local_day(_at(resource, p), zone)) is not None]
     return max(days) if days else None
-
-
-def ref_key(reference: object) -> str | None:
-    """``Type/id`` of a literal reference (relative, versioned or absolute); None otherwise."""
-    if not isinstance(reference, str) or not reference or reference.startswith(("#", "urn:")):
-        return None
-    parts = reference.split("/")
-    if len(parts) >= 4 and parts[-2] == "_history":
-        parts = parts[:-2]
-    if len(parts) < 2 or not parts[-2][:1].isupper() or not parts[-1]:
-        return None
-    return f"{parts[-2]}/{parts[-1]}"
-
-
-def _references(node: Any, out: list[str]) -> None:
-    # Iterative would be no faster here: resources nest a few levels only.
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference":
-                found = ref_key(value)
-                if found:
-                    out.append(found)
-            elif isinstance(value, (dict, list)):
-                _references(value, out)
-    elif isinstance(node, list):
-        for value in node:
-            if isinstance(value, (dict, list)):
-                _references(value, out)
-
-
-def references_of(
-    resource: Mapping[str, Any], weak_elements: frozenset[str] = frozenset()
-) -> tuple[list[str], list[str]]:
-    """The ``Type/id`` references a resource makes: (strong, weak). Weak ones sit under a
-    top-level element of ``weak_elements`` (a deletion may drop them). A Media's
-    ``content.url`` naming a Binary counts as a strong reference."""
-    strong: list[str] = []
-    weak: list[str] = []
-    for key, value in resource.items():
-        if key in ("meta", "text", "id", "resourceType") or not isinstance(value, (dict, list)):
-            continue
-        _references(value, weak if key in weak_elements else strong)
-    if resource.get("resourceType") == "Media":
-        url = ref_key((resource.get("content") or {}).get("url"))
-        if url and url.startswith("Binary/"):
-            strong.append(url)
-    return strong, weak
 
 
 def consent_kind(consent: Mapping[str, Any]) -> str | None:
@@ -400,7 +276,7 @@ def plan_deletion(
         held = tuple(e for e in elements if by_ref[key].get(e))
         if key not in going and held:
             minimize[key] = held
-    order = _referrers_first(going, strong, weak)
+    order = referrers_first(going, strong, weak)
     return Plan(tuple(items), order, unlink, minimize, last)
 
 
@@ -476,46 +352,3 @@ def _settle_followers(
             continue
         best = max(known, key=lambda s: s.until or date.min)
         states[key] = _State(states[key].rule, best.until)
-
-
-def _referrers_first(
-    going: set[str], strong: Mapping[str, list[str]], weak: Mapping[str, list[str]]
-) -> tuple[str, ...]:
-    """The resources to delete, each after every other one that references it (Kahn's
-    algorithm; what a cycle holds comes last and the server decides).
-
-    Two exceptions keep a run stopped halfway resumable, since a re-run reads and classifies
-    again: a photo's Binary goes before its Media (the Binary is found only through the
-    Media's ``content.url``, which the server does not hold as a reference), and Consents go
-    as late as references allow (they say what each photo is for)."""
-    waiting = dict.fromkeys(going, 0)
-    named_by: dict[str, list[str]] = {}
-
-    def edge(first: str, then: str) -> None:
-        if then in waiting and first in waiting and then != first:
-            waiting[then] += 1
-            named_by.setdefault(first, []).append(then)
-
-    for key in going:
-        for target in dict.fromkeys(strong[key] + weak[key]):
-            if key.startswith("Media/") and target.startswith("Binary/"):
-                edge(target, key)
-            else:
-                edge(key, target)
-    ready = [(_rank(k), k) for k, n in waiting.items() if n == 0]
-    heapq.heapify(ready)
-    order: list[str] = []
-    while ready:
-        _, key = heapq.heappop(ready)
-        order.append(key)
-        for target in named_by.get(key, []):
-            waiting[target] -= 1
-            if waiting[target] == 0:
-                heapq.heappush(ready, (_rank(target), target))
-    placed = set(order)
-    order.extend(sorted(k for k in going if k not in placed))
-    return tuple(order)
-
-
-def _rank(key: str) -> int:
-    return 1 if key.startswith("Consent/") else 0

@@ -17,11 +17,10 @@ from symfhir.privacy.retention import (
     REFERENCED,
     Plan,
     add_years,
-    load_retention,
     local_day,
-    parse_retention,
     plan_deletion,
 )
+from symfhir.privacy.retention_rules import load_retention, parse_retention
 
 pytestmark = pytest.mark.unit
 
