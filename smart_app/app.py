@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
-from flask import Flask
+from flask import Flask, session
 
 from smart_app import ehr_style, errors, request_limits, security, timing
 from smart_app.config import load_settings
@@ -22,6 +22,7 @@ from smart_app.launch.views import bp as launch_bp
 from smart_app.photos import MAX_UPLOAD_BYTES
 from smart_app.photos import bp as photos_bp
 from smart_app.privacy import bp as privacy_bp
+from smart_app.privacy_dashboard import bp as privacy_dashboard_bp
 from smart_app.session_store import EncryptedSessionInterface, FileSessionStore, cookie_flags
 from smart_app.summary import bp as summary_bp
 from symfhir.cardnumbers import mask_log_records
@@ -80,6 +81,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(consents_bp)
     app.register_blueprint(photos_bp)
     app.register_blueprint(privacy_bp)
+    app.register_blueprint(privacy_dashboard_bp)
     app.register_blueprint(ehr_style.bp)
     app.jinja_env.globals["workspace_links"] = lambda: _workspace_links(app)
     return app
@@ -95,5 +97,11 @@ WORKSPACE_PAGES = (
 )
 
 
+#: A user-level launch (no patient) opens only the privacy officer's dashboard.
+USER_LEVEL_PAGES = (("privacy_dashboard.index", "Privacy requests", "nav-privacy-dashboard"),)
+
+
 def _workspace_links(app: Flask) -> list[tuple[str, str, str]]:
-    return [page for page in WORKSPACE_PAGES if page[0] in app.view_functions]
+    user_level = bool((session.get(CONTEXT) or {}).get("user_level"))
+    pages = USER_LEVEL_PAGES if user_level else WORKSPACE_PAGES
+    return [page for page in pages if page[0] in app.view_functions]

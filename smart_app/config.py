@@ -39,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "SYMFHIR_KEY_ID": None,
     "SYMFHIR_SESSION_DIR": None,
     "SYMFHIR_SCOPES": DEFAULT_SCOPES,
+    # The privacy officer's dashboard: a user-level launch (no patient) reading every request.
+    "SYMFHIR_OFFICER_SCOPES": "openid fhirUser launch user/Task.rs user/AuditEvent.c",
     # None: Secure exactly when SYMFHIR_BASE_URL is https (see session_store.cookie_flags).
     "SYMFHIR_COOKIE_SECURE": None,
     "SYMFHIR_SESSION_IDLE_SECONDS": 1800,

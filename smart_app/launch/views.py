@@ -65,6 +65,13 @@ def jwks() -> Any:
 
 @bp.get("/launch")
 def launch() -> Any:
+    return begin_launch(current_app.config["SYMFHIR_SCOPES"])
+
+
+def begin_launch(scopes: str, *, user_level: str | None = None) -> Any:
+    """Start a launch asking for ``scopes``: the practitioner app's (a patient in context), or
+    with ``user_level`` naming the endpoint to open after a launch without a patient (the
+    privacy officer's dashboard)."""
     config = current_app.config
     iss = request.args.get("iss", "").strip().rstrip("/")
     launch_code = request.args.get("launch")
@@ -83,15 +90,18 @@ def launch() -> Any:
         raise AppError(400, "bad_launch", "The launch was not valid", "The launch code is empty.")
     timeout = config["SYMFHIR_HTTP_TIMEOUT"]
     pending = smart_launch.start_launch(iss, discover(iss, timeout))
-    scope = smart_launch.launch_scope(
-        config["SYMFHIR_SCOPES"], smart_launch.server_can_create(iss, timeout)
-    )
+    scope = scopes
+    if user_level is None:
+        scope = smart_launch.launch_scope(scopes, smart_launch.server_can_create(iss, timeout))
     launches = dict(session.get(PENDING) or {})
     while len(launches) >= MAX_PENDING:
         launches.pop(next(iter(launches)))
-    launches[pending.state] = pending.to_dict()
+    launches[pending.state] = pending.to_dict() | ({"user_level": user_level} if user_level else {})
     session[PENDING] = launches
-    return redirect(smart_launch.authorize_url(pending, _smart_client(scope), launch_code), 302)
+    url = smart_launch.authorize_url(
+        pending, _smart_client(scope), launch_code, patient=user_level is None
+    )
+    return redirect(url, 302)
 
 
 @bp.get("/callback")
@@ -103,7 +113,10 @@ def callback() -> Response:
     pending, code = smart_launch.check_callback(
         request.args, PendingLaunch.from_dict(raw) if raw is not None else None
     )
-    done = smart_launch.complete_launch(pending, code, _smart_client())
+    user_level = raw.get("user_level") if isinstance(raw, dict) else None
+    done = smart_launch.complete_launch(
+        pending, code, _smart_client(), need_patient=user_level is None
+    )
     kept = {k: done.token[k] for k in TOKEN_KEYS_KEPT if k in done.token}
     # A fresh session id at sign-in (against session fixation); pending launches stay.
     session.regenerate()  # type: ignore[attr-defined]
@@ -123,9 +136,11 @@ def callback() -> Response:
             style_url, done.iss, current_app.config["SYMFHIR_HTTP_TIMEOUT"]
         ),
         "token": with_expiry(kept),
+        # A user-level launch (no patient): only the privacy officer's dashboard opens.
+        "user_level": user_level is not None,
     }
     log.info("launch complete (writable=%s)", writable)
-    return redirect(url_for("summary.index"), code=303)
+    return redirect(url_for(user_level or "summary.index"), code=303)
 
 
 @bp.post("/logout")

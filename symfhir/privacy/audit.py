@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from symfhir.audit import audit_event
 from symfhir.errors import SymfhirError
@@ -39,23 +40,45 @@ class RequestAuditTrail:
         description: str | None = None,
         resources: Sequence[str] = (),
     ) -> None:
-        patient = next((p for r in resources if (p := reference_id(r, "Patient"))), None)
-        others = [r for r in resources if reference_id(r, "Patient") is None]
-        event = audit_event(
+        event = request_audit_event(
             subtype,
-            patient or "unknown",
             self._fhir_user,
             success=success,
             description=description,
-            resources=others,
+            resources=resources,
             now=self._clock(),
         )
-        if patient is None:
-            # audit_event always names a patient first; an unmatched request has none.
-            event["entity"] = event["entity"][1:]
-            if not event["entity"]:
-                del event["entity"]
         try:
             self._client.create(event)
         except SymfhirError as exc:
             log.warning("AuditEvent not written: %s", getattr(exc, "log_text", type(exc).__name__))
+
+
+def request_audit_event(
+    subtype: str,
+    fhir_user: str | None,
+    *,
+    success: bool = True,
+    description: str | None = None,
+    resources: Sequence[str] = (),
+    now: datetime,
+) -> dict[str, Any]:
+    """The AuditEvent of one privacy-request step (``symfhir.audit.audit_event``): the Patient
+    entity is the ``Patient/<id>`` among ``resources``, none when there is none."""
+    patient = next((p for r in resources if (p := reference_id(r, "Patient"))), None)
+    others = [r for r in resources if reference_id(r, "Patient") is None]
+    event = audit_event(
+        subtype,
+        patient or "unknown",
+        fhir_user,
+        success=success,
+        description=description,
+        resources=others,
+        now=now,
+    )
+    if patient is None:
+        # audit_event always names a patient first; an unmatched request has none.
+        event["entity"] = event["entity"][1:]
+        if not event["entity"]:
+            del event["entity"]
+    return event

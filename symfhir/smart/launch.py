@@ -74,14 +74,15 @@ class PendingLaunch:
 
 @dataclass(frozen=True)
 class Launch:
-    """A finished launch: the token response, the id_token's claims, the patient in context,
-    the practitioner (``fhirUser``) and the scopes actually granted."""
+    """A finished launch: the token response, the id_token's claims, the patient in context
+    (None for a user-level launch, e.g. the privacy officer's dashboard), the practitioner
+    (``fhirUser``) and the scopes actually granted."""
 
     iss: str
     token_url: str
     token: dict[str, Any]
     claims: dict[str, Any]
-    patient: str
+    patient: str | None
     fhir_user: str | None
     scopes: list[str]
 
@@ -123,12 +124,15 @@ def launch_scope(scope: str, can_create: Callable[[str], bool] | None) -> str:
     return scope if can_create is None else with_fallback(scope, can_create)
 
 
-def authorize_url(pending: PendingLaunch, client: SmartClient, launch: str | None) -> str:
-    """The authorize redirect: EHR launch with ``launch``, standalone with launch/patient."""
+def authorize_url(
+    pending: PendingLaunch, client: SmartClient, launch: str | None, *, patient: bool = True
+) -> str:
+    """The authorize redirect: EHR launch with ``launch``, standalone with launch/patient
+    (without it when ``patient`` is False: a user-level launch picks no client)."""
     scopes = client.scope.split()
     if launch is None:
         scopes = [s for s in scopes if s != "launch"]
-        if "launch/patient" not in scopes:
+        if patient and "launch/patient" not in scopes:
             scopes.append("launch/patient")
     params = {
         "response_type": "code",
@@ -200,9 +204,11 @@ def exchange_code(pending: PendingLaunch, code: str, client: SmartClient) -> dic
     return answer
 
 
-def complete_launch(pending: PendingLaunch, code: str, client: SmartClient) -> Launch:
+def complete_launch(
+    pending: PendingLaunch, code: str, client: SmartClient, *, need_patient: bool = True
+) -> Launch:
     """Exchange ``code``, check the id_token (and multi-factor sign-in when required) and the
-    patient context.
+    patient context (``need_patient`` False: a user-level launch, any patient is ignored).
 
     Raises TokenError (refused, or ``no_patient_context``), IdTokenError, MfaRequiredError.
     """
@@ -211,8 +217,8 @@ def complete_launch(pending: PendingLaunch, code: str, client: SmartClient) -> L
         token.get("id_token"), pending.config, client.client_id, pending.nonce, client.timeout
     )
     check_mfa(claims, client.mfa)
-    patient = token.get("patient")
-    if not isinstance(patient, str) or not patient:
+    patient = token.get("patient") if need_patient else None
+    if need_patient and (not isinstance(patient, str) or not patient):
         raise TokenError("the EHR did not say which client's record to open", "no_patient_context")
     fhir_user = claims.get("fhirUser") or claims.get("profile")
     return Launch(
