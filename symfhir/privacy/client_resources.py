@@ -1,11 +1,11 @@
 """Every resource of one client that a deletion must weigh, read from the FHIR server.
 
 Per-type searches bound to the patient (the search parameters of
-``mappings/patient-compartment.yaml``), then what those cannot find: the Binaries a Media's
-``content.url`` names and the Provenances that target the client's photos and consents without
-naming the Patient (a photo upload's). Only resources of the client's compartment are kept
-(``symfhir.fhir.compartment.in_compartment``): a search answer naming another client is
-dropped, never weighed, never deleted.
+``mappings/patient-compartment.yaml``), then what those cannot find: the Binaries an
+Attachment's ``url`` names (a photo's bytes, a signed form's file) and the Provenances that
+target the client's photos and consents without naming the Patient (a photo upload's). Only
+resources of the client's compartment are kept (``symfhir.fhir.compartment.in_compartment``):
+a search answer naming another client is dropped, never weighed, never deleted.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from symfhir.errors import FhirNotFoundError, FhirRequestError
 from symfhir.fhir import FhirClient
 from symfhir.fhir.compartment import compartment_search_params, in_compartment, load_compartment
-from symfhir.privacy.deletion_order import ref_key
+from symfhir.privacy.deletion_order import ref_key, references_of
 
 PAGE_SIZE = 200
 #: Ids per search of ``_id`` or ``target`` (keeps the query well under a URL's length limit).
@@ -41,13 +41,7 @@ def read_client_resources(client: FhirClient, patient_id: str) -> list[dict[str,
         for resource in _search_type(client, resource_type, patient_id):
             found[f"{resource_type}/{resource.get('id')}"] = resource
 
-    binaries = [
-        url
-        for r in found.values()
-        if r.get("resourceType") == "Media"
-        and (url := ref_key((r.get("content") or {}).get("url")))
-        and url.startswith("Binary/")
-    ]
+    binaries = [b for r in found.values() for b in references_of(r)[2]]
     for ids in _chunks(sorted({b.split("/", 1)[1] for b in binaries})):
         params = {"_id": ",".join(ids), "_elements": BINARY_ELEMENTS, "_count": str(CHUNK)}
         for binary in client.search("Binary", params):

@@ -21,7 +21,7 @@ def ref_key(reference: object) -> str | None:
     return f"{parts[-2]}/{parts[-1]}"
 
 
-def _references(node: Any, out: list[str]) -> None:
+def _references(node: Any, out: list[str], attached: list[str]) -> None:
     # Iterative would be no faster here: resources nest a few levels only.
     if isinstance(node, dict):
         for key, value in node.items():
@@ -29,43 +29,48 @@ def _references(node: Any, out: list[str]) -> None:
                 found = ref_key(value)
                 if found:
                     out.append(found)
+            elif key == "url" and isinstance(value, str) and "Binary/" in value:
+                found = ref_key(value)
+                if found and found.startswith("Binary/"):
+                    attached.append(found)
             elif isinstance(value, (dict, list)):
-                _references(value, out)
+                _references(value, out, attached)
     elif isinstance(node, list):
         for value in node:
             if isinstance(value, (dict, list)):
-                _references(value, out)
+                _references(value, out, attached)
 
 
 def references_of(
     resource: Mapping[str, Any], weak_elements: frozenset[str] = frozenset()
-) -> tuple[list[str], list[str]]:
-    """The ``Type/id`` references a resource makes: (strong, weak). Weak ones sit under a
-    top-level element of ``weak_elements`` (a deletion may drop them). A Media's
-    ``content.url`` naming a Binary counts as a strong reference."""
+) -> tuple[list[str], list[str], list[str]]:
+    """The ``Type/id`` references a resource makes: (strong, weak, attached). Weak ones sit
+    under a top-level element of ``weak_elements`` (a deletion may drop them); attached ones
+    are the Binaries an Attachment's ``url`` names (a photo's bytes, a signed form's file),
+    which the server does not hold as references."""
     strong: list[str] = []
     weak: list[str] = []
+    attached: list[str] = []
     for key, value in resource.items():
         if key in ("meta", "text", "id", "resourceType") or not isinstance(value, (dict, list)):
             continue
-        _references(value, weak if key in weak_elements else strong)
-    if resource.get("resourceType") == "Media":
-        url = ref_key((resource.get("content") or {}).get("url"))
-        if url and url.startswith("Binary/"):
-            strong.append(url)
-    return strong, weak
+        _references(value, weak if key in weak_elements else strong, attached)
+    return strong, weak, attached
 
 
 def referrers_first(
-    going: set[str], strong: Mapping[str, list[str]], weak: Mapping[str, list[str]]
+    going: set[str],
+    strong: Mapping[str, list[str]],
+    weak: Mapping[str, list[str]],
+    attached: Mapping[str, list[str]],
 ) -> tuple[str, ...]:
     """The resources to delete, each after every other one that references it (Kahn's
     algorithm; what a cycle holds comes last and the server decides).
 
     Two exceptions keep a run stopped halfway resumable, since a re-run reads and classifies
-    again: a photo's Binary goes before its Media (the Binary is found only through the
-    Media's ``content.url``, which the server does not hold as a reference), and Consents go
-    as late as references allow (they say what each photo is for)."""
+    again: an attached Binary goes before the resource naming it (it is found only through
+    that ``url``, which the server does not hold as a reference), and Consents go as late as
+    references allow (they say what each photo is for)."""
     waiting = dict.fromkeys(going, 0)
     named_by: dict[str, list[str]] = {}
 
@@ -76,10 +81,9 @@ def referrers_first(
 
     for key in going:
         for target in dict.fromkeys(strong[key] + weak[key]):
-            if key.startswith("Media/") and target.startswith("Binary/"):
-                edge(target, key)
-            else:
-                edge(key, target)
+            edge(key, target)
+        for binary in dict.fromkeys(attached[key]):
+            edge(binary, key)
     ready = [(_rank(k), k) for k, n in waiting.items() if n == 0]
     heapq.heapify(ready)
     order: list[str] = []

@@ -232,10 +232,11 @@ def plan_deletion(
 
     strong: dict[str, list[str]] = {}
     weak: dict[str, list[str]] = {}
+    attached: dict[str, list[str]] = {}
     for key, resource in by_ref.items():
         elements = policy.unlink.get(str(resource.get("resourceType")), frozenset())
-        strong[key], weak[key] = references_of(resource, elements)
-    _settle_followers(followers, states, strong, weak, by_ref)
+        strong[key], weak[key], attached[key] = references_of(resource, elements)
+    _settle_followers(followers, states, strong, weak, attached)
 
     def deletable(state: _State) -> bool:
         return state.until is None or (state.until != _FOREVER and state.until <= today)
@@ -245,7 +246,7 @@ def plan_deletion(
     while queue:
         holder = queue.popleft()
         until = states[holder].until
-        for target in strong[holder]:
+        for target in strong[holder] + attached[holder]:
             state = states.get(target)
             if state is None or target == holder:
                 continue
@@ -276,7 +277,7 @@ def plan_deletion(
         held = tuple(e for e in elements if by_ref[key].get(e))
         if key not in going and held:
             minimize[key] = held
-    order = referrers_first(going, strong, weak)
+    order = referrers_first(going, strong, weak, attached)
     return Plan(tuple(items), order, unlink, minimize, last)
 
 
@@ -333,22 +334,22 @@ def _settle_followers(
     states: dict[str, _State],
     strong: Mapping[str, list[str]],
     weak: Mapping[str, list[str]],
-    by_ref: Mapping[str, Mapping[str, Any]],
+    attached: Mapping[str, list[str]],
 ) -> None:
-    """A Provenance takes the longest keep of its targets; a Binary that of its Media. One
-    with nothing known to follow keeps the rule it matched for as long as the longest."""
-    media_of: dict[str, list[str]] = {}
-    for key in by_ref:
-        if key.startswith("Media/"):
-            for target in strong[key]:
-                if target.startswith("Binary/"):
-                    media_of.setdefault(target, []).append(key)
+    """A Provenance takes the longest keep of its targets, under its own rule; a Binary the
+    longest keep and the rule of what attaches it (a photo, a signed form). One with nothing
+    known to follow is kept as long as the longest-kept resource of the client."""
+    holders: dict[str, list[str]] = {}
+    for key, binaries in attached.items():
+        for binary in binaries:
+            holders.setdefault(binary, []).append(key)
     longest = max((s.until for s in states.values() if s.until), default=None)
     for key, follows in followers:
-        sources = media_of.get(key, []) if follows == "media" else weak[key] + strong[key]
+        sources = holders.get(key, []) if follows == "attachment" else weak[key] + strong[key]
         known = [states[s] for s in sources if s in states and s != key]
         if not known:
             states[key] = _State(states[key].rule, longest or _FOREVER)
             continue
         best = max(known, key=lambda s: s.until or date.min)
-        states[key] = _State(states[key].rule, best.until)
+        rule = best.rule if follows == "attachment" else states[key].rule
+        states[key] = _State(rule, best.until)

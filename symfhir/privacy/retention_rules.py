@@ -55,7 +55,11 @@ def parse_retention(data: Any) -> RetentionPolicy:
         if not isinstance(spec, dict) or not isinstance(spec.get("types"), dict):
             raise ConfigError(f"retention: rule {name} needs a 'types' table")
         keep = spec.get("keep") or {}
-        if keep.get("forever"):
+        if keep.get("as") == "followed":
+            if not all((c or {}).get("follows") for c in spec["types"].values()):
+                raise ConfigError(f"retention: rule {name}: keep as followed needs follows")
+            parsed = Keep()
+        elif keep.get("forever"):
             parsed = Keep(forever=True)
         elif keep.get("none"):
             parsed = Keep()
@@ -64,7 +68,9 @@ def parse_retention(data: Any) -> RetentionPolicy:
                 raise ConfigError(f"retention: rule {name}: 'after' must be last-treatment")
             parsed = Keep(years=keep["years"])
         else:
-            raise ConfigError(f"retention: rule {name}: keep needs years, forever or none")
+            raise ConfigError(
+                f"retention: rule {name}: keep needs years, forever, none or as: followed"
+            )
         types = {str(t): (c or {}) for t, c in spec["types"].items()}
         for type_name, condition in types.items():
             unknown = set(condition) - {"consent_kind", "photo_use", "follows"}

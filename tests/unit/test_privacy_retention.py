@@ -225,6 +225,31 @@ def test_photos_by_their_consented_use() -> None:
     assert items["Media/undated"].rule == NO_RULE
 
 
+def test_an_attached_binary_goes_and_stays_with_what_attaches_it() -> None:
+    resources = [
+        procedure("t1", "2024-06-01"),
+        {
+            "resourceType": "DocumentReference",
+            "id": "d1",
+            "subject": {"reference": P},
+            "content": [{"attachment": {"url": "http://ehr.example.com/fhir/Binary/f1"}}],
+        },
+        binary("f1"),
+        {**consent("k1", "marketing_email"), "sourceAttachment": {"url": "Binary/f2"}},
+        binary("f2"),
+        binary("orphan"),
+    ]
+    plan = plan_deletion(resources, NOW, zone=ZONE)
+    items = by_ref(plan)
+    assert (items["Binary/f1"].action, items["Binary/f1"].rule) == (KEEP, "medical-record")
+    assert items["Binary/f1"].until == date(2031, 6, 1)
+    assert (items["Binary/f2"].action, items["Binary/f2"].rule) == (DELETE, "marketing-consent")
+    # The file first: it is found only through the Consent that attaches it.
+    assert plan.order.index("Binary/f2") < plan.order.index("Consent/k1")
+    # Attached to nothing known: kept as long as the longest-kept record.
+    assert items["Binary/orphan"].until == date(2031, 6, 1)
+
+
 def test_audit_events_and_unlisted_types_are_kept_and_pin_what_they_name() -> None:
     resources = [
         patient(),
