@@ -26,7 +26,7 @@ from symfhir.marketing import optout
 from symfhir.marketing.audience import marketing_audience
 from symfhir.marketing.contacts import patients_with_contact
 from symfhir.marketing.sms_optout import expected_signature
-from symfhir.marketing.unsubscribe import marketing_headers
+from symfhir.marketing.unsubscribe import marketing_headers, read_token
 from symfhir.privacy.model import COMPLETED, IDENTITY_VERIFIED, PrivacyRequest, Requester
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.consents.recording import capture_consent, read_consents
@@ -294,3 +294,24 @@ def test_the_commands_list_and_opt_out(
     )
     with out.open(encoding="utf-8") as handle:
         assert patient_id not in {row["patient_id"] for row in csv.DictReader(handle)}
+
+
+def test_the_email_list_carries_each_clients_unsubscribe_headers(
+    client: FhirClient,
+    actor: Actor,
+    fhir_base: str,
+    tmp_path: Path,
+    key: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    patient_id = client_with(client, actor, unused_phone(client), "marketing_email")
+    monkeypatch.setenv("SYMFHIR_MARKETING_KEY", key)
+    out = tmp_path / "email.csv"
+    args = ["marketing", "audience", "--channel", "email", "--server", fhir_base]
+    assert main([*args, "--unsubscribe-url", PORTAL, "-o", str(out)]) == 0
+    with out.open(encoding="utf-8") as handle:
+        row = {r["patient_id"]: r for r in csv.DictReader(handle)}[patient_id]
+    assert row["list_unsubscribe_post"] == "List-Unsubscribe=One-Click"
+    token = row["list_unsubscribe"].split(">")[0].rsplit("/", 1)[1]
+    claim = read_token(key.encode(), token, now=datetime.now(UTC))
+    assert (claim.patient_id, claim.channel) == (patient_id, "email")
