@@ -13,6 +13,7 @@ from PIL import Image
 
 from symfhir.audit import ClientAuditTrail
 from symfhir.fhir import FhirClient, ServerConfig
+from symfhir.marketing.audience import marketing_photos
 from symfhir.privacy import restriction
 from symfhir.privacy.audit import RequestAuditTrail
 from symfhir.privacy.model import (
@@ -48,6 +49,11 @@ def jpeg() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (64, 48), "teal").save(out, "JPEG")
     return out.getvalue()
+
+
+def website_list(client: FhirClient, actor: Actor, now: datetime) -> set[str]:
+    photos = marketing_photos(client, actor, "website", now=now, audit=lambda *a, **k: None)
+    return {p.media_id for p in photos.photos}
 
 
 def request_for(patient_id: str, officer: Actor, consents: str, now: datetime) -> PrivacyRequest:
@@ -98,6 +104,7 @@ def test_withdrawn_photo_consent_takes_the_photo_off_marketing_at_once(
     ).record.gallery.photos
     assert [u.key for u in photo.uses] == ["clinical", "website"]
     assert photo.marketing_allowed
+    assert photo.media_id in website_list(client, actor, now)
 
     request = request_for(patient_id, actor, "photos_website, marketing_email,research", now)
     outcome = restriction.handle(client, actor, request, now=now, audit=trail)
@@ -114,6 +121,8 @@ def test_withdrawn_photo_consent_takes_the_photo_off_marketing_at_once(
     ).record.gallery.photos
     assert [u.key for u in photo.uses] == ["clinical"]
     assert not photo.marketing_allowed
+    # And the website's photo list, which reads every client's consents, drops it too.
+    assert photo.media_id not in website_list(client, actor, now)
 
     # Withdrawn as a new version of the same Consent; the given version is still there.
     record = read_consents(client, actor, patient_id, audit=trail, now=now)
