@@ -16,6 +16,13 @@ FORMATS = ("html", "csv", "bundle")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """``symfhir disclosures``."""
+    add_parser(sub)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """The ``disclosures`` parser on ``sub``: the top-level command today; ``symfhir privacy``
+    can fold it in by calling this on its own subparsers (then drop it from FEATURE_COMMANDS)."""
     p = sub.add_parser(
         "disclosures",
         help="a client's accounting of disclosures (who received what, when and why)",
@@ -40,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_server_options(p)
     p.set_defaults(run=run_disclosures)
+    return p
 
 
 def run_disclosures(args: argparse.Namespace) -> int:
