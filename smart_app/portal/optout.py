@@ -20,12 +20,11 @@ from smart_app.errors import AppError
 from smart_app.portal.fhir_client import fhir_client
 from smart_app.security import csrf_exempt, require_csrf
 from symfhir.errors import UnsubscribeLinkError
-from symfhir.marketing.self_service import SelfServiceAuditTrail
+from symfhir.marketing.self_service import SelfServiceAuditTrail, self_service_actor
 from symfhir.marketing.sms_inbound import receive_sms
 from symfhir.marketing.sms_optout import SIGNATURE_HEADER, TWIML_TYPE, signature_valid, twiml_reply
 from symfhir.marketing.unsubscribe import ONE_CLICK, UnsubscribeClaim, read_token
 from symfhir.marketing.withdraw import opt_out
-from symfhir.workspace.actor import Actor
 
 log = logging.getLogger(__name__)
 bp = Blueprint("optout", __name__)
@@ -60,10 +59,9 @@ def unsubscribe(token: str) -> tuple[str, int]:
     claim = _claim(token, now)
     client = fhir_client()
     # The client is the one asking: the Provenance and the AuditEvent name them.
-    actor = Actor(f"Patient/{claim.patient_id}")
     done = opt_out(
         client,
-        actor,
+        self_service_actor(claim.patient_id),
         claim.patient_id,
         claim.channel,
         via="email-link",
@@ -99,7 +97,7 @@ def sms_inbound() -> Response:
     client = fhir_client()
     result = receive_sms(
         client,
-        Actor(None, "symfhir portal"),
+        self_service_actor(None),
         request.form,
         now=datetime.now(UTC),
         audit=SelfServiceAuditTrail(client),

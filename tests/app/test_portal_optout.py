@@ -171,6 +171,9 @@ def test_one_click_post_needs_no_token_or_cookie(app: Flask, fhir: PortalFhir, k
     assert event["entity"][0]["what"] == {"reference": "Patient/p1"}
     (provenance,) = fhir.written("Provenance")
     assert provenance["agent"][0]["who"] == {"reference": "Patient/p1"}
+    # Only what the portal's least scope allows is read (no RelatedPerson, no documents).
+    urls = [e["request"]["url"] for b in fhir.batches for e in b["entry"]]
+    assert {u.split("?")[0].split("/")[0] for u in urls} == {"Patient", "Consent"}
 
 
 def test_a_link_for_text_messages_withdraws_that_channel(
