@@ -411,3 +411,30 @@ def test_photos_come_from_the_server_as_raw_bytes(client: FhirClient) -> None:
     assert seen[-1].startswith("image/jpeg")
     assert (content_type, size, dest.getvalue()) == ("image/jpeg", len(PHOTO), PHOTO)
     assert sha1 == hashlib.sha1(PHOTO).hexdigest()
+
+
+def test_command_line_encrypts_and_the_next_package_accounts_for_the_export(
+    fhir_base: str,
+    record: tuple[Actor, str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    nurse, patient_id, _ = record
+    password = "synthetic-export-pw"
+    monkeypatch.setenv("SYMFHIR_EXPORT_PASSWORD", password)
+    locked = tmp_path / "locked.zip"
+    args = ["export", "--patient", patient_id, "--server", fhir_base, "--user", nurse.fhir_user]
+    assert main([*args, "--encrypt", "-o", str(locked)]) == 0
+    with pyzipper.AESZipFile(locked) as archive:
+        archive.setpassword(password.encode())
+        assert archive.read("README.txt").startswith(b"Your record")
+    assert main([*args, "--encrypt", "--format", "html", "-o", str(tmp_path / "x.html")]) == 2
+    assert not (tmp_path / "x.html").exists()
+
+    # The first export wrote its AuditEvent (a disclosure): the next package lists it.
+    plain = tmp_path / "plain.zip"
+    assert main([*args, "-o", str(plain)]) == 0
+    with zipfile.ZipFile(plain) as archive:
+        accounting = archive.read("disclosures/disclosures.csv").decode()
+    assert "Consent" in accounting and "Media" in accounting
+    assert password not in accounting
