@@ -26,6 +26,7 @@ from typing import Any
 
 from symfhir.audit import AuditTrail
 from symfhir.errors import (
+    FhirAuthError,
     FhirConflictError,
     FhirNotFoundError,
     FhirRequestError,
@@ -366,6 +367,8 @@ def _expunge(client: FhirClient, ref: str, *, deleted: bool) -> bool:
     }
     try:
         client.instance_operation(resource_type, resource_id, "expunge", parameters)
-    except (FhirRequestError, FhirNotFoundError):
-        return False
+    except FhirNotFoundError:
+        return True  # nothing of it is stored any more
+    except (FhirRequestError, FhirAuthError):
+        return False  # no such operation here, or not for this user
     return True

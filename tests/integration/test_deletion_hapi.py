@@ -294,7 +294,12 @@ def test_deletion_follows_the_rules_and_leaves_the_other_client_alone(client: Fh
     named = {t["reference"] for t in provenance["target"]}
     assert mine["email"] not in named and mine["treatment"] in named
     assert report.scheduled == date(2032, 6, 1)
+    # Erased, not just deleted: no earlier version can be read back either.
     assert report.history_erased
+    with pytest.raises(FhirNotFoundError):
+        client.vread("Consent", mine["email"].split("/", 1)[1], "1")
+    with pytest.raises(FhirNotFoundError):
+        client.vread("Patient", pid(mine), "1")  # the version with the contact details
     assert SECRET not in report.to_json()
     assert [s for s, _ in events.calls] == ["delete", "delete"]
 
