@@ -56,10 +56,12 @@ bench-hapi-ceiling: $(STAMP)
 	$(PY) benchmarks/bench_hapi_ceiling.py
 
 # Privacy requests: the access package (2,000 resources, 200 MB of photos) against plain GETs;
-# the deletion plan for a client with 2,000 resources (symfhir's own CPU time).
+# the deletion plan for a client with 2,000 resources (symfhir's own CPU time); the officer's
+# dashboard with 10,000 open requests (app time).
 bench-privacy: $(STAMP)
 	$(PY) benchmarks/bench_export.py
 	$(PY) benchmarks/bench_deletion.py
+	$(PY) benchmarks/bench_privacy_dashboard.py
 
 sample: $(STAMP)
 	$(PY) scripts/make_sample_clients.py

@@ -42,7 +42,7 @@ from symfhir.privacy.task import (
     add_outputs,
     from_task,
     identifier_system,
-    is_privacy_task,
+    listing_key,
     note_entry,
     set_due,
     set_status,
@@ -224,28 +224,33 @@ def list_requests(
         params.append(("status", ",".join(OPEN_TASK_STATUSES)))
     if patient_id:
         params.append(("patient", f"Patient/{check_id(patient_id, 'patient id')}"))
+    # Sorting and filtering read a few elements of each Task; only the page is read in full.
+    today = local_date(now, settings.spa.zone)
+    soon = today + timedelta(days=settings.policy.due_soon_days)
     found = []
     for task in client.search("Task", params):
-        if not is_privacy_task(task):
-            continue
-        try:
-            record = from_task(task, settings.spa.identifier_base)
-        except ValueError:
+        key = listing_key(task)
+        if key is None:
             continue  # a Task symfhir cannot read is not one of its requests
-        item = tracked(record, now, settings)
-        if (due_soon or overdue) and not (
-            (due_soon and item.due_soon) or (overdue and item.overdue)
-        ):
+        is_open = key.business_status not in FINAL_STATUSES
+        late = is_open and key.due < today
+        near = is_open and today <= key.due <= soon
+        if (due_soon or overdue) and not ((due_soon and near) or (overdue and late)):
             continue
-        found.append(item)
-    found.sort(key=lambda t: (t.request.due, t.request.received, t.task_id))
+        found.append((key.due, key.received, key.task_id, task))
+    found.sort(key=lambda entry: entry[:3])
     start = (page - 1) * page_size
+    base = settings.spa.identifier_base
+    items = tuple(
+        tracked(from_task(task, base), now, settings)
+        for *_, task in found[start : start + page_size]
+    )
     audit(
         "search",
         description="privacy requests listed",
         resources=(f"Patient/{patient_id}",) if patient_id else (),
     )
-    return RequestPage(tuple(found[start : start + page_size]), len(found), page, page_size)
+    return RequestPage(items, len(found), page, page_size)
 
 
 def record_verification(

@@ -317,6 +317,11 @@ def test_list_sorted_by_due_date_with_filters_and_pages(server, trail, now) -> N
     closed = _submit(server, trail, now - timedelta(days=50), reference="closed")
     deny(server, OFFICER, closed, "withdrawn by the requester", now=now, audit=trail)
     server.add({"resourceType": "Task", "status": "requested", "intent": "order"})
+    # A privacy-request Task without a due date is not one symfhir can read: left out.
+    unreadable = server.read("Task", closed) | {"status": "requested"}
+    unreadable.pop("restriction")
+    unreadable.pop("id")
+    server.add(unreadable)
 
     every = list_requests(server, OFFICER, now=now, audit=trail)
     assert [t.reference for t in every.items] == ["late", "soon", "older", "fresh"]
