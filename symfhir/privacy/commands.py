@@ -71,7 +71,8 @@ def register(sub: Any) -> None:
     _step(steps, "process", "run the handler of the request's kind", _process)
 
     extend = _step(steps, "extend", "the one extension, with a reason", _extend)
-    extend.add_argument("--reason", required=True, help="sent to the requester")
+    extend.add_argument("--reason", required=True, help="e-mailed to the requester")
+    extend.add_argument("--no-email", action="store_true", help="do not e-mail the requester")
 
     close = _step(steps, "close", "deny with a reason, or complete by hand", _close)
     how = close.add_mutually_exclusive_group(required=True)
@@ -261,9 +262,20 @@ def _process(args: argparse.Namespace, client: Any, actor: Actor, **kw: Any) -> 
 
 
 def _extend(args: argparse.Namespace, client: Any, actor: Actor, **kw: Any) -> int:
+    from symfhir.privacy.notices import extension_notice
     from symfhir.privacy.requests import extend
+    from symfhir.spa import load_spa
 
-    print(_line(extend(client, actor, args.task, args.reason, version=args.version, **kw)))
+    item = extend(client, actor, args.task, args.reason, version=args.version, **kw)
+    print(_line(item))
+    notice = extension_notice(item.request, load_spa())
+    if notice is None or args.no_email:
+        print(
+            "the requester was not e-mailed: tell them the reason and the new date", file=sys.stderr
+        )
+        return EXIT_OK
+    send_email(notice.to, notice.subject, notice.text)
+    print("the requester was e-mailed the reason and the new date", file=sys.stderr)
     return EXIT_OK
 
 
@@ -288,14 +300,15 @@ def _remind(args: argparse.Namespace, client: Any, actor: Actor, **kw: Any) -> i
     print(reminder.text)
     if args.no_email or reminder.empty:
         return EXIT_OK
-    email_reminder(reminder.to, reminder.subject, reminder.text)
+    send_email(reminder.to, reminder.subject, reminder.text)
     print(f"reminder e-mailed to {reminder.to}", file=sys.stderr)
     return EXIT_OK
 
 
-def email_reminder(to: str, subject: str, text: str) -> str:
-    """Send the reminder with symfhir's SMTP sender, set up from the ``SYMFHIR_SMTP_*``
-    environment (``symfhir.notify.email``); its Message-ID. Raises ConfigError, DeliveryError."""
+def send_email(to: str, subject: str, text: str) -> str:
+    """Send one message (the officer's reminder, a requester's extension notice) with
+    symfhir's SMTP sender, set up from the ``SYMFHIR_SMTP_*`` environment
+    (``symfhir.notify.email``); its Message-ID. Raises ConfigError, DeliveryError."""
     from symfhir.notify.email import EmailSender
 
     return EmailSender.from_config().send(to, subject, text)

@@ -80,7 +80,11 @@ def test_the_desk_path(run, client) -> None:
     assert f"Task/{task}" in out
 
 
-def test_the_portal_path_verify_match_and_no_handler(run, client) -> None:
+def test_the_portal_path_verify_match_and_no_handler(
+    run, client, smtp_catcher, monkeypatch
+) -> None:
+    for key, value in smtp_catcher.config().items():
+        monkeypatch.setenv(f"SYMFHIR_SMTP_{key.upper()}", str(value))
     email = f"cli.{uuid.uuid4().hex[:10]}@example.com"
     patient = synthetic_patient(
         client, birthDate="1985-04-12", telecom=[{"system": "email", "value": email}]
@@ -99,6 +103,13 @@ def test_the_portal_path_verify_match_and_no_handler(run, client) -> None:
     assert code == 0 and f"matched to Patient/{patient}" in out
     code, _, err = run("process", task)
     assert code == 2 and "no handler for correction yet" in err
+
+    code, out, err = run("extend", task, "--reason=Our records archive is being restored")
+    assert code == 0 and "e-mailed" in err
+    [notice] = smtp_catcher.wait_for(1)
+    assert notice.to == email
+    assert "Our records archive is being restored" in notice.text
+    assert "Correction" in notice.text and "We will answer by" in notice.text
 
 
 def test_an_ambiguous_match_lists_candidates_without_names(run, client) -> None:
