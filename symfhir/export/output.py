@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+PART = ".part"
+PART_PREFIX = ".symfhir-"
 
 
 class HashingWriter:
@@ -60,7 +65,9 @@ def complete_file(path: Path) -> Iterator[IO[bytes]]:
     ends without an error (an interrupted export leaves no half-written package; a re-run
     starts afresh). The file is readable by its owner only: it holds a client's record."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    # Only symfhir's own leftovers are swept: the folder may be anyone's.
+    sweep_stale(path.parent, f"{PART_PREFIX}*{PART}")
+    fd, temp = tempfile.mkstemp(prefix=f"{PART_PREFIX}{path.name}.", suffix=PART, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as stream:
             yield stream
@@ -70,3 +77,27 @@ def complete_file(path: Path) -> Iterator[IO[bytes]]:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+#: A leftover of an export that was killed (no ``finally`` ran) is removed after this long.
+STALE_SECONDS = 24 * 3600
+
+
+def sweep_stale(folder: Path, pattern: str, *, now: float | None = None) -> int:
+    """Remove what ``pattern`` matches in ``folder`` (files or folders) not modified for
+    STALE_SECONDS: the half-written package or staged record of an export that was killed.
+    Returns how many were removed; errors are ignored (another process may be removing)."""
+    cutoff = (time.time() if now is None else now) - STALE_SECONDS
+    removed = 0
+    for path in folder.glob(pattern):
+        try:
+            if path.lstat().st_mtime >= cutoff:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed += 1
+        except OSError:
+            continue
+    return removed

@@ -250,7 +250,7 @@ def _consents(spool: Spool, base_url: str) -> Iterator[str]:
                 ", ".join(ref.name for ref in attachments_of(consent, base_url)),
             ]
 
-    head = ("Consent", "Status", "Decision", "Signed", "Valid", "Signed form (in the package)")
+    head = ("Consent", "Status", "Decision", "Signed", "Valid", "Signed form (in the ZIP package)")
     yield "<h2>Consents</h2>\n"
     yield from _grid(head, rows())
 
@@ -268,7 +268,7 @@ def _documents(spool: Spool, base_url: str) -> Iterator[str]:
                 ]
 
     yield "<h2>Documents</h2>\n"
-    yield from _grid(("Document", "Date", "File (in the package)"), rows())
+    yield from _grid(("Document", "Date", "File (in the ZIP package)"), rows())
 
 
 def _photo_caption(resource: dict[str, Any]) -> str:

@@ -13,7 +13,10 @@ from typing import IO, Any
 
 import orjson
 
+from symfhir.export.output import sweep_stale
 from symfhir.fhir.paths import check_type
+
+PREFIX = "symfhir-export-"
 
 
 class Spool:
@@ -24,8 +27,10 @@ class Spool:
     """
 
     def __init__(self) -> None:
-        # PHI on disk for the export's duration only: a private folder, deleted on close.
-        self._dir = Path(tempfile.mkdtemp(prefix="symfhir-export-"))
+        # PHI on disk for the export's duration only: a private folder, deleted on close
+        # (and, should the process be killed, by a later export's sweep).
+        sweep_stale(Path(tempfile.gettempdir()), f"{PREFIX}*")
+        self._dir = Path(tempfile.mkdtemp(prefix=PREFIX))
         self._files: dict[str, IO[bytes]] = {}
         self._seen: set[str] = set()
         self.counts: dict[str, int] = {}

@@ -184,3 +184,32 @@ def test_a_file_appears_only_complete(tmp_path: Path) -> None:
         sink.write(b"whole")
     assert target.read_bytes() == b"whole"
     assert oct(target.stat().st_mode & 0o777) == "0o600"
+
+
+def test_leftovers_of_a_killed_export_are_swept_after_a_day(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from symfhir.export.output import STALE_SECONDS, sweep_stale
+
+    old_file = tmp_path / ".symfhir-access-1.zip.abc.part"
+    old_dir = tmp_path / "symfhir-export-old"
+    fresh = tmp_path / ".symfhir-access-2.zip.def.part"
+    other = tmp_path / "access-3.zip"
+    for path in (old_file, fresh, other):
+        path.write_bytes(b"x")
+    old_dir.mkdir()
+    (old_dir / "Patient.ndjson").write_bytes(b"{}")
+    long_ago = time.time() - STALE_SECONDS - 60
+    for path in (old_file, old_dir, other):
+        os.utime(path, (long_ago, long_ago))
+    someone_elses = tmp_path / ".download.part"
+    someone_elses.write_bytes(b"x")
+    os.utime(someone_elses, (long_ago, long_ago))
+    assert sweep_stale(tmp_path, ".symfhir-*.part") == 1
+    assert sweep_stale(tmp_path, "symfhir-export-*") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".download.part",
+        ".symfhir-access-2.zip.def.part",
+        "access-3.zip",
+    ]
