@@ -31,7 +31,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="protect the ZIP with a password (AES-256); zip format only",
     )
-    p.add_argument("-o", "--output", help="output file; default ./PATIENT-export.EXT; - for stdout")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="output file; default ./PATIENT-export.EXT; - for stdout; with --format ndjson "
+        "an existing folder gets one TYPE.ndjson file per resource type",
+    )
     p.add_argument(
         "--user",
         help="the staff member running it, as a FHIR reference (Practitioner/ID), for the audit",

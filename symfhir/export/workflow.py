@@ -80,7 +80,9 @@ def export_patient(
     audit: AuditTrail,
 ) -> ExportResult:
     """Export the client's record to ``out`` (a path, written under a temporary name and
-    renamed when complete; or an open binary stream) in ``fmt``.
+    renamed when complete; or an open binary stream) in ``fmt``. NDJSON to an existing
+    folder is one ``TYPE.ndjson`` file per type there (size and hash then cover them all,
+    Patient first, then by type); to a file or stream, every resource grouped by type.
 
     ``password`` (zip only) encrypts the ZIP with AES-256; it is never logged or stored.
     Raises ExportError for a bad format, password or id (nothing read), NotAllowedError when
@@ -103,7 +105,10 @@ def export_patient(
             disclosures = None
             if fmt == "zip":
                 disclosures = _disclosures(client, actor, patient_id, now, audit)
-            if isinstance(out, Path):
+            if fmt == "ndjson" and isinstance(out, Path) and out.is_dir():
+                sink = _ndjson_files(spool, out)
+                photos, files = 0, 0
+            elif isinstance(out, Path):
                 with complete_file(out) as stream:
                     sink = HashingWriter(stream)
                     photos, files = _write(
@@ -137,6 +142,35 @@ def export_patient(
     )
     audit("export", description=describe(result))
     return result
+
+
+def _ndjson_files(spool: Spool, folder: Path) -> HashingWriter:
+    """One ``TYPE.ndjson`` file per type in ``folder`` (Bulk Data's layout), each appearing
+    complete; the sink returned has counted and hashed them all, in type order (Patient
+    first), as if they were one file."""
+    total = HashingWriter(_Discard())
+    for resource_type in spool.types():
+        with complete_file(folder / f"{resource_type}.ndjson") as stream:
+            sink = _Tee(stream, total)
+            spool.copy_ndjson(resource_type, sink)  # type: ignore[arg-type]
+    return total
+
+
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+
+class _Tee:
+    def __init__(self, first: IO[bytes], second: HashingWriter) -> None:
+        self._first, self._second = first, second
+
+    def write(self, data: bytes) -> int:
+        self._first.write(data)
+        return self._second.write(data)
 
 
 def describe(result: ExportResult) -> str:

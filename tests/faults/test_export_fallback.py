@@ -190,3 +190,28 @@ def test_a_photo_that_cannot_be_read_leaves_no_file(
 
 def _none(subtype: str, **_: Any) -> None:
     return None
+
+
+def test_ndjson_to_a_folder_is_one_file_per_type(
+    httpserver: HTTPServer, client: FhirClient, tmp_path: Path
+) -> None:
+    import hashlib
+
+    server = FakeServer(client.base_url)
+    httpserver.expect_request(re.compile("/fhir/.*")).respond_with_handler(server)
+    folder = tmp_path / "bulk"
+    folder.mkdir()
+    result = export_patient(client, Actor(None), "p1", folder, fmt="ndjson", now=NOW, audit=_none)
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["Observation.ndjson", "Patient.ndjson", "Practitioner.ndjson"]
+    for name in names:
+        kinds = {
+            json.loads(line)["resourceType"] for line in (folder / name).read_text().splitlines()
+        }
+        assert kinds == {name.removesuffix(".ndjson")}
+    whole = b"".join((folder / f"{t}.ndjson").read_bytes() for t in result.counts)
+    assert result.size == len(whole)
+    ordered = b"".join(
+        (folder / f"{t}.ndjson").read_bytes() for t in ("Patient", "Observation", "Practitioner")
+    )
+    assert result.sha256 == hashlib.sha256(ordered).hexdigest()
