@@ -10,6 +10,7 @@ to the folder (the portal's short-lived download links, or the desk, hand it ove
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
@@ -51,7 +52,7 @@ def handle(
         raise ExportError(f"an access package answers {', '.join(KINDS)}, not {request.kind}")
     if request.patient_id is None:
         raise ExportError("the request is not matched to a client yet")
-    task = request.task_id or "request"
+    task = re.sub(r"[^A-Za-z0-9.-]", "_", request.task_id or "request")[:64]
     # The random part keeps a package's name unguessable even where Task ids are sequential.
     name = f"access-{task}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(8)}.zip"
     path = package_dir() / name

@@ -213,3 +213,35 @@ def test_leftovers_of_a_killed_export_are_swept_after_a_day(tmp_path: Path) -> N
         ".symfhir-access-2.zip.def.part",
         "access-3.zip",
     ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "patient", "message"),
+    [("deletion", "p1", "not deletion"), ("access", None, "not matched")],
+)
+def test_the_access_handler_refuses_other_kinds_and_unmatched_requests(
+    kind: str, patient: str | None, message: str
+) -> None:
+    from datetime import date
+
+    from symfhir.export.access_request import handle
+    from symfhir.privacy.model import PrivacyRequest, Requester
+
+    request = PrivacyRequest(
+        task_id="t1",
+        kind=kind,
+        requester=Requester(name="Avery Quillfeather"),
+        received=NOW,
+        due=date(2026, 12, 25),
+        patient_id=patient,
+    )
+    client = FhirClient(ServerConfig(base_url="http://127.0.0.1:9/fhir"))
+    with pytest.raises(ExportError, match=message):
+        handle(client, Actor(None), request, now=NOW, audit=lambda *a, **k: None)
+
+
+def test_the_package_folder_is_configurable() -> None:
+    from symfhir.export.access_request import package_dir
+
+    assert package_dir({}) == Path("out/packages")
+    assert package_dir({"SYMFHIR_EXPORT_DIR": "/srv/packages"}) == Path("/srv/packages")
