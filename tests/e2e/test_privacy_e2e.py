@@ -1,0 +1,84 @@
+"""In real headless Chromium: at the desk, the practitioner records a privacy request for the
+launched client (identity verified in person) on the Privacy tab, and the request is a Task on
+the FHIR server; the privacy officer signs in without a client (a standalone user-level launch)
+and sees every open request by due date, an overdue one in red."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime, timedelta
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from symfhir.fhir import FhirClient, ServerConfig
+from symfhir.privacy.model import Requester
+from symfhir.privacy.requests import NewRequest, submit_request
+from symfhir.spa import load_spa
+from symfhir.workspace.actor import Actor
+from tests.e2e.conftest import shot
+from tests.e2e.test_launch_e2e import _launch_url, _patient_id
+from tests.unit.fake_fhir import Trail
+
+pytestmark = pytest.mark.e2e
+
+
+def _wait_for(browser, element_id: str):
+    return WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, element_id)))
+
+
+def test_the_desk_records_a_request_on_the_privacy_tab(stack, browser) -> None:
+    patient = _patient_id(stack["fhir"], "C0003")
+    browser.get(_launch_url(stack, patient))
+    _wait_for(browser, "summary-title")
+    browser.find_element(By.ID, "nav-privacy").click()
+    _wait_for(browser, "new-request-form")
+    Select(browser.find_element(By.ID, "kind")).select_by_value("access")
+    browser.find_element(By.ID, "name").send_keys("Avery Quillfeather")
+    browser.execute_script(
+        "arguments[0].value = '1985-04-12'", browser.find_element(By.ID, "birth_date")
+    )
+    browser.find_element(By.ID, "email").send_keys(f"desk.{uuid.uuid4().hex[:8]}@example.com")
+    browser.find_element(By.CSS_SELECTOR, "input[name=verified_with][value=photo-id]").click()
+    browser.find_element(By.ID, "confirm").click()
+    browser.find_element(By.ID, "submit-request").click()
+    saved = _wait_for(browser, "request-saved")
+    shot(browser, "privacy-01-tab")
+    task_id = re.search(r"Task/(\S+)\)", saved.text)[1]
+    assert browser.find_element(By.ID, f"request-{task_id}")
+
+    with FhirClient(ServerConfig(base_url=stack["fhir"])) as fhir:
+        task = fhir.read("Task", task_id)
+    assert task["for"] == {"reference": f"Patient/{patient}"}
+    assert task["businessStatus"]["coding"][0]["code"] == "identity-verified"
+    assert task["note"][0]["authorReference"]["reference"].startswith("Practitioner/")
+
+
+def test_the_officer_dashboard_shows_the_overdue_in_red(stack, browser) -> None:
+    zone = load_spa().zone
+    long_ago = datetime.now(zone) - timedelta(days=5 * 365)
+    with FhirClient(ServerConfig(base_url=stack["fhir"])) as fhir:
+        new = NewRequest(
+            "deletion",
+            Requester("Officer Test", date(1980, 1, 1), "late@example.com"),
+            reference=uuid.uuid4().hex,
+        )
+        late = submit_request(fhir, Actor(None), new, now=long_ago, audit=Trail())
+    late_id = late.request.task_id
+
+    browser.get(f"{stack['app']}/privacy-dashboard/launch?iss={stack['iss']}")
+    _wait_for(browser, "sign-in")
+    assert not browser.find_elements(By.ID, "sandbox-patient")  # no client is picked
+    browser.find_element(By.ID, "sign-in-submit").click()
+    _wait_for(browser, "dashboard-title")
+    shot(browser, "privacy-02-dashboard")
+    row = browser.find_element(By.ID, f"request-{late_id}")
+    assert "overdue" in row.get_attribute("class")
+    color = row.find_element(By.TAG_NAME, "td").value_of_css_property("color")
+    assert color in ("rgba(176, 0, 32, 1)", "rgb(176, 0, 32)")
+    assert "Officer Test" not in browser.page_source
+    nav = [a.get_attribute("id") for a in browser.find_elements(By.CSS_SELECTOR, "nav a")]
+    assert nav == ["nav-privacy-dashboard"]
