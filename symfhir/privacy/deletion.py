@@ -30,6 +30,7 @@ from symfhir.errors import (
     FhirConflictError,
     FhirNotFoundError,
     FhirRequestError,
+    NotAllowedError,
     PrivacyRequestError,
 )
 from symfhir.fhir import FhirClient
@@ -136,9 +137,15 @@ class DeletionReport:
 
     @property
     def complete(self) -> bool:
-        """True when nothing the request asked for is kept (the audit trail and the privacy
-        requests themselves are the record of the deletion, and always stay)."""
-        return all(i.rule in RECORD_OF_THE_REQUEST for i in self.kept)
+        """True when nothing the request asked for is kept. The audit trail and the privacy
+        requests are the record of the deletion itself and always stay, and so does the
+        Patient they name, stripped of its contact details (``minimize``)."""
+        record = {i.reference for i in self.kept if i.rule in RECORD_OF_THE_REQUEST}
+        patient = f"Patient/{self.patient_id}"
+        return all(
+            i.reference in record or (i.reference == patient and i.referenced_by in record)
+            for i in self.kept
+        )
 
     def summary(self) -> str:
         """One PHI-free line."""
@@ -181,19 +188,29 @@ def delete_client_data(
     the rest (see the module docstring). ``dry_run`` writes nothing and reports what would be
     done. Raises NotAllowedError before any write when the actor may not delete or update
     what the plan needs, FhirServerError when the server fails (a re-run continues)."""
+    if dry_run:
+        audit("search", description=f"deletion dry run ({reason})")
+    else:
+        # First, so that the plan sees this AuditEvent: it names the Patient, which then
+        # stays (stripped of its contact details) rather than being refused by the server.
+        if not actor.writable:
+            raise NotAllowedError((), read_only=True)
+        audit("delete", description=f"deletion ({reason}) started")
     resources = read_client_resources(client, patient_id)
     plan = plan_deletion(resources, now, zone=load_spa().zone, policy=load_retention())
     if dry_run:
         items = tuple(_item(i, WOULD_DELETE) for i in plan.items)
-        audit("search", description=f"deletion dry run ({reason}): {len(plan.order)} to delete")
         return DeletionReport(patient_id, now, reason, True, items, (), plan.last_treatment)
 
     needs = [(ref.split("/", 1)[0], "d") for ref in plan.order]
     needs += [(ref.split("/", 1)[0], "u") for ref in [*plan.unlink, *plan.minimize]]
     if plan.next_date():
         needs.append(("Patient", "u"))
-    actor.require(needs)
-    audit("delete", description=f"deletion ({reason}) started: {len(plan.order)} to delete")
+    try:
+        actor.require(needs)
+    except NotAllowedError:
+        audit("delete", success=False, description=f"deletion ({reason}) refused: not allowed")
+        raise
 
     by_ref = {f"{r.get('resourceType')}/{r.get('id')}": r for r in resources}
     patient_ref = f"Patient/{patient_id}"
@@ -223,6 +240,14 @@ def delete_client_data(
         else _item(i, DELETED)
         for i in plan.items
     )
+    # What the server would not delete must still lose what the rules strip from kept ones.
+    minimize = {
+        ref: elements
+        for ref in refused
+        if (elements := tuple(e for e in _minimized(ref) if by_ref[ref].get(e)))
+    }
+    if minimize:
+        updated += _update_kept(client, Plan((), (), {}, minimize))
     report = DeletionReport(
         patient_id, now, reason, False, items, updated, plan.last_treatment, erased
     )
@@ -335,6 +360,10 @@ def _update_kept(client: FhirClient, plan: Plan) -> tuple[str, ...]:
         _expunge(client, ref, deleted=False)
         done.append(ref)
     return tuple(done)
+
+
+def _minimized(ref: str) -> tuple[str, ...]:
+    return load_retention().minimize.get(ref.split("/", 1)[0], ())
 
 
 def _set_tag(client: FhirClient, patient: dict[str, Any], *, tagged: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -443,8 +444,10 @@ def test_an_actor_who_may_not_delete_changes_nothing(client: FhirClient) -> None
 
     ids = make_client(client)
     reader = Actor("Practitioner/none", permits=lambda _type, interaction: interaction in "rs")
+    events = Events()
     with pytest.raises(NotAllowedError) as refused:
-        delete_client_data(client, reader, pid(ids), now=NOW, audit=Events())
+        delete_client_data(client, reader, pid(ids), now=NOW, audit=events)
+    assert events.calls[-1] == ("delete", "deletion (request) refused: not allowed")
     assert ("Consent", "d") in refused.value.missing
     assert all(exists(client, ref) for ref in ids.values())
     assert "telecom" in client.read("Patient", pid(ids))
@@ -492,3 +495,40 @@ def test_symfhir_privacy_process_stores_the_report_on_the_task(
     }
     assert SECRET not in output["valueString"]
     assert not exists(client, ids["email"])
+
+
+def test_a_client_with_nothing_retained_is_completed(client: FhirClient) -> None:
+    from symfhir.audit import ClientAuditTrail
+    from symfhir.privacy.model import COMPLETED
+
+    ids = make_client(client)
+    later = datetime(2032, 6, 2, 9, 0, tzinfo=ZONE)
+    request = PrivacyRequest(
+        task_id=None,
+        kind="deletion",
+        requester=Requester("Avery Quillfeather"),
+        received=later,
+        due=date(2032, 7, 2),
+        patient_id=pid(ids),
+    )
+    # A real audit trail: its AuditEvents name the Patient, which therefore stays (without
+    # its contact details); the photo a view audit named stays with it.
+    audit = ClientAuditTrail(client, pid(ids), None, clock=lambda: later)
+    outcome = handle(client, ACTOR, request, now=later, audit=audit)
+    report = json.loads(outcome.outputs[0].text or "")
+    kept = {i["resource"]: i for i in report["items"] if i["outcome"] == "kept"}
+    assert set(kept) >= {ids["patient"], ids["audit"], ids["photo1"], ids["bin1"]}
+    assert outcome.business_status == PARTIALLY_COMPLETED  # the audited photo stays
+
+    bare = make_client(client)
+    client.delete("AuditEvent", bare["audit"].split("/", 1)[1])  # created by this test
+    request = replace(request, patient_id=pid(bare))
+    audit = ClientAuditTrail(client, pid(bare), None, clock=lambda: later)
+    outcome = handle(client, ACTOR, request, now=later, audit=audit)
+    assert outcome.business_status == COMPLETED
+    report = json.loads(outcome.outputs[0].text or "")
+    kept = {i["resource"]: i["rule"] for i in report["items"] if i["outcome"] == "kept"}
+    # Only the record of the deletion: the AuditEvent it started with, and the Patient it names.
+    assert kept.pop(bare["patient"]) == "referenced-by-kept"
+    assert set(kept.values()) == {"audit-trail"}
+    assert "telecom" not in client.read("Patient", pid(bare))
