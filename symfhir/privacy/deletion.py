@@ -8,20 +8,23 @@ of ``mappings/retention.yaml`` (``retention.plan_deletion``), and carries the pl
 2. kept resources stop naming what goes (``unlink``) and lose the contact details the rules
    remove (``minimize``): versioned updates, each checked against the version read;
 3. what may go is deleted, referrers before what they reference, never with ``_cascade``: a
-   resource the server still finds referenced (409) is kept and reported so.
+   resource the server still finds referenced (409) is kept and reported so;
+4. each deleted resource, and the earlier versions of each updated one, is erased with the
+   server's ``$expunge`` where it has one (a FHIR delete alone keeps the history readable).
+
+The AuditEvent of the deletion is written first: it names the Patient, so the plan keeps the
+Patient (as the subject of the audit trail, which is never deleted) instead of the server
+refusing its deletion.
 
 Every step is idempotent, so a run stopped halfway loses nothing and a re-run continues: an
 item already deleted is simply no longer read. The report names resources by ``Type/id`` with
-rules and dates only (no clinical content), and is what a deletion request's Task keeps as its
-output (``handle``).
+rules and dates only (no clinical content: ``deletion_report``), and is what a deletion
+request's Task keeps as its output (``handle``).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from symfhir.audit import AuditTrail
@@ -37,6 +40,14 @@ from symfhir.fhir import FhirClient
 from symfhir.model.age import MINOR, age_status
 from symfhir.privacy.client_resources import read_client_resources
 from symfhir.privacy.deletion_order import ref_key
+from symfhir.privacy.deletion_report import (
+    DELETED,
+    KEPT,
+    WOULD_DELETE,
+    DeletionItem,
+    DeletionReport,
+    report_item,
+)
 from symfhir.privacy.model import (
     COMPLETED,
     PARTIALLY_COMPLETED,
@@ -44,19 +55,11 @@ from symfhir.privacy.model import (
     PrivacyRequest,
     TaskOutput,
 )
-from symfhir.privacy.retention import (
-    DELETE,
-    KEEP,
-    REFERENCED,
-    Plan,
-    plan_deletion,
-)
+from symfhir.privacy.retention import REFERENCED, Plan, plan_deletion
 from symfhir.privacy.retention_rules import load_retention
 from symfhir.spa import load_spa
 from symfhir.terminology import load_terminology
 from symfhir.workspace.actor import Actor
-
-log = logging.getLogger(__name__)
 
 #: On a Patient whose deletion left records kept until a date (``symfhir retention run``):
 #: terminology.yaml ``retention_tag``, project CodeSystem ``retention``.
@@ -67,111 +70,6 @@ REPORT_LABEL = "deletion-report"
 REQUEST = "request"
 GUARDIAN_NOTICE = "guardian-notice"
 RETENTION_RUN = "retention-run"
-#: Kept by these rules, a resource is the record of the deletion itself, not the client's
-#: data the request asked to delete: it does not make a request partially completed.
-RECORD_OF_THE_REQUEST = frozenset({"audit-trail", "privacy-request"})
-
-DELETED = "deleted"
-WOULD_DELETE = "would-delete"
-KEPT = "kept"
-
-
-@dataclass(frozen=True)
-class DeletionItem:
-    """One resource of the report: ``outcome`` deleted | would-delete (dry run) | kept,
-    by ``rule``; kept ones until ``until`` (None: indefinitely)."""
-
-    reference: str
-    outcome: str
-    rule: str
-    until: date | None = None
-    referenced_by: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"resource": self.reference, "outcome": self.outcome}
-        out["rule"] = self.rule
-        if self.until:
-            out["until"] = self.until.isoformat()
-        if self.referenced_by:
-            out["referencedBy"] = self.referenced_by
-        return out
-
-    def line(self) -> str:
-        if self.outcome != KEPT:
-            return f"{self.reference}: {self.outcome.replace('-', ' ')} ({self.rule})"
-        when = f"until {self.until.isoformat()}" if self.until else "indefinitely"
-        if self.rule == "no-rule":
-            return f"{self.reference}: kept: no rule allows deleting it"
-        why = f"referenced by {self.referenced_by}" if self.referenced_by else self.rule
-        return f"{self.reference}: kept {when} because {why}"
-
-
-@dataclass(frozen=True)
-class DeletionReport:
-    """What a deletion did (or, ``dry_run``, would do) for one client at ``at``."""
-
-    patient_id: str
-    at: datetime
-    reason: str
-    dry_run: bool
-    items: tuple[DeletionItem, ...]
-    #: Kept resources updated: references to deleted ones dropped, contact details removed.
-    updated: tuple[str, ...] = ()
-    last_treatment: date | None = None
-    #: False when the server kept the history of what was deleted (no ``$expunge``).
-    history_erased: bool = True
-
-    @property
-    def deleted(self) -> tuple[DeletionItem, ...]:
-        return tuple(i for i in self.items if i.outcome in (DELETED, WOULD_DELETE))
-
-    @property
-    def kept(self) -> tuple[DeletionItem, ...]:
-        return tuple(i for i in self.items if i.outcome == KEPT)
-
-    @property
-    def scheduled(self) -> date | None:
-        """The earliest date something kept may go; None when nothing is kept to a date."""
-        dates = [i.until for i in self.kept if i.until]
-        return min(dates) if dates else None
-
-    @property
-    def complete(self) -> bool:
-        """True when nothing the request asked for is kept. The audit trail and the privacy
-        requests are the record of the deletion itself and always stay, and so does the
-        Patient they name, stripped of its contact details (``minimize``)."""
-        record = {i.reference for i in self.kept if i.rule in RECORD_OF_THE_REQUEST}
-        patient = f"Patient/{self.patient_id}"
-        return all(
-            i.reference in record or (i.reference == patient and i.referenced_by in record)
-            for i in self.kept
-        )
-
-    def summary(self) -> str:
-        """One PHI-free line."""
-        verb = "would delete" if self.dry_run else "deleted"
-        line = f"{len(self.deleted)} {verb}, {len(self.kept)} kept"
-        if self.scheduled:
-            line += f"; next deletion on or after {self.scheduled.isoformat()}"
-        return line
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "patient": f"Patient/{self.patient_id}",
-            "at": self.at.isoformat(timespec="seconds"),
-            "reason": self.reason,
-            "dryRun": self.dry_run,
-            "deleted": len(self.deleted),
-            "kept": len(self.kept),
-            "scheduled": self.scheduled.isoformat() if self.scheduled else None,
-            "lastTreatment": self.last_treatment.isoformat() if self.last_treatment else None,
-            "updated": list(self.updated),
-            "historyErased": self.history_erased,
-            "items": [i.as_json() for i in self.items],
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.as_json(), indent=1, sort_keys=False)
 
 
 def delete_client_data(
@@ -199,7 +97,7 @@ def delete_client_data(
     resources = read_client_resources(client, patient_id)
     plan = plan_deletion(resources, now, zone=load_spa().zone, policy=load_retention())
     if dry_run:
-        items = tuple(_item(i, WOULD_DELETE) for i in plan.items)
+        items = tuple(report_item(i, WOULD_DELETE) for i in plan.items)
         return DeletionReport(patient_id, now, reason, True, items, (), plan.last_treatment)
 
     needs = [(ref.split("/", 1)[0], "d") for ref in plan.order]
@@ -237,7 +135,7 @@ def delete_client_data(
     items = tuple(
         DeletionItem(i.reference, KEPT, REFERENCED, None, "a resource on the server")
         if i.reference in refused
-        else _item(i, DELETED)
+        else report_item(i, DELETED)
         for i in plan.items
     )
     # What the server would not delete must still lose what the rules strip from kept ones.
@@ -324,12 +222,6 @@ def handle(
     if not report.complete:
         summary += " (medical records are kept as the law requires; see the report)"
     return Outcome(status, (output,), summary)
-
-
-def _item(item: Any, deleted: str) -> DeletionItem:
-    outcome = deleted if item.action == DELETE else KEPT
-    until = item.until if item.action == KEEP else None
-    return DeletionItem(item.reference, outcome, item.rule, until, item.referenced_by)
 
 
 def _update_kept(client: FhirClient, plan: Plan) -> tuple[str, ...]:
