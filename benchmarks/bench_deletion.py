@@ -56,8 +56,12 @@ def record(total: int) -> list[dict[str, Any]]:
             out.append(make(i))
 
     share = total / 2000
+    # How many of each kind, so that every reference names a resource of the record.
+    answers, observations, treatments, consents = (
+        max(1, int(n * share)) for n in (20, 400, 300, 20)
+    )
     add(
-        int(20 * share),
+        answers,
         lambda i: {
             "resourceType": "QuestionnaireResponse",
             "id": f"q{i}",
@@ -66,13 +70,13 @@ def record(total: int) -> list[dict[str, Any]]:
         },
     )
     add(
-        int(400 * share),
+        observations,
         lambda i: {
             "resourceType": "Observation",
             "id": f"o{i}",
             "subject": P,
             "effectiveDateTime": day(i),
-            "derivedFrom": [{"reference": f"QuestionnaireResponse/q{i % 20}"}],
+            "derivedFrom": [{"reference": f"QuestionnaireResponse/q{i % answers}"}],
         },
     )
     add(
@@ -85,7 +89,7 @@ def record(total: int) -> list[dict[str, Any]]:
     )
     add(int(80 * share), lambda i: {"resourceType": "Condition", "id": f"c{i}", "subject": P})
     add(
-        int(300 * share),
+        treatments,
         lambda i: {
             "resourceType": "Procedure",
             "id": f"t{i}",
@@ -95,7 +99,7 @@ def record(total: int) -> list[dict[str, Any]]:
     )
     add(int(4 * share), lambda i: {"resourceType": "RelatedPerson", "id": f"r{i}", "patient": P})
     add(
-        int(20 * share),
+        consents,
         lambda i: {
             "resourceType": "Consent",
             "id": f"k{i}",
@@ -118,7 +122,7 @@ def record(total: int) -> list[dict[str, Any]]:
             "subject": P,
             "createdDateTime": f"{day(i)}T11:00:00-06:00",
             "content": {"url": f"Binary/b{i}"},
-            "partOf": [{"reference": f"Procedure/t{i}"}],
+            "partOf": [{"reference": f"Procedure/t{i % treatments}"}],
         },
     )
     add(
@@ -137,8 +141,8 @@ def record(total: int) -> list[dict[str, Any]]:
             "id": f"v{i}",
             "target": [
                 P,
-                {"reference": f"Observation/o{i % 400}"},
-                {"reference": f"Consent/k{i % 20}"},
+                {"reference": f"Observation/o{i % observations}"},
+                {"reference": f"Consent/k{i % consents}"},
             ],
         },
     )
