@@ -16,11 +16,11 @@ from typing import Any
 
 from symfhir.audit import AuditTrail
 from symfhir.consent_kinds import load_consent_kinds
+from symfhir.contacts import contact_of
 from symfhir.fhir import FhirClient
 from symfhir.fhir.compartment import in_compartment, patient_id_of
 from symfhir.fhir.reading import human_name
 from symfhir.mapping.context import MappingContext
-from symfhir.marketing.contacts import contact_of
 from symfhir.marketing.rules import load_marketing_rules
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.consents.status import KIND_SYSTEM, consent_overview

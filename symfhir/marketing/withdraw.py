@@ -18,9 +18,9 @@ from datetime import datetime
 from typing import Literal
 
 from symfhir.audit import AuditTrail
+from symfhir.contacts import patients_with_contact
 from symfhir.errors import FhirConflictError
 from symfhir.fhir import FhirClient
-from symfhir.marketing.contacts import patients_with_contact
 from symfhir.marketing.rules import load_marketing_rules
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.consents.recording import withdraw_consent

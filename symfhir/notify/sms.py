@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from symfhir.contacts import normalize_phone
 from symfhir.errors import ConfigError, DeliveryError, RecordError
-from symfhir.notify.addresses import normalize_phone
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from symfhir.audit import AuditTrail
+from symfhir.contacts import normalize_email, normalize_phone
 from symfhir.errors import PrivacyRequestError, RecordError
 from symfhir.fhir import FhirClient
 from symfhir.fhir.paths import check_id
 from symfhir.fhir.reading import human_name
 from symfhir.privacy.model import RECEIVED, PrivacyRequest
-from symfhir.privacy.requester import normalize_email, normalize_phone
 from symfhir.privacy.requests import METHODS
 from symfhir.privacy.task import NOTE_MATCH, add_note, note_entry, set_patient, updated
 from symfhir.privacy.tasks import (

@@ -24,11 +24,11 @@ from typing import Any
 
 from symfhir.audit import AuditTrail
 from symfhir.consent_kinds import load_consent_kinds
+from symfhir.contacts import contact_of
 from symfhir.errors import NotAllowedError, SymfhirError
 from symfhir.fhir import FhirClient
 from symfhir.fhir.compartment import in_compartment, patient_id_of
 from symfhir.fhir.paths import check_id
-from symfhir.marketing.contacts import contact_of
 from symfhir.privacy.policy_changes import PolicyHistory, PolicyVersion, load_policy_history
 from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor

@@ -8,10 +8,8 @@ import re
 from collections.abc import Mapping
 from datetime import date
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-
 from symfhir.cardnumbers import has_card_number
+from symfhir.contacts import normalize_email, normalize_phone
 from symfhir.errors import RecordError
 from symfhir.privacy.model import KINDS, Requester
 from symfhir.privacy.task import RESERVED_INPUTS
@@ -45,25 +43,6 @@ def check_kind(kind: str) -> str:
     return kind
 
 
-def normalize_email(value: str) -> str:
-    """The e-mail as the record model keeps it (normalized). Raises RecordError."""
-    try:
-        return validate_email(value.strip(), check_deliverability=False).normalized
-    except EmailNotValidError:
-        raise RecordError(RECORD, "email", "is not a valid e-mail address") from None
-
-
-def normalize_phone(value: str, region: str) -> str:
-    """The phone in E.164, as the record model keeps it. Raises RecordError."""
-    try:
-        parsed = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        raise RecordError(RECORD, "phone", "is not a phone number") from None
-    if not phonenumbers.is_possible_number(parsed):
-        raise RecordError(RECORD, "phone", "is not a valid phone number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
 def check_requester(requester: Requester, *, today: date, phone_region: str) -> Requester:
     """The requester with each field checked and normalized. Raises RecordError naming the
     first bad field: a name is required, a birth date is in the past (after 1900)."""
@@ -74,8 +53,12 @@ def check_requester(requester: Requester, *, today: date, phone_region: str) -> 
     return Requester(
         name=str(name),
         birth_date=birth,
-        email=normalize_email(requester.email) if requester.email else None,
-        phone=normalize_phone(requester.phone, phone_region) if requester.phone else None,
+        email=normalize_email(requester.email, record=RECORD) if requester.email else None,
+        phone=(
+            normalize_phone(requester.phone, phone_region, record=RECORD)
+            if requester.phone
+            else None
+        ),
         agent=_text("agent", requester.agent, MAX_NAME),
     )
 

@@ -23,8 +23,8 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from symfhir.contacts import channel_of, normalize
 from symfhir.errors import RateLimited, RecordError
-from symfhir.notify.addresses import channel_of, normalize
 from symfhir.privacy.portal_settings import CodeSettings, RateLimit, load_code_settings
 from symfhir.store import Store
 from symfhir.store.tables import RateEvent, VerificationCode

@@ -21,10 +21,10 @@ from flask import Flask
 from smart_app.portal import create_app
 from symfhir.audit import ClientAuditTrail
 from symfhir.cli import main
+from symfhir.contacts import patients_with_contact
 from symfhir.fhir import FhirClient, ServerConfig
 from symfhir.marketing import optout
 from symfhir.marketing.audience import marketing_audience
-from symfhir.marketing.contacts import patients_with_contact
 from symfhir.marketing.sms_optout import expected_signature
 from symfhir.marketing.unsubscribe import marketing_headers, read_token
 from symfhir.privacy.model import COMPLETED, IDENTITY_VERIFIED, PrivacyRequest, Requester

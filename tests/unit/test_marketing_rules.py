@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from symfhir.contacts import contact_of, has_contact, normal_or_none
 from symfhir.errors import ConfigError
 from symfhir.marketing import optout
-from symfhir.marketing.contacts import contact_of, has_contact, normalize_email, normalize_phone
 from symfhir.marketing.rules import load_marketing_rules, parse_marketing_rules
 from symfhir.privacy.model import DENIED, PARTIALLY_COMPLETED, PrivacyRequest, Requester
 from symfhir.terminology import MAPPINGS_DIR, read_mapping_file
@@ -81,7 +81,7 @@ def test_bad_rules_are_refused(data: dict[str, Any], change) -> None:
     ],
 )
 def test_phones_normalize_to_e164(given: str, expected: str | None) -> None:
-    assert normalize_phone(given) == expected
+    assert normal_or_none("phone", given) == expected
 
 
 @pytest.mark.parametrize(
@@ -96,7 +96,7 @@ def test_phones_normalize_to_e164(given: str, expected: str | None) -> None:
     ],
 )
 def test_emails_normalize_or_are_refused(given: str, expected: str | None) -> None:
-    assert normalize_email(given) == expected
+    assert normal_or_none("email", given) == expected
 
 
 def test_the_contact_is_one_in_use_a_mobile_first() -> None:

@@ -87,7 +87,7 @@ def test_submit_writes_a_received_task_due_in_30_days(server, trail, now) -> Non
     request = submitted.request.request
     assert request.business_status == RECEIVED
     assert request.due == date(2026, 12, 25)
-    assert request.requester.email == "Avery.Q@example.com"  # domain normalized
+    assert request.requester.email == "avery.q@example.com"  # symfhir.contacts normal form
     assert request.requester.phone == "+13375550101"
     task = server.read("Task", submitted.request.task_id)
     assert task["status"] == "requested"
