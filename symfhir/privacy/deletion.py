@@ -24,6 +24,8 @@ request's Task keeps as its output (``handle``).
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -55,7 +57,7 @@ from symfhir.privacy.model import (
     PrivacyRequest,
     TaskOutput,
 )
-from symfhir.privacy.retention import REFERENCED, Plan, plan_deletion
+from symfhir.privacy.retention import REFERENCED, plan_deletion
 from symfhir.privacy.retention_rules import load_retention
 from symfhir.spa import load_spa
 from symfhir.terminology import load_terminology
@@ -101,7 +103,7 @@ def delete_client_data(
         return DeletionReport(patient_id, now, reason, True, items, (), plan.last_treatment)
 
     needs = [(ref.split("/", 1)[0], "d") for ref in plan.order]
-    needs += [(ref.split("/", 1)[0], "u") for ref in [*plan.unlink, *plan.minimize]]
+    needs += [(ref.split("/", 1)[0], "u") for ref in [*plan.unlink, *plan.minimize, *plan.strip]]
     if plan.next_date():
         needs.append(("Patient", "u"))
     try:
@@ -115,7 +117,7 @@ def delete_client_data(
     if plan.next_date() and patient_ref in by_ref:
         # Before anything is deleted: a run stopped halfway is still found and finished.
         _set_tag(client, by_ref[patient_ref], tagged=True)
-    updated = _update_kept(client, plan)
+    updated = _update_kept(client, plan.unlink, plan.minimize)
 
     refused: set[str] = set()
     erased = True
@@ -145,7 +147,12 @@ def delete_client_data(
         if (elements := tuple(e for e in _minimized(ref) if by_ref[ref].get(e)))
     }
     if minimize:
-        updated += _update_kept(client, Plan((), (), {}, minimize))
+        updated += _update_kept(client, {}, minimize)
+    # Files go from what stays only as a stub once the Binaries are deleted: a run stopped
+    # before this still finds each Binary through the url it strips.
+    strip = {ref: paths for ref, paths in plan.strip.items() if ref not in refused}
+    if strip:
+        updated += _update_kept(client, {}, strip)
     report = DeletionReport(
         patient_id, now, reason, False, items, updated, plan.last_treatment, erased
     )
@@ -224,26 +231,31 @@ def handle(
     return Outcome(status, (output,), summary)
 
 
-def _update_kept(client: FhirClient, plan: Plan) -> tuple[str, ...]:
-    """Apply ``unlink`` and ``minimize`` to the current version of each kept resource."""
+def _update_kept(
+    client: FhirClient,
+    unlink: Mapping[str, tuple[str, ...]],
+    remove: Mapping[str, tuple[str, ...]],
+) -> tuple[str, ...]:
+    """Drop the ``unlink`` references and the ``remove`` paths (dotted, lists traversed:
+    ``minimize`` and ``strip``) from the current version of each kept resource."""
     policy = load_retention()
     done = []
-    for ref in dict.fromkeys([*plan.unlink, *plan.minimize]):
+    for ref in dict.fromkeys([*unlink, *remove]):
         resource_type, resource_id = ref.split("/", 1)
         try:
             current = client.read(resource_type, resource_id)
         except FhirNotFoundError:
             continue
-        changed = dict(current)
-        drop = set(plan.unlink.get(ref, ()))
+        changed = copy.deepcopy(current)
+        drop = set(unlink.get(ref, ()))
         for element in policy.unlink.get(resource_type, ()):
             values = changed.get(element)
             if isinstance(values, list) and drop:
                 kept = [v for v in values if ref_key((v or {}).get("reference")) not in drop]
                 if kept:  # never leave a required element empty
                     changed[element] = kept
-        for element in plan.minimize.get(ref, ()):
-            changed.pop(element, None)
+        for path in remove.get(ref, ()):
+            _remove_path(changed, path.split("."))
         if changed == current:
             continue
         version = (current.get("meta") or {}).get("versionId")
@@ -252,6 +264,16 @@ def _update_kept(client: FhirClient, plan: Plan) -> tuple[str, ...]:
         _expunge(client, ref, deleted=False)
         done.append(ref)
     return tuple(done)
+
+
+def _remove_path(node: Any, path: list[str]) -> None:
+    for item in node if isinstance(node, list) else [node]:
+        if not isinstance(item, dict) or path[0] not in item:
+            continue
+        if len(path) == 1:
+            del item[path[0]]
+        else:
+            _remove_path(item[path[0]], path[1:])
 
 
 def _minimized(ref: str) -> tuple[str, ...]:

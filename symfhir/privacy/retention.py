@@ -60,14 +60,17 @@ class PlanItem:
 class Plan:
     """The plan for one client: every item, the deletions in an order that honours references
     (referrers first), and the references to drop from kept resources (``unlink``: kept
-    resource -> the references it stops naming) before those deletions, and the elements to
-    remove from kept resources (``minimize``: kept resource -> the elements it holds)."""
+    resource -> the references it stops naming) before those deletions, the elements to
+    remove from kept resources (``minimize``: kept resource -> the elements it holds), and the
+    files to remove, after the deletions, from resources kept only because others name them
+    (``strip``: resource -> the dotted paths it holds)."""
 
     items: tuple[PlanItem, ...]
     order: tuple[str, ...]
     unlink: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     minimize: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     last_treatment: date | None = None
+    strip: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def kept(self) -> tuple[PlanItem, ...]:
@@ -237,16 +240,27 @@ def plan_deletion(
         elements = policy.unlink.get(str(resource.get("resourceType")), frozenset())
         strong[key], weak[key], attached[key] = references_of(resource, elements)
     _settle_followers(followers, states, strong, weak, attached)
+    own = dict(states)
 
     def deletable(state: _State) -> bool:
         return state.until is None or (state.until != _FOREVER and state.until <= today)
+
+    def stub(key: str) -> bool:
+        """Kept only because another kept resource names it, though its own rule lets it
+        go: it keeps its place, not its files (``strip``), so it holds no Binary."""
+        return (
+            states[key].rule == REFERENCED
+            and deletable(own[key])
+            and str(by_ref[key].get("resourceType")) in policy.strip
+        )
 
     # Pin: whatever a kept resource references stays as long as it (longest holder wins).
     queue = deque(k for k, s in states.items() if not deletable(s))
     while queue:
         holder = queue.popleft()
         until = states[holder].until
-        for target in strong[holder] + attached[holder]:
+        held = strong[holder] if stub(holder) else strong[holder] + attached[holder]
+        for target in held:
             state = states.get(target)
             if state is None or target == holder:
                 continue
@@ -277,8 +291,23 @@ def plan_deletion(
         held = tuple(e for e in elements if by_ref[key].get(e))
         if key not in going and held:
             minimize[key] = held
+    strip = {}
+    for key in states:
+        paths = policy.strip.get(str(by_ref[key].get("resourceType")), ())
+        present = tuple(p for p in paths if has_path(by_ref[key], p))
+        if key not in going and present and stub(key):
+            strip[key] = present
     order = referrers_first(going, strong, weak, attached)
-    return Plan(tuple(items), order, unlink, minimize, last)
+    return Plan(tuple(items), order, unlink, minimize, last, strip)
+
+
+def has_path(node: Any, path: str) -> bool:
+    """True when a dotted path (lists traversed) holds a value anywhere in ``node``."""
+    head, _, rest = path.partition(".")
+    for item in node if isinstance(node, list) else [node]:
+        if isinstance(item, Mapping) and head in item and (not rest or has_path(item[head], rest)):
+            return True
+    return False
 
 
 def _last_treatment(

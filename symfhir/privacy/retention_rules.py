@@ -44,6 +44,7 @@ class RetentionPolicy:
     photo_uses: Mapping[str, frozenset[str]]
     unlink: Mapping[str, frozenset[str]]
     minimize: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    strip: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def parse_retention(data: Any) -> RetentionPolicy:
@@ -89,6 +90,7 @@ def parse_retention(data: Any) -> RetentionPolicy:
         photo_uses={str(u): frozenset(k) for u, k in (data.get("photo_uses") or {}).items()},
         unlink={str(t): frozenset(e) for t, e in (data.get("unlink") or {}).items()},
         minimize=paths(data.get("minimize")),
+        strip=paths(data.get("strip")),
     )
 
 

@@ -366,12 +366,15 @@ def test_after_retention_the_rest_goes_except_what_the_audit_trail_names(
     later = datetime(2032, 6, 1, 0, 5, tzinfo=ZONE)
     report = delete_client_data(client, ACTOR, pid(ids), now=later, audit=Events())
     outcome = {item.reference: item for item in report.items}
-    for label in ("qr", "obs", "allergy", "procedure", "treatment", "hipaa", "clinical", "import"):
+    gone = ("qr", "obs", "allergy", "procedure", "treatment", "hipaa", "clinical", "import", "bin1")
+    for label in gone:
         assert outcome[ids[label]].outcome == "deleted", label
         assert not exists(client, ids[label]), label
-    for label in ("photo1", "bin1", "patient"):
+    for label in ("photo1", "patient"):
         assert outcome[ids[label]].outcome == "kept"
         assert outcome[ids[label]].until is None
+    # The photo the audit trail names stays as a stub: its file is gone.
+    assert "url" not in client.read(*ids["photo1"].split("/", 1))["content"]
     assert report.scheduled is None
     # Nothing is left to a date: the Patient is no longer scheduled.
     tags = client.read("Patient", pid(ids))["meta"].get("tag", [])
@@ -421,12 +424,12 @@ def test_retention_run_finishes_scheduled_clients_only(
     assert main(["retention", "run", "--dry-run", "--patient", pid(ids), *later]) == 0
     out = capsys.readouterr().out
     assert "clients scheduled: 1" in out
-    assert "resources would delete: 8" in out
+    assert "resources would delete: 9" in out
     assert exists(client, ids["qr"])
 
     assert main(["retention", "run", "--patient", pid(ids), *later]) == 0
     out = capsys.readouterr().out
-    assert "resources deleted: 8" in out
+    assert "resources deleted: 9" in out
     assert "Quillfeather" not in out
     assert not any(exists(client, ids[k]) for k in KEPT_7_YEARS)
     # Nothing left to a date: no longer scheduled, so a daily re-run does nothing.
@@ -512,12 +515,13 @@ def test_a_client_with_nothing_retained_is_completed(client: FhirClient) -> None
         patient_id=pid(ids),
     )
     # A real audit trail: its AuditEvents name the Patient, which therefore stays (without
-    # its contact details); the photo a view audit named stays with it.
+    # its contact details); the photo a view audit named stays as a stub without its file.
     audit = ClientAuditTrail(client, pid(ids), None, clock=lambda: later)
     outcome = handle(client, ACTOR, request, now=later, audit=audit)
     report = json.loads(outcome.outputs[0].text or "")
     kept = {i["resource"]: i for i in report["items"] if i["outcome"] == "kept"}
-    assert set(kept) >= {ids["patient"], ids["audit"], ids["photo1"], ids["bin1"]}
+    assert set(kept) >= {ids["patient"], ids["audit"], ids["photo1"]}
+    assert ids["bin1"] not in kept
     assert outcome.business_status == PARTIALLY_COMPLETED  # the audited photo stays
 
     bare = make_client(client)
@@ -532,3 +536,38 @@ def test_a_client_with_nothing_retained_is_completed(client: FhirClient) -> None
     assert kept.pop(bare["patient"]) == "referenced-by-kept"
     assert set(kept.values()) == {"audit-trail"}
     assert "telecom" not in client.read("Patient", pid(bare))
+
+
+def test_a_marketing_photo_the_audit_trail_names_stays_as_a_stub_without_its_file(
+    client: FhirClient,
+) -> None:
+    ids = make_client(client)
+    # The app's upload audit names the Media it created (symfhir/workspace/photos/uploading.py).
+    upload = client.create(
+        {
+            "resourceType": "AuditEvent",
+            "type": {"code": "rest"},
+            "recorded": "2024-06-01T15:00:00-05:00",
+            "agent": [{"requestor": True, "who": {"display": "synthetic nurse"}}],
+            "source": {"observer": {"display": "symfhir"}},
+            "entity": [
+                {"what": {"reference": ids["patient"]}},
+                {"what": {"reference": ids["photo2"]}},
+            ],
+        }
+    )
+    report = delete_client_data(client, ACTOR, pid(ids), now=NOW, audit=Events())
+    outcome = {item.reference: item for item in report.items}
+    assert outcome[ids["photo2"]].outcome == "kept"
+    assert outcome[ids["photo2"]].referenced_by == f"AuditEvent/{upload.id}"
+    assert outcome[ids["bin2"]].outcome == "deleted"
+    assert ids["photo2"] in report.updated
+    assert not exists(client, ids["bin2"])
+    stub = client.read(*ids["photo2"].split("/", 1))
+    assert stub["content"] == {"contentType": "image/jpeg"}
+    with pytest.raises(FhirNotFoundError):
+        client.vread("Media", ids["photo2"].split("/", 1)[1], "1")  # the version naming it
+    # The clinical photo, within retention, keeps its file.
+    assert client.read(*ids["photo1"].split("/", 1))["content"]["url"] == ids["bin1"]
+    again = delete_client_data(client, ACTOR, pid(ids), now=NOW, audit=Events())
+    assert again.deleted == () and again.updated == ()

@@ -273,15 +273,35 @@ def test_audit_events_and_unlisted_types_are_kept_and_pin_what_they_name() -> No
     assert items["Task/r1"].rule == "privacy-request"
     assert items["Task/r1"].until is None
     assert items["Flag/f1"].rule == NO_RULE
-    # Named by the audit trail: kept indefinitely, and the Binary with its Media.
+    # A marketing photo the audit trail names: its Media stays, as a stub without its file,
+    # and its bytes (the Binary) go.
     assert items["Media/m1"].rule == REFERENCED
     assert items["Media/m1"].referenced_by == "AuditEvent/e1"
-    assert items["Binary/b1"].referenced_by == "Media/m1"
     assert items["Media/m1"].line() == (
         "Media/m1: kept indefinitely because referenced by AuditEvent/e1"
     )
+    assert plan.strip == {"Media/m1": ("content.url",)}
+    assert items["Binary/b1"].action == DELETE
     assert items["Consent/k1"].action == DELETE
     assert plan.next_date() is None
+
+
+def test_a_photo_within_retention_named_by_the_audit_trail_keeps_its_file() -> None:
+    resources = [
+        procedure("t1", "2024-06-01"),
+        consent("c", "photos_clinical", when="2020-01-01"),
+        media("m1", "2021-01-01", "b1"),
+        binary("b1"),
+        {"resourceType": "AuditEvent", "id": "e1", "entity": [{"what": {"reference": "Media/m1"}}]},
+    ]
+    plan = plan_deletion(resources, NOW, zone=ZONE)
+    items = by_ref(plan)
+    assert plan.strip == {}
+    assert (items["Binary/b1"].action, items["Binary/b1"].referenced_by) == (KEEP, "Media/m1")
+    # Past retention it becomes a stub: the audit trail still names it, the file goes.
+    later = plan_deletion(resources, datetime(2031, 6, 1, tzinfo=ZONE), zone=ZONE)
+    assert later.strip == {"Media/m1": ("content.url",)}
+    assert by_ref(later)["Binary/b1"].action == DELETE
 
 
 def test_provenance_follows_its_targets_and_drops_deleted_ones() -> None:
