@@ -29,7 +29,7 @@ from symfhir.errors import NotAllowedError, SymfhirError
 from symfhir.fhir import FhirClient
 from symfhir.fhir.compartment import in_compartment, patient_id_of
 from symfhir.fhir.paths import check_id
-from symfhir.privacy.policy_changes import PolicyHistory, PolicyVersion, load_policy_history
+from symfhir.policy_versions import PolicyHistory, PolicyVersion, load_policy_history
 from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.consents.status import consent_overview

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from symfhir.privacy.policy_changes import PolicyHistory, PolicyVersion
+from symfhir.policy_versions import PolicyHistory, PolicyVersion
 from symfhir.workspace.consents import status
 
 pytestmark = pytest.mark.unit

@@ -13,8 +13,8 @@ import pytest
 from symfhir.audit import ClientAuditTrail
 from symfhir.cli import main
 from symfhir.fhir import FhirClient, ServerConfig
+from symfhir.policy_versions import PolicyHistory, PolicyVersion
 from symfhir.privacy import policy_notice
-from symfhir.privacy.policy_changes import PolicyHistory, PolicyVersion
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.consents.recording import capture_consent
 from tests.integration.conftest import synthetic_patient, synthetic_practitioner

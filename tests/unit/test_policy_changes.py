@@ -1,4 +1,4 @@
-"""symfhir.privacy.policy_changes: the policy's version history, and which given consents need
+"""symfhir.policy_versions: the policy's version history, and which given consents need
 the client's consent again after a significant change (policy §13), at the version boundaries."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from symfhir.consent_kinds import ConsentKinds, load_consent_kinds
 from symfhir.errors import ConfigError
-from symfhir.privacy.policy_changes import (
+from symfhir.policy_versions import (
     PolicyHistory,
     PolicyVersion,
     load_policy_history,

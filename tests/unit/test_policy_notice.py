@@ -11,7 +11,7 @@ import pytest
 
 from symfhir.errors import DeliveryError, NotAllowedError
 from symfhir.fhir.writes import Written
-from symfhir.privacy.policy_changes import PolicyHistory, PolicyVersion
+from symfhir.policy_versions import PolicyHistory, PolicyVersion
 from symfhir.privacy.policy_notice import clients_behind, notice_text, policy_notice
 from symfhir.workspace.actor import Actor
 

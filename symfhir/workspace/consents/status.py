@@ -17,7 +17,7 @@ from symfhir.consent_kinds import ConsentKind, ConsentKinds
 from symfhir.mapping.context import MappingContext
 from symfhir.model.age import ADULT_AGE, youngest_age
 from symfhir.photos.files import PNG
-from symfhir.privacy.policy_changes import PolicyHistory, load_policy_history
+from symfhir.policy_versions import PolicyHistory, load_policy_history
 from symfhir.spa import load_spa
 from symfhir.workspace.consents.signature import DATA_URL_PREFIX
 from symfhir.workspace.dates import local_day, sort_key
