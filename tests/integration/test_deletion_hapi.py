@@ -409,7 +409,23 @@ def test_a_guardians_notice_applies_to_a_minor_only(client: FhirClient) -> None:
     report = delete_minor_data(client, ACTOR, pid(minor), now=NOW, audit=Events())
     assert report.reason == "guardian-notice"
     assert not exists(client, minor["email"])
-    assert exists(client, minor["procedure"])
+    assert exists(client, minor["procedure"])  # a minor's medical records are kept too
+
+    # As a privacy request: a deletion marked as a guardian's notice.
+    notice = PrivacyRequest(
+        task_id=None,
+        kind="deletion",
+        requester=Requester("Rowan Quillfeather", email="rowan.q@example.com"),
+        received=NOW,
+        due=date(2026, 12, 25),
+        patient_id=pid(adult),
+        inputs={"reason": "guardian-notice"},
+    )
+    with pytest.raises(PrivacyRequestError):
+        handle(client, ACTOR, notice, now=NOW, audit=Events())
+    assert exists(client, adult["email"])
+    outcome = handle(client, ACTOR, replace(notice, patient_id=pid(minor)), now=NOW, audit=Events())
+    assert json.loads(outcome.outputs[0].text or "")["reason"] == "guardian-notice"
 
 
 def test_retention_run_finishes_scheduled_clients_only(
