@@ -4,6 +4,7 @@ client, and the exit codes (``symfhir/cli.py`` turns errors into them in one pla
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,16 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         "then http://localhost:8080/fhir",
     )
     parser.add_argument("--config", type=Path, help="config file (TOML, [server] table)")
+
+
+def add_user_option(parser: argparse.ArgumentParser) -> None:
+    """``--user``: who acts, as the FHIR server knows them, for the audit trail."""
+    parser.add_argument(
+        "--user",
+        default=os.environ.get("SYMFHIR_FHIR_USER"),
+        help="who acts, as a FHIR reference (Practitioner/ID), for the audit trail; "
+        "default $SYMFHIR_FHIR_USER",
+    )
 
 
 def open_client(args: argparse.Namespace) -> FhirClient:

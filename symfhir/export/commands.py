@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from symfhir.command_options import EXIT_OK, add_server_options, open_client
+from symfhir.command_options import EXIT_OK, add_server_options, add_user_option, open_client
 
 PASSWORD_ENV = "SYMFHIR_EXPORT_PASSWORD"  # noqa: S105 (the variable's name, not a secret)
 
@@ -37,10 +37,7 @@ def register(sub: Any) -> None:
         help="output file; default ./PATIENT-export.EXT; - for stdout; with --format ndjson "
         "an existing folder gets one TYPE.ndjson file per resource type",
     )
-    p.add_argument(
-        "--user",
-        help="the staff member running it, as a FHIR reference (Practitioner/ID), for the audit",
-    )
+    add_user_option(p)
     add_server_options(p)
     p.set_defaults(run=run)
 

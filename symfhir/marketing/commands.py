@@ -11,7 +11,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from symfhir.command_options import EXIT_FATAL, EXIT_OK, add_server_options, open_client
+from symfhir.command_options import (
+    EXIT_FATAL,
+    EXIT_OK,
+    add_server_options,
+    add_user_option,
+    open_client,
+)
 
 CHANNELS = ("email", "sms", "phone")
 PHOTO_USES = ("website", "social", "case-study")
@@ -53,7 +59,7 @@ def register(sub: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--user", help="who runs it, as a FHIR reference (Practitioner/12)")
+    add_user_option(p)
     add_server_options(p)
 
 

@@ -9,12 +9,17 @@ Output is PHI-minimal: Task id, kind, status and due date; names and contacts on
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from symfhir.command_options import EXIT_OK, EXIT_PARTIAL, add_server_options, open_client
+from symfhir.command_options import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    add_server_options,
+    add_user_option,
+    open_client,
+)
 from symfhir.errors import SymfhirError
 from symfhir.privacy.model import KINDS
 
@@ -48,7 +53,7 @@ def register(sub: Any) -> None:
     new.add_argument(
         "--verified-in-person",
         action="store_true",
-        help="identity checked in person now, by --as-user",
+        help="identity checked in person now, by --user",
     )
 
     listing = _step(steps, "list", "open requests by due date", _list, task=False)
@@ -92,11 +97,7 @@ def _step(
     if task and name not in ("new", "remind"):
         parser.add_argument("task", help="the request's Task id")
     add_server_options(parser)
-    parser.add_argument(
-        "--as-user",
-        default=os.environ.get("SYMFHIR_FHIR_USER"),
-        help="who acts, as a FHIR reference (Practitioner/ID); default $SYMFHIR_FHIR_USER",
-    )
+    add_user_option(parser)
     parser.add_argument("--as-of", help="clock for the run (ISO 8601 with offset); default now")
     if name not in ("new", "list", "show", "process", "remind", "match"):
         parser.add_argument("--version", help="the Task version you saw: refuse if it changed")
@@ -117,9 +118,9 @@ def _actor(args: argparse.Namespace) -> Actor:
     from symfhir.fhir.reading import reference_id
     from symfhir.workspace.actor import Actor
 
-    user = args.as_user
+    user = args.user
     if user and reference_id(user, user.split("/", 1)[0]) is None:
-        raise SymfhirError("--as-user must be a FHIR reference such as Practitioner/12")
+        raise SymfhirError("--user must be a FHIR reference such as Practitioner/12")
     return Actor(user or None)
 
 
@@ -152,7 +153,7 @@ def _new(args: argparse.Namespace, client: Any, actor: Actor, **kw: Any) -> int:
     verifications: tuple[Verification, ...] = ()
     if args.verified_in_person:
         if not actor.fhir_user:
-            raise SymfhirError("--verified-in-person needs --as-user (who verified)")
+            raise SymfhirError("--verified-in-person needs --user (who verified)")
         verifications = (Verification("in-person", actor.fhir_user, kw["now"]),)
     requester = Requester(
         args.name, args.birth_date, args.email or None, args.phone or None, args.agent

@@ -10,7 +10,7 @@ import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
-from symfhir.command_options import EXIT_OK, add_server_options, open_client
+from symfhir.command_options import EXIT_OK, add_server_options, add_user_option, open_client
 
 FORMATS = ("html", "csv", "bundle")
 
@@ -41,10 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=FORMATS, default="html")
     p.add_argument("-o", "--output", type=Path, help="file to write; default stdout")
-    p.add_argument(
-        "--user",
-        help="the staff member running it, as a FHIR reference (Practitioner/ID), for the audit",
-    )
+    add_user_option(p)
     add_server_options(p)
     p.set_defaults(run=run_disclosures)
     return p

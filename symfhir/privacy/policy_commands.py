@@ -6,7 +6,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from symfhir.command_options import EXIT_OK, EXIT_PARTIAL, add_server_options, open_client
+from symfhir.command_options import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    add_server_options,
+    add_user_option,
+    open_client,
+)
 
 if TYPE_CHECKING:
     from symfhir.privacy.policy_notice import Sender
@@ -29,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         help="only this client (Patient id); repeat for more; default every client",
     )
-    n.add_argument("--user", help="who runs it (Practitioner/ID), for the audit")
+    add_user_option(n)
     add_server_options(n)
     n.set_defaults(run=run_notify)
 

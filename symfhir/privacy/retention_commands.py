@@ -10,12 +10,17 @@ even when named with ``--patient``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import datetime
 from typing import Any
 
-from symfhir.command_options import EXIT_OK, EXIT_PARTIAL, add_server_options, open_client
+from symfhir.command_options import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    add_server_options,
+    add_user_option,
+    open_client,
+)
 from symfhir.errors import SymfhirError
 
 
@@ -35,12 +40,7 @@ def register(sub: Any) -> None:
     )
     run.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
     run.add_argument("--patient", help="only this client (it must be scheduled)")
-    run.add_argument(
-        "--as-user",
-        default=os.environ.get("SYMFHIR_FHIR_USER"),
-        help="who runs it, as a FHIR reference (Practitioner/ID), for the audit trail; "
-        "default $SYMFHIR_FHIR_USER",
-    )
+    add_user_option(run)
     run.add_argument("--as-of", help="clock for the run (ISO 8601 with offset); default now")
     add_server_options(run)
     run.set_defaults(run=run_retention)
@@ -54,9 +54,9 @@ def run_retention(args: argparse.Namespace) -> int:
     from symfhir.workspace.actor import Actor
 
     now = _moment(args.as_of)
-    user = args.as_user or None
+    user = args.user or None
     if user and reference_id(user, user.split("/", 1)[0]) is None:
-        raise SymfhirError("--as-user must be a FHIR reference such as Practitioner/12")
+        raise SymfhirError("--user must be a FHIR reference such as Practitioner/12")
     actor = Actor(user, "symfhir retention run")
     clients = deleted = kept = failed = 0
     next_dates = []

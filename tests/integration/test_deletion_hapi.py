@@ -480,7 +480,7 @@ def test_symfhir_privacy_process_stores_the_report_on_the_task(
 
     ids = make_client(client)
     officer = synthetic_practitioner(client).fhir_user or ""
-    common = ["--as-user", officer, "--server", fhir_base]
+    common = ["--user", officer, "--server", fhir_base]
     assert (
         main(
             [

@@ -51,7 +51,7 @@ def test_the_desk_path(run, client) -> None:
         "--birth-date=1985-04-12",
         f"--patient={patient}",
         "--verified-in-person",
-        f"--as-user={officer}",
+        f"--user={officer}",
         "--as-of=2026-11-25T09:30:00-06:00",
     )
     assert code == 0, out
@@ -67,12 +67,12 @@ def test_the_desk_path(run, client) -> None:
     assert code == 0
     assert f"Task/{task}" in out and "5 days overdue" in out and NAME not in out
 
-    code, out, _ = run("extend", task, "--reason=Backup restore", f"--as-user={officer}")
+    code, out, _ = run("extend", task, "--reason=Backup restore", f"--user={officer}")
     assert code == 0 and "due 2027-01-24" in out
-    code, _, err = run("extend", task, "--reason=Again", f"--as-user={officer}")
+    code, _, err = run("extend", task, "--reason=Again", f"--user={officer}")
     assert code == 2 and "already extended" in err and "Traceback" not in err
 
-    code, out, _ = run("close", task, "--deny=Records under a legal hold", f"--as-user={officer}")
+    code, out, _ = run("close", task, "--deny=Records under a legal hold", f"--user={officer}")
     assert code == 0 and "denied" in out
     code, out, _ = run("list", f"--patient={patient}")
     assert f"Task/{task}" not in out
@@ -129,7 +129,7 @@ def test_an_ambiguous_match_lists_candidates_without_names(run, client) -> None:
     assert "--patient" in err
     code, out, _ = run("match", task, f"--patient={second}")
     assert code == 2  # who chose must be named
-    code, out, _ = run("match", task, f"--patient={second}", f"--as-user={officer}")
+    code, out, _ = run("match", task, f"--patient={second}", f"--user={officer}")
     assert code == 0 and f"Patient/{second}" in out
 
 
@@ -139,7 +139,7 @@ def test_an_ambiguous_match_lists_candidates_without_names(run, client) -> None:
         (["--email=not-an-email"], "email: is not a valid e-mail address"),
         (["--phone=12"], "phone: is not a valid phone number"),
         (["--input=novalue"], "NAME=VALUE"),
-        (["--verified-in-person"], "--as-user"),
+        (["--verified-in-person"], "--user"),
     ],
 )
 def test_bad_input_is_refused_with_the_reason(run, argv, reason) -> None:
