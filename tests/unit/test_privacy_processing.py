@@ -10,7 +10,7 @@ import pytest
 
 from symfhir.errors import PrivacyRequestError
 from symfhir.privacy.matching import match_patient
-from symfhir.privacy.model import COMPLETED, IN_PROGRESS, Requester, Verification
+from symfhir.privacy.model import COMPLETED, IN_PROGRESS, KINDS, Requester, Verification
 from symfhir.privacy.processing import handler_for, process_request
 from symfhir.privacy.requests import NewRequest, get_request, record_verification, submit_request
 from symfhir.privacy.tasks import Settings
@@ -143,17 +143,10 @@ def test_a_missing_dependency_of_a_handler_is_not_hidden(tmp_path, monkeypatch) 
         handler_for("access", {"access": "handler_with_bad_import:handle"})
 
 
-def test_the_bundled_handlers_are_named_for_every_kind_but_correction() -> None:
+def test_the_bundled_handlers_are_named_for_every_kind() -> None:
     handlers = Settings.load().policy.handlers
-    assert set(handlers) == {
-        "access",
-        "portability",
-        "ccpa-know",
-        "deletion",
-        "ccpa-delete",
-        "opt-out",
-        "ccpa-opt-out-of-sale",
-        "restriction",
-    }
+    assert set(handlers) == set(KINDS)
+    for kind in KINDS:
+        assert callable(handler_for(kind, handlers))
     with pytest.raises(PrivacyRequestError, match="no handler for correction yet"):
-        handler_for("correction", handlers)
+        handler_for("correction", {k: v for k, v in handlers.items() if k != "correction"})
