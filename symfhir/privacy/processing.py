@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Protocol
 
 from symfhir.audit import AuditTrail
-from symfhir.errors import PrivacyRequestError
+from symfhir.errors import FhirConflictError, PrivacyRequestError
 from symfhir.fhir import FhirClient
 from symfhir.privacy.model import FINAL_STATUSES, Outcome, PrivacyRequest
 from symfhir.privacy.requests import complete, get_request, record_progress, require_ready, start
@@ -72,6 +72,7 @@ def process_request(
     *,
     now: datetime,
     audit: AuditTrail,
+    version: str | None = None,
     settings: Settings | None = None,
 ) -> Processed:
     """Run the handler of the request's kind and close the Task with its Outcome: the request
@@ -79,12 +80,16 @@ def process_request(
 
     A handler that raises leaves the request in progress (run it again once the cause is
     fixed); an in-progress Outcome (e.g. a correction waiting on a practitioner) keeps its
-    outputs on the Task and leaves it open. Raises PrivacyRequestError (not verified, not matched,
+    outputs on the Task and leaves it open. ``version`` (the Task version the officer saw)
+    refuses a request changed since. Raises PrivacyRequestError (not verified, not matched,
     closed, no handler), NotAllowedError, FhirServerError (FhirConflictError when someone
-    changed the request meanwhile), and what the handler raises.
+    changed the request meanwhile, or since ``version``), and what the handler raises.
     """
     settings = settings or Settings.load()
     current = get_request(client, actor, task_id, now=now, audit=audit, settings=settings)
+    if version is not None and current.version != version:
+        # The officer acted on a view of the request that is no longer current.
+        raise FhirConflictError(f"process Task/{task_id}", "version conflict", status=412)
     require_ready(current.request)
     handle = handler_for(current.request.kind, settings.policy.handlers)
     started = start(

@@ -262,12 +262,14 @@ def record_verification(
     now: datetime,
     audit: AuditTrail,
     version: str | None = None,
+    how: str | None = None,
     settings: Settings | None = None,
 ) -> TrackedRequest:
     """Record one verification (a code sent to the e-mail or phone and entered back, or the
-    requester seen in person: who verified, how, when). Once every contact given is verified
-    the request becomes identity-verified. Raises PrivacyRequestError (closed request, a method
-    for a contact the request does not give, an in-person check naming nobody)."""
+    requester seen in person: who verified, how, when; ``how`` the proof seen, e.g. "Government
+    photo ID", kept in the note). Once every contact given is verified the request becomes
+    identity-verified. Raises PrivacyRequestError (closed request, a method for a contact the
+    request does not give, an in-person check naming nobody)."""
     settings = settings or Settings.load()
     actor.require([("Task", "u")])
     task, record = read_task(client, task_id, settings)
@@ -275,7 +277,10 @@ def record_verification(
     require_open(request)
     _check_verification(verification, request, now)
     changed = updated(task, now)
-    add_note(changed, verification_note(verification))
+    note = verification_note(verification)
+    if how and how.strip():
+        note["text"] += f" ({how.strip()})"
+    add_note(changed, note)
     done = replace(request, verifications=(*request.verifications, verification))
     status = (
         IDENTITY_VERIFIED
