@@ -238,7 +238,8 @@ def _name_version(
         return None
     task, record = read_task(client, task_id, settings)
     changed = updated(task, now)
-    add_outputs(changed, (TaskOutput(CORRECTED_OUTPUT, reference=amended_ref),))
+    # As text: servers may drop the version from a Reference (HAPI does, by default).
+    add_outputs(changed, (TaskOutput(CORRECTED_OUTPUT, text=amended_ref),))
     try:
         saved = save_task(client, changed, record.version, settings)
     except FhirServerError:
