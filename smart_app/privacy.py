@@ -1,7 +1,8 @@
 """The client's Privacy tab (``/privacy``): the launched client's privacy requests by due date,
-and "New privacy request" taken at the desk with the requester's identity verified in person
-(who: the signed-in practitioner; how; when). The workflows are ``symfhir.privacy.requests``;
-this module parses the form, calls one and renders."""
+"New privacy request" taken at the desk with the requester's identity verified in person
+(who: the signed-in practitioner; how; when), each request's page and actions
+(``smart_app.request_page``), and a completed access package handed over at the desk
+(``symfhir.privacy.handover``). Views parse the form, call one workflow and render."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import logging
 from datetime import date, datetime
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, send_file, url_for
 
+from smart_app import request_page
 from smart_app.errors import AppError
 from smart_app.fhir_access import current_access, enforce_patient_context
-from symfhir.errors import NotAllowedError, PrivacyRequestError, RecordError
+from smart_app.request_page import VERIFIED_WITH, RequestPage
+from symfhir.errors import ExportError, NotAllowedError, PrivacyRequestError, RecordError
+from symfhir.privacy.handover import hand_over_package
 from symfhir.privacy.model import KINDS, Requester, Verification
 from symfhir.privacy.requests import NewRequest, list_requests, submit_request
 from symfhir.spa import load_spa
@@ -24,12 +28,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("privacy", __name__, url_prefix="/privacy")
 bp.before_request(enforce_patient_context)
 
-#: How a person at the desk proved who they are (kept as the request's ``verified-with`` input).
-VERIFIED_WITH = {
-    "photo-id": "Government photo ID",
-    "known": "Known to staff (returning client seen in person)",
-    "guardian-id": "Guardian's photo ID and proof of guardianship",
-}
 FORM_FIELDS = (
     "kind", "name", "birth_date", "email", "phone", "agent", "details", "verified_with",
     "verified_at", "confirm",
@@ -145,3 +143,57 @@ def new() -> Any:
         return _render(status=400, errors={"verified_at": str(exc).capitalize() + "."}, form=form)
     url = url_for("privacy.index", saved=submitted.request.task_id)
     return redirect(url + "#request-saved", 303)
+
+
+def _page() -> RequestPage:
+    access = current_access()
+    return RequestPage(access, bp.name, access.patient_id)
+
+
+@bp.get("/requests/<task_id>", endpoint="request_page")
+def request_page_view(task_id: str) -> Any:
+    return request_page.render(_page(), task_id)
+
+
+@bp.post("/requests/<task_id>/<action>")
+def request_action(task_id: str, action: str) -> Any:
+    return request_page.act(_page(), task_id, action)
+
+
+@bp.post("/requests/<task_id>/package")
+def package(task_id: str) -> Any:
+    """Stream the request's access package to the desk (a disclosure to the client, audited
+    before the first byte); never cached."""
+    page = _page()
+    request_page.load(page, task_id)  # another client's request: 403, audited
+    access = page.access
+    try:
+        found = hand_over_package(
+            access.client,
+            access.actor,
+            task_id,
+            patient_id=access.patient_id,
+            now=_now(),
+            audit=access.audit,
+        )
+    except NotAllowedError:
+        return request_page.render(
+            page,
+            task_id,
+            status=403,
+            problem="This session may not record the hand-over (a disclosure), so the package "
+            "cannot be handed over here.",
+        )
+    except (PrivacyRequestError, ExportError) as exc:
+        return request_page.render(page, task_id, status=404, problem=str(exc).capitalize() + ".")
+    response = send_file(
+        found.path,
+        mimetype="application/zip",
+        as_attachment=True,
+        download_name=found.name,
+        conditional=False,
+        etag=False,
+        max_age=0,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

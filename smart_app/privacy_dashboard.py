@@ -1,7 +1,8 @@
 """The privacy officer's dashboard (``/privacy-dashboard``): every open privacy request, sorted
-by due date, overdue in red, paged. Opened by a user-level launch without a patient
-(``/privacy-dashboard/launch``, scopes SYMFHIR_OFFICER_SCOPES). The workflow is
-``symfhir.privacy.requests.list_requests``; this module parses, calls it and renders."""
+by due date, overdue in red, paged, each linking to its page and actions
+(``smart_app.request_page``: verify, match, process, extend, close). Opened by a user-level
+launch without a patient (``/privacy-dashboard/launch``, scopes SYMFHIR_OFFICER_SCOPES). The
+list is ``symfhir.privacy.requests.list_requests``; views parse, call one workflow, render."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from smart_app.audit import write_audit
 from smart_app.errors import session_expired
 from smart_app.fhir_access import CONTEXT, PatientAccess
 from smart_app.launch.views import begin_launch
+from smart_app.request_page import RequestPage, act, render
+from symfhir.audit import DisclosureTo
 from symfhir.privacy.audit import request_audit_event
 from symfhir.privacy.model import KINDS
 from symfhir.privacy.requests import list_requests
@@ -39,6 +42,7 @@ class OfficerAccess(PatientAccess):
         description: str | None = None,
         requested: str | None = None,
         resources: Sequence[str] = (),
+        disclosure: DisclosureTo | None = None,
     ) -> None:
         event = request_audit_event(
             subtype,
@@ -46,6 +50,7 @@ class OfficerAccess(PatientAccess):
             success=success,
             description=description,
             resources=resources,
+            disclosure=disclosure,
             now=datetime.now(UTC),
         )
         user_client = self.client if allows(self.scopes, "AuditEvent", "c") else None
@@ -94,3 +99,13 @@ def index() -> Any:
         kinds=kinds,
         overdue=sum(1 for item in page.items if item.overdue),
     )
+
+
+@bp.get("/requests/<task_id>", endpoint="request_page")
+def request_page_view(task_id: str) -> Any:
+    return render(RequestPage(officer_access(), bp.name, None), task_id)
+
+
+@bp.post("/requests/<task_id>/<action>")
+def request_action(task_id: str, action: str) -> Any:
+    return act(RequestPage(officer_access(), bp.name, None), task_id, action)
