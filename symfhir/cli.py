@@ -35,6 +35,7 @@ FEATURE_COMMANDS: tuple[str, ...] = (
     "symfhir.privacy.disclosure_commands",
     "symfhir.privacy.policy_commands",
     "symfhir.privacy.retention_commands",
+    "symfhir.privacy.correction_commands",
     "symfhir.export.commands",
     "symfhir.marketing.commands",
 )

@@ -115,17 +115,17 @@ def read_target(client: FhirClient, target: Target, patient_id: str) -> dict[str
     return resource
 
 
-def check_value(value: str) -> str:
-    """The corrected text, stripped. Raises RecordError (never quoting it)."""
+def check_value(value: str, field: str = "value") -> str:
+    """The corrected text, stripped. Raises RecordError naming ``field`` (never the text)."""
     text = (value or "").strip()
     if not text:
-        raise RecordError(RECORD, "value", "is required")
+        raise RecordError(RECORD, field, "is required")
     if len(text) > MAX_VALUE:
-        raise RecordError(RECORD, "value", f"is longer than {MAX_VALUE} characters")
+        raise RecordError(RECORD, field, f"is longer than {MAX_VALUE} characters")
     if _CONTROL.search(text):
-        raise RecordError(RECORD, "value", "holds control characters")
+        raise RecordError(RECORD, field, "holds control characters")
     if has_card_number(text):
-        raise RecordError(RECORD, "value", "holds what looks like a payment card number")
+        raise RecordError(RECORD, field, "holds what looks like a payment card number")
     return text
 
 
@@ -147,7 +147,7 @@ def handle(
         raise PrivacyRequestError("the request is not matched to a client yet")
     if request.business_status not in (IDENTITY_VERIFIED, IN_PROGRESS) or not request.verifications:
         raise PrivacyRequestError("the requester's identity is not verified yet")
-    check_value(request.inputs.get(PROPOSED_INPUT, ""))
+    check_value(request.inputs.get(PROPOSED_INPUT, ""), PROPOSED_INPUT)
     target = parse_target(request.inputs.get(RESOURCE_INPUT, ""), request.patient_id, load_rules())
     read_target(client, target, request.patient_id)
     audit(

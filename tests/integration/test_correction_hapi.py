@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from symfhir.cli import main
 from symfhir.errors import FhirConflictError, PrivacyRequestError
 from symfhir.fhir import FhirClient, ServerConfig
 from symfhir.privacy.audit import RequestAuditTrail
@@ -227,3 +228,69 @@ def test_a_proposal_on_another_clients_record_is_refused(client: FhirClient, act
             client, actor, task_id, version=None, change=Change("x"), now=now, audit=trail
         )
     assert client.read("Condition", theirs.id)["meta"]["versionId"] == "1"
+
+
+def test_the_command_line_accepts_denies_and_files_a_disagreement(
+    client: FhirClient,
+    actor: Actor,
+    fhir_base: str,
+    smtp_catcher,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for key, value in smtp_catcher.config().items():
+        monkeypatch.setenv(f"SYMFHIR_SMTP_{key.upper()}", str(value))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main([*argv[:2], "--server", fhir_base, f"--user={actor.fhir_user}", *argv[2:]])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    patient_id = synthetic_patient(client, birthDate="1990-04-01")
+    code, out, _ = run(
+        "privacy",
+        "new",
+        "--kind=correction",
+        "--name=Avery Quillfeather",
+        "--email=avery.cli@example.com",
+        f"--patient={patient_id}",
+        "--verified-in-person",
+        "--input=resource=Patient.address",
+        "--input=proposed=12 Elm Street, Springfield, IL 62701",
+    )
+    task = out.split("Task/")[1].split()[0]
+    assert run("privacy", "process", task)[0] == 0
+    code, out, err = run("correction", "accept", task)
+    assert code == 0, err
+    assert f"Patient/{patient_id}/_history/2" in out
+    assert client.read("Patient", patient_id)["address"] == [
+        {"text": "12 Elm Street, Springfield, IL 62701"}
+    ]
+    [accepted] = smtp_catcher.wait_for(1)
+    assert accepted.to == "avery.cli@example.com" and "accepted" in accepted.subject
+    assert "Elm" not in accepted.text
+
+    code, out, _ = run(
+        "privacy",
+        "new",
+        "--kind=correction",
+        "--name=Avery Quillfeather",
+        "--email=avery.cli@example.com",
+        f"--patient={patient_id}",
+        "--verified-in-person",
+        "--input=resource=Patient.birthDate",
+        "--input=proposed=1990-04-02",
+    )
+    task = out.split("Task/")[1].split()[0]
+    assert run("privacy", "process", task)[0] == 0
+    code, out, err = run("correction", "deny", task, "--reason=Matches your ID seen at the desk.")
+    assert code == 0 and "denied" in out, err
+    code, out, err = run("correction", "disagree", task, "--statement=My birthday is the 2nd.")
+    assert code == 0 and "DocumentReference/" in out, err
+    code, _, err = run("correction", "accept", task)
+    assert code == 2 and "closed" in err
+    mails = smtp_catcher.wait_for(3)
+    assert {m.subject for m in mails[:2]} == {
+        "Your correction request: denied",
+        "Your statement of disagreement: received",
+    }

@@ -102,7 +102,7 @@ def test_the_portal_path_verify_match_and_no_handler(
     code, out, _ = run("match", task)
     assert code == 0 and f"matched to Patient/{patient}" in out
     code, _, err = run("process", task)
-    assert code == 2 and "no handler for correction yet" in err
+    assert code == 2 and "correction: proposed: is required" in err  # nothing proposed
 
     code, out, err = run("extend", task, "--reason=Our records archive is being restored")
     assert code == 0 and "e-mailed" in err
