@@ -4,9 +4,10 @@ inside the EHR) that a spa links from its website and its marketing messages.
 ``create_app(config)`` builds it with the SMART app's CSRF tokens, security headers, request
 limits and error pages (``smart_app.security``, ``request_limits``, ``errors``), a signed
 session cookie that holds nothing but the CSRF token, and the blueprints (``optout``: the
-unsubscribe link and the SMS webhook). The portal talks to the FHIR server configured for
-symfhir (``symfhir.fhir.load_config``: FHIR_BASE_URL, the ``[server]`` table; SMART Backend
-Services with least system scopes in production).
+unsubscribe link and the SMS webhook; ``requests``: the privacy-request form and its codes;
+``request_status``: the status page and the package download). The portal talks to the FHIR
+server configured for symfhir (``symfhir.fhir.load_config``: FHIR_BASE_URL, the ``[server]``
+table; SMART Backend Services with least system scopes in production).
 
 Settings (the mapping given to ``create_app`` wins over the environment):
     SYMFHIR_PORTAL_BASE_URL   the portal's public URL (https in production): what links
@@ -31,6 +32,8 @@ from flask import Flask
 from smart_app import errors, request_limits, security
 from smart_app.portal.fhir_client import close_client
 from smart_app.portal.optout import bp as optout_bp
+from smart_app.portal.request_status import bp as status_bp
+from smart_app.portal.requests import bp as requests_bp
 from smart_app.session_store import cookie_flags
 from symfhir.cardnumbers import mask_log_records
 from symfhir.errors import ConfigError
@@ -92,4 +95,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
     app.teardown_appcontext(close_client)
     app.register_blueprint(optout_bp)
+    app.register_blueprint(requests_bp)
+    app.register_blueprint(status_bp)
     return app

@@ -208,3 +208,35 @@ def purge_codes(store: Store, *, now: datetime, settings: CodeSettings | None = 
         ).rowcount
         events = session.execute(delete(RateEvent).where(RateEvent.at <= now - window)).rowcount
     return codes + events
+
+
+def tries_left(
+    store: Store,
+    request_ref: str,
+    address: str,
+    *,
+    now: datetime,
+    settings: CodeSettings | None = None,
+) -> int:
+    """How many tries the live code of ``address`` for ``request_ref`` has left (0 when there
+    is no live code: none issued, expired, used or out of tries): what a form tells the user."""
+    settings = settings or load_code_settings()
+    try:
+        normal = normalize(channel_of(address), address)
+    except RecordError:
+        return 0
+    address_key = store.lookup(_PURPOSE_ADDRESS, normal)
+    with store.session(readonly=True) as session:
+        tries = session.execute(
+            select(VerificationCode.tries)
+            .where(
+                VerificationCode.request_ref == request_ref,
+                VerificationCode.address_lookup == address_key,
+                VerificationCode.used_at.is_(None),
+                VerificationCode.revoked_at.is_(None),
+                VerificationCode.expires_at > now,
+            )
+            .order_by(VerificationCode.issued_at.desc(), VerificationCode.id.desc())
+            .limit(1)
+        ).scalar()
+    return 0 if tries is None else max(0, settings.max_tries - tries)
