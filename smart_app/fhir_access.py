@@ -21,7 +21,7 @@ from flask import current_app, g, request, session
 from smart_app.audit import BackendAuditChannel, backend_channels, write_audit
 from smart_app.errors import AppError, session_expired
 from smart_app.timing import record_fhir
-from symfhir.audit import audit_event
+from symfhir.audit import DisclosureTo, trail_event
 from symfhir.fhir import FhirClient, ServerConfig, SmartTokenAuth
 from symfhir.fhir.retry import single_attempt_policy
 from symfhir.smart.assertion import ClientKey
@@ -127,11 +127,13 @@ class PatientAccess:
         description: str | None = None,
         requested: str | None = None,
         resources: Sequence[str] = (),
+        disclosure: DisclosureTo | None = None,
     ) -> None:
         """Write an AuditEvent for this access (``smart_app.audit``): with the session's token
         when the launch granted AuditEvent create, else with the app's Backend Services audit
-        channel. Best effort: a failure is one PHI-free log warning and never fails the page."""
-        event = audit_event(
+        channel; with ``disclosure``, the disclosure shape (``symfhir.audit.trail_event``).
+        Best effort: a failure is one PHI-free log warning and never fails the page."""
+        event = trail_event(
             subtype,
             self.patient_id,
             self.fhir_user,
@@ -139,6 +141,7 @@ class PatientAccess:
             description=description,
             requested=requested,
             resources=resources,
+            disclosure=disclosure,
             now=datetime.now(UTC),
         )
         user_client = self.client if allows(self.scopes, "AuditEvent", "c") else None

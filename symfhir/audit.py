@@ -7,13 +7,18 @@ own client (``ClientAuditTrail``). Workflows take an ``AuditTrail``: a callable 
 access to the patient they work on.
 
 Either way the event is the same: the practitioner (fhirUser) is the requesting agent, symfhir
-the application agent and the source, the patient the entity.
+the application agent and the source, the patient the entity. An access that hands the
+patient's data to someone (an export, an access package, a download) passes a ``DisclosureTo``
+(who received it and why): the trail then writes the disclosure shape (``disclosure_event``),
+which the accounting of disclosures lists with its recipient and purpose. ``trail_event`` is
+the one place a trail chooses between the two.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -25,9 +30,37 @@ log = logging.getLogger(__name__)
 AUDIT_ACTIONS = {"read": "R", "create": "C", "update": "U", "delete": "D", "search": "E"}
 
 
+@dataclass(frozen=True)
+class DisclosureTo:
+    """Who received the patient's data, and why: what makes an audited access a disclosure.
+
+    ``recipient`` is the name the accounting shows; ``recipient_reference`` the recipient as a
+    resource on the server, when it is one (the Patient, a Practitioner); ``purpose`` one code
+    of ``PURPOSES``; ``disclosed`` what went out: references ("Binary/12") or resource types
+    ("Observation"), never content. Raises ValueError for an empty recipient or a purpose
+    outside ``PURPOSES`` (checked here, so a bad one fails the caller before anything goes
+    out rather than being lost in a best-effort audit)."""
+
+    recipient: str
+    purpose: str = "PATRQT"
+    recipient_reference: str | None = None
+    disclosed: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.purpose not in PURPOSES:
+            raise ValueError(
+                f"unknown disclosure purpose {self.purpose!r}; one of {sorted(PURPOSES)}"
+            )
+        if not self.recipient.strip():
+            raise ValueError("a disclosure names its recipient")
+        for item in self.disclosed:
+            _disclosed_entity(item)  # raises ValueError for anything else
+
+
 class AuditTrail(Protocol):
-    """Records one access to the patient a workflow works on. Never raises: an audit failure
-    must not fail the workflow (the implementation logs it)."""
+    """Records one access to the patient a workflow works on; with ``disclosure``, an access
+    that handed their data to someone (written as ``disclosure_event``). Never raises: an
+    audit failure must not fail the workflow (the implementation logs it)."""
 
     def __call__(
         self,
@@ -36,6 +69,7 @@ class AuditTrail(Protocol):
         success: bool = True,
         description: str | None = None,
         resources: Sequence[str] = (),
+        disclosure: DisclosureTo | None = None,
     ) -> None: ...
 
 
@@ -62,20 +96,67 @@ class ClientAuditTrail:
         success: bool = True,
         description: str | None = None,
         resources: Sequence[str] = (),
+        disclosure: DisclosureTo | None = None,
     ) -> None:
-        event = audit_event(
+        event = trail_event(
             subtype,
             self._patient_id,
             self._fhir_user,
             success=success,
             description=description,
             resources=resources,
+            disclosure=disclosure,
             now=self._clock(),
         )
         try:
             self._client.create(event)
         except SymfhirError as exc:
             log.warning("AuditEvent not written: %s", getattr(exc, "log_text", type(exc).__name__))
+
+
+def trail_event(
+    subtype: str,
+    patient_id: str,
+    fhir_user: str | None,
+    *,
+    success: bool = True,
+    description: str | None = None,
+    requested: str | None = None,
+    resources: Sequence[str] = (),
+    disclosure: DisclosureTo | None = None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The AuditEvent an AuditTrail writes for one call: ``audit_event``, or with a
+    ``disclosure`` the disclosure shape (``disclosure_event``), its entities the patient and
+    what the disclosure names (``resources`` then only say whose data it was), its
+    ``outcomeDesc`` the description. A reference to the patient among ``resources`` is not
+    listed twice."""
+    own = f"Patient/{patient_id}"
+    others = [r for r in resources if r != own]
+    if disclosure is None:
+        return audit_event(
+            subtype,
+            patient_id,
+            fhir_user,
+            success=success,
+            description=description,
+            requested=requested,
+            resources=others,
+            now=now,
+        )
+    event = disclosure_event(
+        patient_id,
+        recipient=disclosure.recipient,
+        recipient_reference=disclosure.recipient_reference,
+        purpose=disclosure.purpose,
+        disclosed=disclosure.disclosed,
+        fhir_user=fhir_user,
+        success=success,
+        now=now,
+    )
+    if description:
+        event["outcomeDesc"] = description
+    return event
 
 
 def audit_event(

@@ -1,6 +1,7 @@
 """The export workflow: one client's whole record, as a FHIR Bundle, NDJSON, an HTML report
 or a ZIP holding all of them (optionally password-protected). The export is a disclosure:
-it writes an AuditEvent (subtype ``export``) naming what went out."""
+it writes an AuditEvent in the disclosure shape (``symfhir.audit.disclosure_event``) naming
+who received it, why, and what went out (resource types, never content)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import base64
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import IO, BinaryIO, Literal, get_args
 
-from symfhir.audit import AuditTrail
+from symfhir.audit import AuditTrail, DisclosureTo
 from symfhir.errors import ExportError, NotAllowedError, SymfhirError
 from symfhir.export.attachments import Base64Writer, FileRef, inline_base64, write_file
 from symfhir.export.collect import collect
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 Format = Literal["bundle", "ndjson", "html", "zip"]
 FORMATS: tuple[str, ...] = get_args(Format)
+
+#: Who receives an export nobody named a recipient for: the client, who asked for it.
+TO_THE_CLIENT = "the client (patient request)"
 
 #: The accounting of disclosures in a package: file name and format of disclosure_report.
 DISCLOSURE_FILES = (
@@ -76,6 +80,7 @@ def export_patient(
     *,
     fmt: Format,
     password: str | None = None,
+    to: DisclosureTo | None = None,
     now: datetime,
     audit: AuditTrail,
 ) -> ExportResult:
@@ -85,6 +90,9 @@ def export_patient(
     Patient first, then by type); to a file or stream, every resource grouped by type.
 
     ``password`` (zip only) encrypts the ZIP with AES-256; it is never logged or stored.
+    ``to`` is who receives the export and why (default: the client, at their request,
+    ``PATRQT``); the AuditEvent records it as a disclosure, with the resource types that went
+    out (and Binary when files did), so the accounting of disclosures lists it.
     Raises ExportError for a bad format, password or id (nothing read), NotAllowedError when
     the actor may not read the Patient, FhirNotFoundError for an unknown client,
     FhirServerError when the server fails (no file is left at ``out``'s path then).
@@ -99,6 +107,9 @@ def export_patient(
         check_id(patient_id, "patient id")
     except SymfhirError:
         raise ExportError("not a valid patient id") from None
+    if to is None:
+        to = DisclosureTo(TO_THE_CLIENT, "PATRQT", f"Patient/{patient_id}")
+    whose = (f"Patient/{patient_id}",)  # names the client for trails not bound to one
     try:
         with Spool() as spool:
             collected = collect(client, actor, patient_id, spool)
@@ -122,7 +133,13 @@ def export_patient(
                 sink.flush()
             counts = dict(spool.counts)
     except SymfhirError as exc:
-        audit("export", success=False, description=f"export {fmt} failed: {type(exc).__name__}")
+        audit(
+            "export",
+            success=False,
+            description=f"export {fmt} failed: {type(exc).__name__}",
+            resources=whose,
+            disclosure=to,
+        )
         raise
     result = ExportResult(
         patient_id=patient_id,
@@ -140,7 +157,13 @@ def export_patient(
         disclosures=disclosures is not None,
         path=out if isinstance(out, Path) else None,
     )
-    audit("export", description=describe(result))
+    went = sorted(result.counts) + (["Binary"] if result.files else [])
+    audit(
+        "export",
+        description=describe(result),
+        resources=whose,
+        disclosure=replace(to, disclosed=tuple(dict.fromkeys([*to.disclosed, *went]))),
+    )
     return result
 
 

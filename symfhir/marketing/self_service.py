@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from symfhir.audit import DisclosureTo
 from symfhir.fhir import FhirClient
 from symfhir.fhir.reading import reference_id
 from symfhir.privacy.audit import RequestAuditTrail
@@ -52,8 +53,15 @@ class SelfServiceAuditTrail:
         success: bool = True,
         description: str | None = None,
         resources: Sequence[str] = (),
+        disclosure: DisclosureTo | None = None,
     ) -> None:
         patient = next((p for r in resources if (p := reference_id(r, "Patient"))), None)
         requestor = f"Patient/{patient}" if patient else None
         trail = RequestAuditTrail(self._client, requestor, self._clock)
-        trail(subtype, success=success, description=description, resources=resources)
+        trail(
+            subtype,
+            success=success,
+            description=description,
+            resources=resources,
+            disclosure=disclosure,
+        )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
-from symfhir.audit import AuditTrail
+from symfhir.audit import AuditTrail, DisclosureTo
 from symfhir.contacts import patients_with_contact
 from symfhir.errors import FhirConflictError
 from symfhir.fhir import FhirClient
@@ -84,6 +84,7 @@ def opt_out(
         success: bool = True,
         description: str | None = None,
         resources: Sequence[str] = (),
+        disclosure: DisclosureTo | None = None,
     ) -> None:
         # withdraw_consent speaks of the consents page; the record says how the client asked.
         audit(
@@ -91,6 +92,7 @@ def opt_out(
             success=success,
             description=f"marketing opt-out ({via}) withdrew the {kind} Consent",
             resources=[f"Patient/{patient_id}", *resources],
+            disclosure=disclosure,
         )
 
     for _attempt in range(2):

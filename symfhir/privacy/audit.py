@@ -1,6 +1,7 @@
 """The AuditTrail of privacy-request workflows run outside a launch (the command line, jobs):
 a request may not be matched to a client yet, so the patient an event names is the one the
-workflow's ``resources`` name, if any; the Task is always an entity."""
+workflow's ``resources`` name, if any; the Task is always an entity (except in a disclosure,
+whose entities are the patient and what was disclosed: ``symfhir.audit.trail_event``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from symfhir.audit import audit_event
+from symfhir.audit import DisclosureTo, trail_event
 from symfhir.errors import SymfhirError
 from symfhir.fhir import FhirClient
 from symfhir.fhir.reading import reference_id
@@ -39,6 +40,7 @@ class RequestAuditTrail:
         success: bool = True,
         description: str | None = None,
         resources: Sequence[str] = (),
+        disclosure: DisclosureTo | None = None,
     ) -> None:
         event = request_audit_event(
             subtype,
@@ -46,6 +48,7 @@ class RequestAuditTrail:
             success=success,
             description=description,
             resources=resources,
+            disclosure=disclosure,
             now=self._clock(),
         )
         try:
@@ -61,19 +64,22 @@ def request_audit_event(
     success: bool = True,
     description: str | None = None,
     resources: Sequence[str] = (),
+    disclosure: DisclosureTo | None = None,
     now: datetime,
 ) -> dict[str, Any]:
-    """The AuditEvent of one privacy-request step (``symfhir.audit.audit_event``): the Patient
-    entity is the ``Patient/<id>`` among ``resources``, none when there is none."""
+    """The AuditEvent of one privacy-request step (``symfhir.audit.trail_event``; with a
+    ``disclosure``, the disclosure shape): the Patient entity is the ``Patient/<id>`` among
+    ``resources``, none when there is none."""
     patient = next((p for r in resources if (p := reference_id(r, "Patient"))), None)
     others = [r for r in resources if reference_id(r, "Patient") is None]
-    event = audit_event(
+    event = trail_event(
         subtype,
         patient or "unknown",
         fhir_user,
         success=success,
         description=description,
         resources=others,
+        disclosure=disclosure,
         now=now,
     )
     if patient is None:

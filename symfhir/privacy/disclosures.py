@@ -2,9 +2,11 @@
 when and why, for a date range, read from the client's AuditEvents on the EHR's server.
 
 A disclosure is an AuditEvent in the shape ``symfhir.audit.disclosure_event`` writes (the
-R4 disclosure example: type DCM 110106 Export, or a "Disclosure" subtype), or the AuditEvent
-of one of the app's own exports (``symfhir export`` and the access package write type rest,
-subtype ``export``; it names no recipient or purpose, so the accounting says "not recorded").
+R4 disclosure example: type DCM 110106 Export, or a "Disclosure" subtype): what every
+AuditTrail writes when given a ``DisclosureTo``, as ``symfhir export``, the access package and
+its handover do, with recipient and purpose. Exports recorded before that (type rest, subtype
+``export``, no recipient or purpose) stay on servers and are still listed, as "recipient not
+recorded" / "not recorded".
 Every other AuditEvent (the reads and writes of the app), and a failed attempt, is left out.
 What was disclosed is listed by resource type only: the accounting carries no clinical
 content.
@@ -160,8 +162,9 @@ def select_disclosures(
 
 
 def is_app_export(event: Mapping[str, Any]) -> bool:
-    """Whether an AuditEvent records one of the app's own exports (``symfhir.export``: type
-    rest, subtype ``export`` through the workflow's AuditTrail)."""
+    """Whether an AuditEvent records one of the app's own exports in the shape written before
+    exports were recorded as disclosures (type rest, subtype ``export``): such events stay on
+    servers, so the accounting still lists them."""
     kind = event.get("type") or {}
     if kind.get("code") != "rest":
         return False

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from symfhir.audit import AuditTrail
+from symfhir.audit import AuditTrail, DisclosureTo
 from symfhir.consent_kinds import load_consent_kinds
 from symfhir.errors import PrivacyRequestError
 from symfhir.fhir import FhirClient
@@ -112,11 +112,18 @@ def _naming_client(audit: AuditTrail, patient_id: str) -> AuditTrail:
         success: bool = True,
         description: str | None = None,
         resources: Sequence[str] = (),
+        disclosure: DisclosureTo | None = None,
     ) -> None:
         named = list(resources)
         if f"Patient/{patient_id}" not in named:
             named.insert(0, f"Patient/{patient_id}")
-        audit(subtype, success=success, description=description, resources=named)
+        audit(
+            subtype,
+            success=success,
+            description=description,
+            resources=named,
+            disclosure=disclosure,
+        )
 
     return trail
 

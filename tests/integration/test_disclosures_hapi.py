@@ -149,4 +149,5 @@ def test_an_export_by_the_app_is_in_the_accounting(client, fhir_base, tmp_path, 
     (row,) = csv.DictReader(capsys.readouterr().out.splitlines())
     assert row["disclosed"] == "Patient"
     assert row["by"] == nurse.fhir_user
-    assert row["recipient"] == "recipient not recorded"
+    # Recorded as a disclosure: to the client, at their request (no --recipient given).
+    assert (row["recipient"], row["purpose_code"]) == ("the client (patient request)", "PATRQT")

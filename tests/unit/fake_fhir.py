@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from symfhir.audit import DisclosureTo
 from symfhir.errors import FhirNotFoundError, FhirServerError
 from symfhir.fhir.capabilities import Capabilities
 from symfhir.fhir.compartment import compartment_search_params, load_compartment, patient_id_of
@@ -114,9 +115,11 @@ class FakeFhir:
 
 @dataclass
 class Trail:
-    """An AuditTrail that keeps (subtype, success, description, resources)."""
+    """An AuditTrail that keeps (subtype, success, description, resources), and each call's
+    disclosure (None for an ordinary access) in ``disclosures``."""
 
     events: list[tuple[str, bool, str | None, tuple[str, ...]]] = field(default_factory=list)
+    disclosures: list[DisclosureTo | None] = field(default_factory=list)
 
     def __call__(
         self,
@@ -125,8 +128,10 @@ class Trail:
         success: bool = True,
         description: str | None = None,
         resources: Sequence[str] = (),
+        disclosure: DisclosureTo | None = None,
     ) -> None:
         self.events.append((subtype, success, description, tuple(resources)))
+        self.disclosures.append(disclosure)
 
     @property
     def subtypes(self) -> list[str]:
