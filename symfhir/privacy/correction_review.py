@@ -61,15 +61,12 @@ from symfhir.privacy.task import add_outputs, check_task, set_status, updated
 from symfhir.privacy.tasks import Settings, TrackedRequest, read_task, save_task, tracked
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.consents.writes import check_valid, provenance_entry
+from symfhir.workspace.disputes import DISAGREEMENT_CODE, DOCUMENT_SYSTEM
 
 CORRECTED_OUTPUT = "corrected"
 PROVENANCE_OUTPUT = "correction-provenance"
 DISAGREEMENT_OUTPUT = "statement-of-disagreement"
 RIGHTS_OUTPUT = "disagreement-rights"
-#: The statement's DocumentReference.type: no LOINC or v3 code names a statement of
-#: disagreement, so a project code (mappings/README.md, corrections.yaml).
-DOCUMENT_SYSTEM = "http://symfhir.org/fhir/CodeSystem/amendment-document"
-DISAGREEMENT_CODE = "statement-of-disagreement"
 PURPOSE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 MAX_STATEMENT = 10_000
 

@@ -31,6 +31,7 @@ from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.consents.status import consent_overview
 from symfhir.workspace.contraindications import Contraindication, Rule, contraindications
+from symfhir.workspace.disputes import disagreement_search, disputed_references
 from symfhir.workspace.fallbacks import LABEL as FALLBACK_LABEL
 from symfhir.workspace.fallbacks import fallback_search, restore
 
@@ -63,6 +64,8 @@ class Item:
     text: str
     detail: str = ""
     date: str = ""
+    #: ``Type/id`` of the record shown, to mark it disputed by the client.
+    ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,9 @@ class Summary:
     warnings: list[Contraindication] = field(default_factory=list)
     treatments: list[Item] = field(default_factory=list)
     consents: list[ConsentRow] = field(default_factory=list)
+    #: Records (``Type/id``) a statement of disagreement of the client disputes (HIPAA
+    #: 164.526(d)): shown with a "disputed by the client" marker.
+    disputed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,7 @@ def summary_batch(patient_id: str, fallbacks: bool = False) -> dict[str, Any]:
         urls.append(f"{url}&_sort={sort}" if sort else url)
     if fallbacks:
         urls.append(fallback_search(pid, ["consent"]))
+        urls.append(disagreement_search(pid))
     return read_batch(urls)
 
 
@@ -129,7 +136,8 @@ def read_summary(
     Consents kept as DocumentReferences are read too when ``actor`` may search them."""
     fallbacks = actor.may("DocumentReference", "s")
     answer = client.batch(summary_batch(patient_id, fallbacks))
-    found = batch_resources(answer, [*LABELS, FALLBACK_LABEL] if fallbacks else LABELS)
+    labels = [*LABELS, FALLBACK_LABEL, FALLBACK_LABEL] if fallbacks else LABELS
+    found = batch_resources(answer, labels)
     read = f"{READ_TYPES}, {FALLBACK_LABEL}" if fallbacks else READ_TYPES
     audit("read", description=f"summary view read {read}")
     zone = load_spa().zone
@@ -156,12 +164,15 @@ def build_summary(
     own = [r for r in resources if in_compartment(r, patient_id)]
     patient = next((r for r in own if r.get("resourceType") == "Patient"), None)
     summary = Summary(banner=_banner(patient) if patient else None)
+    summary.disputed = disputed_references(own)
     by_type: dict[str, list[dict[str, Any]]] = {}
     for resource in own:
         by_type.setdefault(str(resource.get("resourceType")), []).append(resource)
     for allergy in by_type.get("AllergyIntolerance", []):
         if status_code(allergy, "clinicalStatus") in ("inactive", "resolved"):
             continue
+        if status_code(allergy, "verificationStatus") == "entered-in-error":
+            continue  # e.g. marked so by an accepted correction: struck, not shown
         reactions = [
             concept_text(m)
             for reaction in allergy.get("reaction", [])
@@ -170,7 +181,7 @@ def build_summary(
         detail = ", ".join(r for r in reactions if r)
         if allergy.get("criticality") == "high":
             detail = ("high criticality; " + detail).rstrip("; ")
-        summary.allergies.append(Item(concept_text(allergy.get("code")), detail))
+        summary.allergies.append(Item(concept_text(allergy.get("code")), detail, ref=_ref(allergy)))
     for statement in by_type.get("MedicationStatement", []):
         if statement.get("status") in ("stopped", "entered-in-error", "completed"):
             continue
@@ -178,6 +189,7 @@ def build_summary(
             concept_text(statement.get("medicationCodeableConcept"))
             or str((statement.get("medicationReference") or {}).get("display", "")),
             _dosage(statement),
+            ref=_ref(statement),
         )
         kinds_of = {
             c.get("code")
@@ -188,8 +200,14 @@ def build_summary(
     for condition in by_type.get("Condition", []):
         if status_code(condition, "clinicalStatus") in ("inactive", "resolved", "remission"):
             continue
+        if status_code(condition, "verificationStatus") == "entered-in-error":
+            continue
         summary.conditions.append(
-            Item(concept_text(condition.get("code")), date=_date(condition, "onsetDateTime"))
+            Item(
+                concept_text(condition.get("code")),
+                date=_date(condition, "onsetDateTime"),
+                ref=_ref(condition),
+            )
         )
     _observations(by_type.get("Observation", []), summary)
     procedures = [
@@ -197,6 +215,7 @@ def build_summary(
             concept_text(p.get("code")),
             concept_text((p.get("bodySite") or [None])[0]),
             _date(p, "performedDateTime") or _period_start(p.get("performedPeriod")),
+            ref=_ref(p),
         )
         for p in by_type.get("Procedure", [])
         if p.get("status") != "entered-in-error"
@@ -249,6 +268,10 @@ def consent_rows(
                 )
             )
     return rows
+
+
+def _ref(resource: dict[str, Any]) -> str:
+    return f"{resource.get('resourceType')}/{resource.get('id')}"
 
 
 def _date(resource: dict[str, Any], name: str) -> str:

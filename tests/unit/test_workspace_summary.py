@@ -27,8 +27,9 @@ def test_one_batch_one_audited_read():
     assert found.summary.banner is not None and found.summary.banner.name == "Ada Testperson"
     assert [a.text for a in found.summary.allergies] == ["Lidocaine"]  # p2's are not shown
     assert found.failed == [] and found.truncated is False
-    # With DocumentReference search granted, the Consents kept as DocumentReferences too.
-    assert len(fhir.batches[0]["entry"]) == len(LABELS) + 1
+    # With DocumentReference search granted, the Consents kept as DocumentReferences too,
+    # and the client's statements of disagreement (the "disputed" markers).
+    assert len(fhir.batches[0]["entry"]) == len(LABELS) + 2
 
 
 def test_a_resource_is_the_client_s_by_its_type_s_own_element():
