@@ -39,8 +39,15 @@ DEFAULTS: dict[str, Any] = {
     "SYMFHIR_KEY_ID": None,
     "SYMFHIR_SESSION_DIR": None,
     "SYMFHIR_SCOPES": DEFAULT_SCOPES,
-    # The privacy officer's dashboard: a user-level launch (no patient) reading every request.
-    "SYMFHIR_OFFICER_SCOPES": "openid fhirUser launch user/Task.rs user/AuditEvent.c",
+    # The privacy officer's dashboard: a user-level launch (no patient). It reads and steps
+    # every request (Task.rsu), matches requesters to clients (Patient.rs, inside *.rs) and
+    # processes the kinds that only read: an access package reads the client's whole record
+    # (every compartment type, Binary photos, AuditEvents for the accounting). A user-level
+    # token is bound to no client, so naming each type would narrow nothing that matters:
+    # *.rs. Writes: the Task and AuditEvents only. Kinds that change a client's record
+    # (deletion, restriction, opt-out) need their write scopes added here, else the request
+    # page names the ones not granted.
+    "SYMFHIR_OFFICER_SCOPES": "openid fhirUser launch user/*.rs user/Task.u user/AuditEvent.c",
     # None: Secure exactly when SYMFHIR_BASE_URL is https (see session_store.cookie_flags).
     "SYMFHIR_COOKIE_SECURE": None,
     "SYMFHIR_SESSION_IDLE_SECONDS": 1800,

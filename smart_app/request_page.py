@@ -145,7 +145,9 @@ def render(
         kinds=kinds,
         blueprint=page.blueprint,
         officer=page.patient_id is None,
-        writable=page.access.writable,
+        # A session that may not update the Task (AuditEvent create alone is no write) acts
+        # on nothing here: no form is offered.
+        writable=page.access.writable and page.access.actor.may("Task", "u"),
         can_verify=request_.is_open and request_.business_status == RECEIVED,
         can_match=request_.is_open
         and not request_.patient_id

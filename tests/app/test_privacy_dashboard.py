@@ -4,22 +4,27 @@ patient page in such a session."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import json
+import re
+import uuid
+from datetime import date, datetime, timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug import Request, Response
 
-from symfhir.privacy.model import Requester
-from symfhir.privacy.requests import NewRequest, deny, submit_request
+from symfhir.privacy import processing
+from symfhir.privacy.model import COMPLETED, Outcome, Requester, Verification
+from symfhir.privacy.requests import NewRequest, deny, record_verification, submit_request
 from symfhir.workspace.actor import Actor
-from tests.app.fake_ehr import FakeEhr
+from tests.app.fake_ehr import FHIR_JSON, FakeEhr
 from tests.app.test_privacy import TaskEndpoint
 from tests.unit.fake_fhir import Trail
 
 ZONE = ZoneInfo("America/Chicago")
-OFFICER_SCOPE = "openid fhirUser launch user/Task.rs user/AuditEvent.c"
+OFFICER_SCOPE = "openid fhirUser launch user/*.rs user/Task.u user/AuditEvent.c"
 
 
 @pytest.fixture
@@ -27,9 +32,11 @@ def tasks(fake_ehr: FakeEhr) -> TaskEndpoint:
     return TaskEndpoint(fake_ehr)
 
 
-def _officer_launch(client: FlaskClient, fake: FakeEhr, launch: str | None = "L2") -> str:
+def _officer_launch(
+    client: FlaskClient, fake: FakeEhr, launch: str | None = "L2", granted: str = OFFICER_SCOPE
+) -> str:
     fake.patient_id = None
-    fake.granted_scope = OFFICER_SCOPE
+    fake.granted_scope = granted
     query = {"iss": fake.iss} | ({"launch": launch} if launch else {})
     response = client.get("/privacy-dashboard/launch?" + urlencode(query))
     assert response.status_code == 302, response.data
@@ -59,7 +66,10 @@ def _seed(tasks: TaskEndpoint, days_ago: int, reference: str, patient: str | Non
 def test_the_launch_asks_for_user_scopes_and_no_patient(client, fake_ehr, tasks) -> None:
     location = _officer_launch(client, fake_ehr)
     scopes = parse_qs(urlsplit(location).query)["scope"][0].split()
-    assert "user/Task.rs" in scopes and "launch" in scopes
+    assert {"user/*.rs", "user/Task.u", "user/AuditEvent.c", "launch"} <= set(scopes)
+    # Writes: the request's Task and AuditEvents only, never a client's record.
+    writes = [s for s in scopes if "/" in s and set(s.split(".")[1]) & set("cud")]
+    assert writes == ["user/Task.u", "user/AuditEvent.c"]
     assert "launch/patient" not in scopes
     assert not any(s.startswith("patient/") for s in scopes)
 
@@ -116,3 +126,131 @@ def test_no_patient_page_opens_in_an_officer_session(officer) -> None:
 
 def test_the_dashboard_needs_a_user_level_launch(client, launched) -> None:
     assert client.get("/privacy-dashboard/").status_code == 401
+
+
+# -- a request's page and its actions in the officer's session --------------------------------
+
+
+def _unmatched(tasks: TaskEndpoint, email: str = "ada.t@example.com") -> str:
+    when = datetime.now(ZONE) - timedelta(hours=2)
+    new = NewRequest(
+        "access",
+        Requester("Ada Testperson", date(1990, 4, 1), email),
+        reference=uuid.uuid4().hex,
+        verifications=(Verification("in-person", "Practitioner/desk", when),),
+    )
+    return submit_request(tasks.store, Actor(None), new, now=when, audit=Trail()).request.task_id
+
+
+def _form(client: FlaskClient, task_id: str) -> tuple[str, dict[str, str]]:
+    html = client.get(f"/privacy-dashboard/requests/{task_id}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    version = re.search(r'name="version" value="([^"]*)"', html)
+    assert token
+    return html, {"csrf_token": token[1], "version": version[1] if version else ""}
+
+
+@pytest.fixture
+def patient_reads(fake_ehr: FakeEhr) -> None:
+    def read(request: Request) -> Response:
+        wanted = request.path.rsplit("/", 1)[1]
+        found = [r for r in fake_ehr.resources if r.get("id") == wanted]
+        if not found:
+            return Response("{}", status=404, content_type=FHIR_JSON)
+        return Response(json.dumps(found[0]), content_type=FHIR_JSON)
+
+    fake_ehr.server.expect_request(
+        re.compile(r"^/fhir/Patient/[A-Za-z0-9.-]+$"), method="GET"
+    ).respond_with_handler(read)
+
+
+def test_each_row_opens_the_requests_page_unmatched_too(officer, tasks) -> None:
+    task_id = _unmatched(tasks)
+    listing = officer.get("/privacy-dashboard/").get_data(as_text=True)
+    assert f'id="open-{task_id}" href="/privacy-dashboard/requests/{task_id}"' in listing
+    html, _ = _form(officer, task_id)
+    assert 'id="request-client">not matched yet' in html
+    assert 'id="match"' in html and 'id="process"' not in html
+    assert 'id="download-package"' not in html  # handed over only at the desk
+
+
+def test_match_is_automatic_when_verified_details_fit_one_client(officer, fake_ehr, tasks) -> None:
+    fake_ehr.resources[0]["telecom"] = [{"system": "email", "value": "Ada.T@example.com"}]
+    task_id = _unmatched(tasks)
+    _, form = _form(officer, task_id)
+    response = officer.post(f"/privacy-dashboard/requests/{task_id}/match", data=form)
+    assert response.status_code == 303 and "done=match" in response.headers["Location"]
+    task = tasks.store.read("Task", task_id)
+    assert task["for"] == {"reference": f"Patient/{fake_ehr.patient_id or 'p1'}"}
+    html, _ = _form(officer, task_id)
+    assert 'id="process"' in html and 'id="match"' not in html
+
+
+def test_a_person_picks_among_the_candidates_and_the_choice_is_recorded(
+    officer, fake_ehr, tasks, patient_reads
+) -> None:
+    task_id = _unmatched(tasks, email="someone.else@example.com")
+    _, form = _form(officer, task_id)
+    shown = officer.post(f"/privacy-dashboard/requests/{task_id}/match", data=form)
+    assert shown.status_code == 200
+    html = shown.get_data(as_text=True)
+    assert 'id="assign-form"' in html
+    assert 'name="patient_id" value="p1"' in html and "matches birth date" in html
+    assert "for" not in tasks.store.read("Task", task_id)
+    none = officer.post(f"/privacy-dashboard/requests/{task_id}/assign", data=form)
+    assert none.status_code == 400 and 'id="err-patient_id"' in none.get_data(as_text=True)
+    picked = officer.post(
+        f"/privacy-dashboard/requests/{task_id}/assign", data={**form, "patient_id": "p1"}
+    )
+    assert picked.status_code == 303
+    task = tasks.store.read("Task", task_id)
+    assert task["for"] == {"reference": "Patient/p1"}
+    assert task["note"][-1]["text"] == f"Matched to Patient/p1 by {fake_ehr.fhir_user}"
+    assert task["note"][-1]["authorReference"] == {"reference": fake_ehr.fhir_user}
+
+
+def test_the_officer_processes_a_request(officer, fake_ehr, tasks, monkeypatch) -> None:
+    task_id = _seed(tasks, 3, uuid.uuid4().hex, patient="p1")
+    record_verification(
+        tasks.store,
+        Actor(None),
+        task_id,
+        Verification("in-person", "Practitioner/desk", datetime.now(ZONE)),
+        now=datetime.now(ZONE),
+        audit=Trail(),
+    )
+    seen = []
+
+    def handle(client, actor, request, *, now, audit):
+        seen.append((request.task_id, request.patient_id, actor.fhir_user))
+        return Outcome(COMPLETED, summary="Answered: 12 records")
+
+    monkeypatch.setattr(processing, "handler_for", lambda kind, handlers: handle)
+    _, form = _form(officer, task_id)
+    response = officer.post(f"/privacy-dashboard/requests/{task_id}/process", data=form)
+    assert response.status_code == 303
+    assert seen == [(task_id, "p1", fake_ehr.fhir_user)]
+    html = officer.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Processed: the outcome is below." in html and "Answered: 12 records" in html
+    assert 'id="request-status">completed' in html and 'id="request-actions"' not in html
+
+
+def test_a_read_only_officer_session_acts_on_nothing(client, fake_ehr, tasks) -> None:
+    # The EHR granted reading Tasks and writing AuditEvents, nothing else.
+    _officer_launch(
+        client, fake_ehr, granted="openid fhirUser launch user/Task.rs user/AuditEvent.c"
+    )
+    task_id = _unmatched(tasks)
+    html, form = _form(client, task_id)
+    assert 'id="read-only-notice"' in html and 'id="request-actions"' not in html
+    response = client.post(
+        f"/privacy-dashboard/requests/{task_id}/deny", data={**form, "reason": "No"}
+    )
+    assert response.status_code == 403
+    assert "the EHR did not grant Task.u" in response.get_data(as_text=True)
+    assert tasks.store.read("Task", task_id)["meta"]["versionId"] == "1"
+
+
+def test_a_patient_launch_cannot_reach_the_officers_pages(client, launched, tasks) -> None:
+    task_id = _unmatched(tasks)
+    assert client.get(f"/privacy-dashboard/requests/{task_id}").status_code == 401
