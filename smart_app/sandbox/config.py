@@ -29,7 +29,11 @@ DEFAULTS: dict[str, Any] = {
 DEFAULT_CLIENT: dict[str, Any] = {
     "client_id": "symfhir",
     "redirect_uris": ["http://localhost:5000/callback"],
-    "launch_urls": ["http://localhost:5000/launch"],
+    # The app's EHR launch, and the privacy officer's dashboard (a launch without a patient).
+    "launch_urls": [
+        "http://localhost:5000/launch",
+        "http://localhost:5000/privacy-dashboard/launch",
+    ],
     "scope": DEFAULT_SCOPE,
     "token_endpoint_auth_method": "private_key_jwt",
     "jwks_uri": "http://localhost:5000/.well-known/jwks.json",

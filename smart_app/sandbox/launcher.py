@@ -140,6 +140,10 @@ def build_launch_url(data: dict[str, Any]) -> str:
     return f"{launch_url}{separator}{urlencode({'iss': sandbox().fhir_base, 'launch': code})}"
 
 
+#: A registered launch URL ending so is a privacy officer's dashboard: launched with no patient.
+DASHBOARD_LAUNCH_PATH = "/privacy-dashboard/launch"
+
+
 @bp.get("/")
 def launcher() -> str:
     state = sandbox()
@@ -156,6 +160,12 @@ def launcher() -> str:
         practitioners=[(d["id"], display_name(d)) for d in doctors],
         patients=[(p["id"], display_name(p)) for p in patients],
         apps=[(c.client_id, c.launch_urls[0]) for c in launchable_clients()],
+        dashboards=[
+            (c.client_id, url)
+            for c in launchable_clients()
+            for url in c.launch_urls
+            if url.rstrip("/").endswith(DASHBOARD_LAUNCH_PATH)
+        ],
         scope=DEFAULT_LAUNCH_SCOPE,
         errors=SIMULATED_ERRORS,
         problem=problem,
