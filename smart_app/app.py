@@ -22,6 +22,7 @@ from smart_app.launch.views import bp as launch_bp
 from smart_app.photos import MAX_UPLOAD_BYTES
 from smart_app.photos import bp as photos_bp
 from smart_app.privacy import bp as privacy_bp
+from smart_app.privacy_corrections import bp as privacy_corrections_bp
 from smart_app.privacy_dashboard import bp as privacy_dashboard_bp
 from smart_app.session_store import EncryptedSessionInterface, FileSessionStore, cookie_flags
 from smart_app.summary import bp as summary_bp
@@ -81,6 +82,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(consents_bp)
     app.register_blueprint(photos_bp)
     app.register_blueprint(privacy_bp)
+    app.register_blueprint(privacy_corrections_bp)
     app.register_blueprint(privacy_dashboard_bp)
     app.register_blueprint(ehr_style.bp)
     app.jinja_env.globals["workspace_links"] = lambda: _workspace_links(app)

@@ -1,0 +1,188 @@
+"""The Privacy tab's correction section: a proposal awaiting review is shown with Accept and
+Deny (reason), each a CSRF-protected POST of the Task version shown calling one workflow of
+symfhir.privacy.correction_review, then the requester e-mailed; another client's request and
+a read-only session are refused; the summary marks a disputed record."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from smart_app import privacy_corrections
+from symfhir.privacy.correction import AWAITING
+from symfhir.privacy.correction_review import CorrectionResult
+from symfhir.privacy.model import IN_PROGRESS, Outcome, Requester, TaskOutput, Verification
+from symfhir.privacy.notices import Notice
+from symfhir.privacy.requests import NewRequest, record_progress, submit_request
+from symfhir.workspace.actor import Actor
+from symfhir.workspace.disputes import DISAGREEMENT_CODE, DOCUMENT_SYSTEM
+from tests.app.conftest import launch
+from tests.app.fake_ehr import FakeEhr
+from tests.app.test_privacy import SCOPE, ZONE, TaskEndpoint
+from tests.unit.fake_fhir import Trail
+
+
+@pytest.fixture
+def tasks(fake_ehr: FakeEhr) -> TaskEndpoint:
+    return TaskEndpoint(fake_ehr)
+
+
+@pytest.fixture
+def desk(client: FlaskClient, fake_ehr: FakeEhr, tasks: TaskEndpoint) -> FlaskClient:
+    fake_ehr.granted_scope = SCOPE
+    assert launch(client, fake_ehr).status_code == 303
+    return client
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    """The workflows the routes call, recorded; the e-mail sent, recorded."""
+    made: list[tuple[str, dict[str, Any]]] = []
+
+    def workflow(name: str):
+        def run(client, actor, task_id, **kw):
+            made.append((name, {"task_id": task_id, "actor": actor.fhir_user, **kw}))
+            notice = Notice("ada.t@example.com", f"Your correction request: {name}", "text")
+            return CorrectionResult(None, None, notice)  # type: ignore[arg-type]
+
+        return run
+
+    monkeypatch.setattr(privacy_corrections, "accept_correction", workflow("accept"))
+    monkeypatch.setattr(privacy_corrections, "deny_correction", workflow("deny"))
+    monkeypatch.setattr(
+        "symfhir.privacy.commands.send_email",
+        lambda to, subject, text: made.append(("email", {"to": to, "subject": subject})),
+    )
+    return made
+
+
+def seed(tasks: TaskEndpoint, patient_id: str, resource: str = "Patient.telecom") -> str:
+    now = datetime.now(ZONE) - timedelta(hours=1)
+    new = NewRequest(
+        "correction",
+        Requester("Ada Testperson", date(1990, 4, 1), "ada.t@example.com"),
+        inputs={"resource": resource, "proposed": "(337) 555-0142", "reason": "new number"},
+        reference=uuid.uuid4().hex,
+        patient_id=patient_id,
+        verifications=(Verification("in-person", "Practitioner/desk", now),),
+    )
+    task_id = submit_request(tasks.store, Actor(None), new, now=now, audit=Trail()).request.task_id
+    outcome = Outcome(
+        IN_PROGRESS, (TaskOutput("correction-target", reference=f"Patient/{patient_id}"),), AWAITING
+    )
+    record_progress(tasks.store, Actor(None), task_id, outcome, now=now, audit=Trail())
+    return task_id
+
+
+def tab(client: FlaskClient) -> tuple[str, str]:
+    html = client.get("/privacy").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert token
+    return html, token[1]
+
+
+def test_a_proposal_is_shown_with_accept_and_deny(desk, fake_ehr, tasks) -> None:
+    task_id = seed(tasks, fake_ehr.patient_id)
+    html, _ = tab(desk)
+    section = html.split('id="corrections"')[1]
+    assert f'id="correction-{task_id}"' in section
+    assert "Patient.telecom" in section and "(337) 555-0142" in section
+    assert f'id="accept-{task_id}"' in section and f'id="deny-{task_id}"' in section
+    version = tasks.store.read("Task", task_id)["meta"]["versionId"]
+    assert f'name="version" value="{version}"' in section
+
+
+def test_accept_calls_the_workflow_and_tells_the_requester(desk, fake_ehr, tasks, calls) -> None:
+    task_id = seed(tasks, fake_ehr.patient_id)
+    _, token = tab(desk)
+    response = desk.post(
+        f"/privacy/corrections/{task_id}/accept",
+        data={"csrf_token": token, "version": "2", "value": "337-555-0142"},
+    )
+    assert response.status_code == 303
+    assert "correction=accept-emailed" in response.headers["Location"]
+    (name, kw), (sent, mail) = calls
+    assert name == "accept" and sent == "email"
+    assert kw["task_id"] == task_id and kw["version"] == "2"
+    assert kw["change"].value == "337-555-0142" and kw["change"].action is None
+    assert kw["actor"] == fake_ehr.fhir_user
+    assert mail["to"] == "ada.t@example.com"
+    shown = desk.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'id="correction-answered"' in shown and "e-mailed the outcome" in shown
+
+
+def test_deny_needs_a_reason(desk, fake_ehr, tasks, calls) -> None:
+    task_id = seed(tasks, fake_ehr.patient_id)
+    _, token = tab(desk)
+    refused = desk.post(
+        f"/privacy/corrections/{task_id}/deny", data={"csrf_token": token, "reason": " "}
+    )
+    assert refused.status_code == 400 and calls == []
+    response = desk.post(
+        f"/privacy/corrections/{task_id}/deny",
+        data={"csrf_token": token, "reason": "Accurate and complete."},
+    )
+    assert response.status_code == 303
+    assert calls[0][0] == "deny" and calls[0][1]["reason"] == "Accurate and complete."
+
+
+def test_without_the_csrf_token_nothing_is_called(desk, fake_ehr, tasks, calls) -> None:
+    task_id = seed(tasks, fake_ehr.patient_id)
+    response = desk.post(f"/privacy/corrections/{task_id}/accept", data={"version": "2"})
+    assert response.status_code == 400 and calls == []
+
+
+def test_another_clients_correction_is_refused(desk, tasks, calls) -> None:
+    task_id = seed(tasks, "someone-else")
+    html, token = tab(desk)
+    assert f"correction-{task_id}" not in html
+    response = desk.post(f"/privacy/corrections/{task_id}/accept", data={"csrf_token": token})
+    assert response.status_code == 403 and calls == []
+
+
+def test_the_real_workflow_refuses_a_read_only_session(client, fake_ehr, tasks) -> None:
+    fake_ehr.granted_scope = "openid fhirUser launch patient/*.rs"
+    assert launch(client, fake_ehr).status_code == 303
+    task_id = seed(tasks, fake_ehr.patient_id)
+    html, token = tab(client)
+    assert f'id="correction-{task_id}"' in html
+    response = client.post(f"/privacy/corrections/{task_id}/accept", data={"csrf_token": token})
+    assert response.status_code == 403
+    assert tasks.store.read("Task", task_id)["businessStatus"]["coding"][0]["code"] == IN_PROGRESS
+
+
+def test_the_summary_marks_a_disputed_record(client, fake_ehr) -> None:
+    fake_ehr.granted_scope += " patient/DocumentReference.rs"
+    assert launch(client, fake_ehr).status_code == 303
+    fake_ehr.resources.append(
+        {
+            "resourceType": "DocumentReference",
+            "id": "statement-1",
+            "status": "current",
+            "type": {"coding": [{"system": DOCUMENT_SYSTEM, "code": DISAGREEMENT_CODE}]},
+            "subject": {"reference": f"Patient/{fake_ehr.patient_id}"},
+            "context": {
+                "related": [
+                    {"reference": f"Patient/{fake_ehr.patient_id}"},
+                    {"reference": "AllergyIntolerance/a-1"},
+                ]
+            },
+        }
+    )
+    fake_ehr.resources.append(
+        {
+            "resourceType": "AllergyIntolerance",
+            "id": "a-1",
+            "patient": {"reference": f"Patient/{fake_ehr.patient_id}"},
+            "code": {"text": "Lidocaine"},
+        }
+    )
+    page = client.get("/").get_data(as_text=True)
+    assert 'id="patient-disputed"' in page and "disputed by" in page
+    allergies = page.split('id="allergies"')[1].split("</section>")[0]
+    assert 'data-ref="AllergyIntolerance/a-1">disputed by the client</strong>' in allergies
