@@ -1,5 +1,6 @@
-"""``symfhir privacy new|list|show|verify|match|process|extend|close|remind``: privacy requests
-for staff and scripts. Each parses, calls one workflow of ``symfhir.privacy`` and prints.
+"""``symfhir privacy new|list|show|verify|match|process|extend|close|remind|purge``: privacy
+requests for staff and scripts. Each parses, calls one workflow of ``symfhir.privacy`` and
+prints (``purge``, the store's daily clean-up: ``symfhir.privacy.purge_commands``).
 
 Output is PHI-minimal: Task id, kind, status and due date; names and contacts only in
 ``show``. Exit codes: 0 done, 1 ``match`` found no single client (pick one with --patient),
@@ -88,6 +89,11 @@ def register(sub: Any) -> None:
     remind = _step(steps, "remind", "e-mail the officer the overdue and due-soon lists", _remind)
     remind.add_argument("--to", help="default: privacy_officer_email of mappings/privacy.yaml")
     remind.add_argument("--no-email", action="store_true", help="print the lists only")
+
+    # The store's clean-up talks to no FHIR server: its own parser and options.
+    from symfhir.privacy.purge_commands import add_parser as add_purge
+
+    add_purge(steps)
 
 
 def _step(
