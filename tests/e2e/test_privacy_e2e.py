@@ -1,7 +1,9 @@
 """In real headless Chromium: at the desk, the practitioner records a privacy request for the
 launched client (identity verified in person) on the Privacy tab, and the request is a Task on
 the FHIR server; the privacy officer signs in without a client (a standalone user-level launch)
-and sees every open request by due date, an overdue one in red."""
+and sees every open request by due date, an overdue one in red; the officer processes an
+access request from its page (the real access handler, through the sandbox's proxy, on HAPI)
+and the client's Privacy tab shows it completed with the "Download package" button."""
 
 from __future__ import annotations
 
@@ -15,12 +17,12 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from symfhir.fhir import FhirClient, ServerConfig
-from symfhir.privacy.model import Requester
+from symfhir.privacy.model import Requester, Verification
 from symfhir.privacy.requests import NewRequest, submit_request
 from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
 from tests.e2e.conftest import shot
-from tests.e2e.test_launch_e2e import _launch_url, _patient_id
+from tests.e2e.test_launch_e2e import CLIENT_SYSTEM, _launch_url, _patient_id
 from tests.unit.fake_fhir import Trail
 
 pytestmark = pytest.mark.e2e
@@ -83,3 +85,63 @@ def test_the_officer_dashboard_shows_the_overdue_in_red(stack, browser) -> None:
     # The site navigation only (a busy server adds the list's own paging links).
     nav = [a.get_attribute("id") for a in browser.find_elements(By.CSS_SELECTOR, "nav a[id^=nav-]")]
     assert nav == ["nav-privacy-dashboard"]
+
+
+def test_the_officer_processes_an_access_request_and_the_desk_can_hand_it_over(
+    stack, browser
+) -> None:
+    zone = load_spa().zone
+    received = datetime.now(zone) - timedelta(days=2)
+    with FhirClient(ServerConfig(base_url=stack["fhir"])) as fhir:
+        # A client of this test's own (HAPI is shared): a small record, exported for real.
+        patient = fhir.create(
+            {
+                "resourceType": "Patient",
+                "identifier": [{"system": CLIENT_SYSTEM, "value": f"E2E-{uuid.uuid4().hex}"}],
+                "name": [{"family": "Ellery", "given": ["Rowan"]}],
+                "birthDate": "1979-03-03",
+            }
+        ).id
+        new = NewRequest(
+            "access",
+            Requester("Rowan Ellery", date(1979, 3, 3), f"e2e.{uuid.uuid4().hex[:8]}@example.com"),
+            reference=uuid.uuid4().hex,
+            patient_id=patient,
+            verifications=(Verification("in-person", "Practitioner/desk", received),),
+        )
+        task_id = submit_request(
+            fhir, Actor(None), new, now=received, audit=Trail()
+        ).request.task_id
+
+    # The officer: a launch without a patient, then the request's page from the dashboard.
+    browser.get(f"{stack['app']}/privacy-dashboard/launch?iss={stack['iss']}")
+    _wait_for(browser, "sign-in")
+    browser.find_element(By.ID, "sign-in-submit").click()
+    _wait_for(browser, "dashboard-title")
+    # HAPI is shared: the request may be on a later page of the list, so open it by its URL.
+    browser.get(f"{stack['app']}/privacy-dashboard/requests/{task_id}")
+    _wait_for(browser, "request-title")
+    assert "identity-verified" in browser.find_element(By.ID, "request-status").text
+    browser.find_element(By.ID, "process").click()
+    WebDriverWait(browser, 180).until(ec.presence_of_element_located((By.ID, "action-done")))
+    shot(browser, "privacy-03-processed")
+    assert browser.find_element(By.ID, "request-status").text == "completed"
+    assert "Access package ready" in browser.find_element(By.ID, "request-outputs").text
+    assert not browser.find_elements(By.ID, "download-package")  # handed over at the desk
+
+    with FhirClient(ServerConfig(base_url=stack["fhir"])) as fhir:
+        task = fhir.read("Task", task_id)
+    assert task["businessStatus"]["coding"][0]["code"] == "completed"
+    [package] = [o for o in task["output"] if o["type"]["text"] == "access-package"]
+    assert package["valueAttachment"]["contentType"] == "application/zip"
+
+    # The desk: the client's chart, the Privacy tab, the request completed with its package.
+    browser.get(_launch_url(stack, patient))
+    _wait_for(browser, "summary-title")
+    browser.find_element(By.ID, "nav-privacy").click()
+    _wait_for(browser, f"open-{task_id}").click()
+    _wait_for(browser, "request-title")
+    assert browser.find_element(By.ID, "request-status").text == "completed"
+    button = browser.find_element(By.ID, "download-package")
+    assert button.text == "Download package"
+    shot(browser, "privacy-04-desk-package")
