@@ -3,7 +3,8 @@ inside the EHR) that a spa links from its website and its marketing messages.
 
 ``create_app(config)`` builds it with the SMART app's CSRF tokens, security headers, request
 limits and error pages (``smart_app.security``, ``request_limits``, ``errors``), a signed
-session cookie that holds nothing but the CSRF token, and the blueprints (``optout``: the
+session cookie that holds nothing but the CSRF token (and, while codes are being entered, the
+id of the request's Task), and the blueprints (``optout``: the
 unsubscribe link and the SMS webhook; ``requests``: the privacy-request form and its codes;
 ``request_status``: the status page and the package download). The portal talks to the FHIR
 server configured for symfhir (``symfhir.fhir.load_config``: FHIR_BASE_URL, the ``[server]``
@@ -17,6 +18,8 @@ Settings (the mapping given to ``create_app`` wins over the environment):
     SYMFHIR_SMS_AUTH_TOKEN    the SMS provider's auth token; unset: every webhook is refused
     SECRET_KEY                signs the session cookie; made at start when unset
     SYMFHIR_PORTAL_CLIENT     (tests) a callable returning the FhirClient to use
+    SYMFHIR_PORTAL_SERVICES   (tests) the request flow's PortalServices; else the store of
+                              SYMFHIR_STORE_* and the senders of SYMFHIR_SMTP_* / SYMFHIR_SMS_*
 """
 
 from __future__ import annotations
