@@ -162,8 +162,8 @@ def request_action(task_id: str, action: str) -> Any:
 
 @bp.post("/requests/<task_id>/package")
 def package(task_id: str) -> Any:
-    """Stream the request's access package to the desk (a disclosure to the client, audited
-    before the first byte); never cached."""
+    """Stream the request's access package to the desk (a disclosure to the requester,
+    recorded before the first byte); never cached."""
     page = _page()
     request_page.load(page, task_id)  # another client's request: 403, audited
     access = page.access
@@ -181,8 +181,8 @@ def package(task_id: str) -> Any:
             page,
             task_id,
             status=403,
-            problem="This session may not record the hand-over (a disclosure), so the package "
-            "cannot be handed over here.",
+            problem="This session may not read privacy requests, so the package cannot be "
+            "handed over here.",
         )
     except (PrivacyRequestError, ExportError) as exc:
         return request_page.render(page, task_id, status=404, problem=str(exc).capitalize() + ".")

@@ -1,7 +1,8 @@
 """Handing an access package over at the desk (``hand_over_package``): the ZIP the access
 handler wrote for a completed access, portability or CCPA right-to-know request, found by
 the Task's ``access-package`` output in the package folder, and the hand-over recorded as a
-HIPAA disclosure to the client (``symfhir.audit.disclosure_event``) before a byte leaves.
+HIPAA disclosure to the requester (``symfhir.export.access_request.record_handover``, the
+same record as a download from the portal) before a byte leaves.
 
 The file is named only by the Task's output, and only a plain file name of the access
 handler's own shape is accepted: never a path, never anything from the request's inputs.
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from symfhir.audit import AuditTrail, disclosure_event
+from symfhir.audit import AuditTrail
 from symfhir.errors import ExportError, PrivacyRequestError
-from symfhir.export.access_request import KINDS, OUTPUT_LABEL, package_dir
+from symfhir.export.access_request import KINDS, OUTPUT_LABEL, package_dir, record_handover
 from symfhir.fhir import FhirClient
 from symfhir.privacy.model import COMPLETED, PARTIALLY_COMPLETED
 from symfhir.privacy.requests import get_request
@@ -25,7 +26,6 @@ from symfhir.workspace.actor import Actor
 
 #: The names ``symfhir.export.access_request`` gives its packages (no separator, no "..").
 PACKAGE_NAME = re.compile(r"access-[A-Za-z0-9.-]{1,64}-\d{8}T\d{6}-[0-9a-f]{16}\.zip")
-RECIPIENT = "the client (handed over at the front desk)"
 
 
 @dataclass(frozen=True)
@@ -70,16 +70,14 @@ def hand_over_package(
     directory: Path | None = None,
     settings: Settings | None = None,
 ) -> Package:
-    """The access package of request ``task_id`` for the client ``patient_id`` at the desk,
-    after writing its disclosure AuditEvent (recipient the client, purpose PATRQT).
+    """The access package of request ``task_id`` for the client ``patient_id`` at the desk;
+    the hand-over is recorded first, as a disclosure to the requester (purpose PATRQT).
 
     ``directory`` defaults to the access handler's folder (SYMFHIR_EXPORT_DIR). Raises
     PrivacyRequestError when the request is another client's, not an access kind, not
     completed or names no package; ExportError when the named file is not a package name or is
-    gone; NotAllowedError when the session may not record the disclosure; FhirServerError
-    when the disclosure cannot be written (nothing is handed over then).
+    gone (nothing is recorded then); NotAllowedError when the session may not read the Task.
     """
-    actor.require([("AuditEvent", "c")])
     item = get_request(client, actor, task_id, now=now, audit=audit, settings=settings)
     request = item.request
     if request.patient_id != patient_id:
@@ -93,15 +91,5 @@ def hand_over_package(
     path = (folder / name).resolve()
     if path.parent != folder or not path.is_file():
         raise ExportError(f"Task/{task_id}: the access package is no longer on file")
-    event = disclosure_event(
-        patient_id,
-        recipient=RECIPIENT,
-        recipient_reference=f"Patient/{patient_id}",
-        purpose="PATRQT",
-        # The package is the request's answer: the Task names what went out.
-        disclosed=(f"Task/{task_id}",),
-        fhir_user=actor.fhir_user,
-        now=now,
-    )
-    client.create(event)  # raises: no disclosure leaves unrecorded
+    record_handover(audit, request, via="desk")
     return Package(path, name, path.stat().st_size, item)
