@@ -14,10 +14,12 @@ The portal writes through SMART Backend Services with the least system scopes
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
+from cryptography.fernet import Fernet
 from flask import (
     Blueprint,
     current_app,
@@ -27,6 +29,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.blueprints import BlueprintSetupState
 
 from smart_app.errors import AppError
 from smart_app.portal.fhir_client import fhir_client
@@ -93,8 +96,11 @@ def portal_services() -> PortalServices:
                 log.warning("portal: %s", exc)
                 return None
 
+        env = dict(os.environ)
+        if not env.get("SYMFHIR_STORE_KEYS"):
+            env["SYMFHIR_STORE_KEYS"] = app.config["SYMFHIR_PORTAL_STORE_KEY"]
         made = PortalServices(
-            store=Store.from_env(generate_key=True),
+            store=Store.from_env(env),
             email=optional(EmailSender.from_config),
             sms=optional(SmsSender.from_config),
             base_url=app.config["SYMFHIR_PORTAL_BASE_URL"],
@@ -102,6 +108,19 @@ def portal_services() -> PortalServices:
         )
         app.extensions["symfhir_portal_services"] = made
     return made
+
+
+@bp.record_once
+def _store_key(state: BlueprintSetupState) -> None:
+    # Made when the app is built, so that gunicorn's workers (forked after --preload) share
+    # it: a code one worker issued must be checked by another.
+    if not os.environ.get("SYMFHIR_STORE_KEYS"):
+        if state.app.config.get("SYMFHIR_PORTAL_SERVICES") is None:
+            log.warning(
+                "SYMFHIR_STORE_KEYS not set: the portal's store uses a key made at start; "
+                "codes and links stop working on a restart (set it in production)"
+            )
+        state.app.config["SYMFHIR_PORTAL_STORE_KEY"] = Fernet.generate_key().decode()
 
 
 def _rate_limited(exc: RateLimited) -> tuple[str, int, dict[str, str]]:

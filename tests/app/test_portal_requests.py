@@ -476,3 +476,39 @@ def test_the_status_page_shows_a_deletion_summary_and_a_denial_reason(
     token = create_link(services.store, "status", f"Task/{denied}", now=now)
     html = client.get(f"/status/{token}").get_data(as_text=True)
     assert "Declined" in html and "We hold no record of you." in html
+
+
+@pytest.mark.parametrize("keys", [True, False], ids=["store-keys-set", "key-made-at-start"])
+def test_the_store_and_senders_come_from_the_environment(
+    server: PortalServer,
+    smtp_catcher: MailCatcher,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    keys: bool,
+) -> None:
+    from cryptography.fernet import Fernet
+
+    config = smtp_catcher.config()
+    for name, value in {
+        "SYMFHIR_SMTP_HOST": config["host"],
+        "SYMFHIR_SMTP_PORT": str(config["port"]),
+        "SYMFHIR_SMTP_SECURITY": config["security"],
+        "SYMFHIR_SMTP_FROM": config["from"],
+        "SYMFHIR_STORE_URL": f"sqlite:///{tmp_path / 'env-store.db'}",
+        "SYMFHIR_STORE_KEYS": Fernet.generate_key().decode() if keys else "",
+    }.items():
+        monkeypatch.setenv(name, value)
+    app = create_app(
+        {
+            "SYMFHIR_PORTAL_BASE_URL": BASE,
+            "SYMFHIR_MARKETING_KEY": "k" * 48,
+            "SYMFHIR_PORTAL_CLIENT": lambda: server,
+            "SECRET_KEY": "test-secret",
+        }
+    )
+    client = app.test_client()
+    assert submit(client).status_code == 303
+    code = last_code(smtp_catcher, "a.exists@example.com")
+    assert 'id="verified"' in enter(client, "email", code).get_data(as_text=True)
+    assert (tmp_path / "env-store.db").exists()
+    app.extensions["symfhir_portal_services"].store.dispose()
