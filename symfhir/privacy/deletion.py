@@ -88,14 +88,17 @@ def delete_client_data(
     the rest (see the module docstring). ``dry_run`` writes nothing and reports what would be
     done. Raises NotAllowedError before any write when the actor may not delete or update
     what the plan needs, FhirServerError when the server fails (a re-run continues)."""
+    # Every event names the client: a request's trail is bound to none (RequestAuditTrail),
+    # and the retention run finds when the deletion ran by these (privacy.returning).
+    whose = [f"Patient/{patient_id}"]
     if dry_run:
-        audit("search", description=f"deletion dry run ({reason})")
+        audit("search", description=f"deletion dry run ({reason})", resources=whose)
     else:
         # First, so that the plan sees this AuditEvent: it names the Patient, which then
         # stays (stripped of its contact details) rather than being refused by the server.
         if not actor.writable:
             raise NotAllowedError((), read_only=True)
-        audit("delete", description=f"deletion ({reason}) started")
+        audit("delete", description=f"deletion ({reason}) started", resources=whose)
     resources = read_client_resources(client, patient_id)
     plan = plan_deletion(resources, now, zone=load_spa().zone, policy=load_retention())
     if dry_run:
@@ -109,7 +112,12 @@ def delete_client_data(
     try:
         actor.require(needs)
     except NotAllowedError:
-        audit("delete", success=False, description=f"deletion ({reason}) refused: not allowed")
+        audit(
+            "delete",
+            success=False,
+            description=f"deletion ({reason}) refused: not allowed",
+            resources=whose,
+        )
         raise
 
     by_ref = {f"{r.get('resourceType')}/{r.get('id')}": r for r in resources}
@@ -159,7 +167,7 @@ def delete_client_data(
     patient_stays = patient_ref not in plan.order or patient_ref in refused
     if not report.scheduled and patient_ref in by_ref and patient_stays:
         _set_tag(client, by_ref[patient_ref], tagged=False)
-    audit("delete", description=f"deletion ({reason}): {report.summary()}")
+    audit("delete", description=f"deletion ({reason}): {report.summary()}", resources=whose)
     return report
 
 

@@ -4,7 +4,9 @@ deletion left records kept until a date. Idempotent and safe to run daily; print
 Which clients: a deletion (``symfhir.privacy.deletion``) tags the Patient it could not delete
 whole with ``RETENTION_TAG`` while something is kept until a date, and removes the tag once
 nothing is; the run searches that tag. A client who never asked for deletion is never touched,
-even when named with ``--patient``.
+even when named with ``--patient``. A client who came back after their deletion (records dated
+after it: ``symfhir.privacy.returning``) is left alone and their tag cleared, so the run never
+deletes their new data.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def run_retention(args: argparse.Namespace) -> int:
     from symfhir.errors import FhirServerError
     from symfhir.fhir.reading import reference_id
     from symfhir.privacy.deletion import RETENTION_RUN, delete_client_data, scheduled_patients
+    from symfhir.privacy.returning import check_returning
     from symfhir.workspace.actor import Actor
 
     now = _moment(args.as_of)
@@ -58,12 +61,18 @@ def run_retention(args: argparse.Namespace) -> int:
     if user and reference_id(user, user.split("/", 1)[0]) is None:
         raise SymfhirError("--user must be a FHIR reference such as Practitioner/12")
     actor = Actor(user, "symfhir retention run")
-    clients = deleted = kept = failed = 0
+    clients = deleted = kept = failed = returned = 0
     next_dates = []
     with open_client(args) as client:
         for patient_id in scheduled_patients(client, only=args.patient):
             audit = ClientAuditTrail(client, patient_id, user, clock=lambda: now)
             try:
+                back = check_returning(
+                    client, actor, patient_id, now=now, audit=audit, dry_run=args.dry_run
+                )
+                if back.returned:
+                    returned += 1
+                    continue
                 report = delete_client_data(
                     client,
                     actor,
@@ -84,7 +93,10 @@ def run_retention(args: argparse.Namespace) -> int:
             if report.scheduled:
                 next_dates.append(report.scheduled)
     verb = "would delete" if args.dry_run else "deleted"
-    print(f"clients scheduled: {clients + failed}")
+    print(f"clients scheduled: {clients + failed + returned}")
+    if returned:
+        cleared = "would clear" if args.dry_run else "cleared"
+        print(f"clients who came back (schedule {cleared}, nothing deleted): {returned}")
     print(f"resources {verb}: {deleted}")
     print(f"resources kept: {kept}")
     if next_dates:
