@@ -22,7 +22,7 @@ from symfhir.errors import (
     PrivacyRequestError,
     RecordError,
 )
-from symfhir.privacy.correction import PROPOSED_INPUT, Change
+from symfhir.privacy.correction import Change, awaits_review, proposal
 from symfhir.privacy.correction_review import (
     CorrectionResult,
     accept_correction,
@@ -33,6 +33,13 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("privacy_corrections", __name__, url_prefix="/privacy/corrections")
 bp.before_request(enforce_patient_context)
+
+
+@bp.app_context_processor
+def _helpers() -> dict[str, Any]:
+    # For privacy_corrections.html, included in the Privacy tab.
+    return {"awaits_review": awaits_review, "proposal": proposal}
+
 
 ACTIONS = ("replace", "note", "entered-in-error")
 
@@ -63,7 +70,8 @@ def decide(task_id: str, decision: str) -> Any:
     page = request_page.RequestPage(access, "privacy", access.patient_id)
     item = request_page.load(page, task_id)  # another client's request: 403, audited
     form = {
-        k: (request.form.get(k) or "").strip() for k in ("version", "value", "action", "reason")
+        k: (request.form.get(k) or "").strip()
+        for k in ("version", "value", "action", "reason", "target")
     }
     kw: dict[str, Any] = {
         "version": form["version"] or None,
@@ -72,11 +80,10 @@ def decide(task_id: str, decision: str) -> Any:
     }
     try:
         if decision == "accept":
-            value = form["value"] or item.request.inputs.get(PROPOSED_INPUT, "")
+            value = form["value"] or proposal(item.request)
             action = form["action"] if form["action"] in ACTIONS else None
-            result = accept_correction(
-                access.client, access.actor, task_id, change=Change(value, action), **kw
-            )
+            change = Change(value, action, form["target"] or None)
+            result = accept_correction(access.client, access.actor, task_id, change=change, **kw)
         else:
             if not form["reason"]:
                 raise _refused(400, "reason_required", "Give the reason for the denial.")

@@ -49,6 +49,9 @@ REASON_INPUT = "reason"
 TARGET_OUTPUT = "correction-target"
 FIELD_OUTPUT = "correction-field"
 AWAITING = "awaiting practitioner review"
+#: The portal's and the desk's forms take what is wrong as free text (the details): the
+#: practitioner names the record when accepting.
+AWAITING_TARGET = f"{AWAITING}: the practitioner names the record to amend"
 RECORD = "correction"
 MAX_VALUE = 1000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -82,6 +85,9 @@ class Change:
 
     value: str
     action: str | None = None
+    #: The record to amend (``Patient.telecom``, ``Condition/12``), named by the practitioner
+    #: when the request named none; refused when it names another than the request's.
+    target: str | None = None
 
 
 def parse_target(text: str, patient_id: str, rules: CorrectionRules) -> Target:
@@ -129,6 +135,18 @@ def check_value(value: str, field: str = "value") -> str:
     return text
 
 
+def proposal(request: PrivacyRequest) -> str:
+    """The proposed correction: the ``proposed`` input, else what the requester wrote."""
+    return request.inputs.get(PROPOSED_INPUT) or request.details
+
+
+def awaits_review(request: PrivacyRequest) -> bool:
+    """The handler has recorded the proposal and nobody has answered it yet."""
+    return request.business_status == IN_PROGRESS and any(
+        o.label == "progress" and (o.text or "").startswith(AWAITING) for o in request.outputs
+    )
+
+
 def handle(
     client: FhirClient,
     actor: Actor,
@@ -139,15 +157,19 @@ def handle(
 ) -> Outcome:
     """Record a correction's proposal for a practitioner's review: nothing is changed.
 
-    Raises PrivacyRequestError for a request not verified or not matched, a target the rules
-    do not let a request amend, or one that is not the client's own record (the request stays
-    in progress: deny it with a reason); RecordError for an empty or unusable proposal.
+    A request naming no record (the portal's and the desk's forms take free text) awaits the
+    practitioner naming it. Raises PrivacyRequestError for a request not verified or not
+    matched, a target the rules do not let a request amend, or one that is not the client's
+    own record (the request stays in progress: deny it with a reason); RecordError for an
+    empty or unusable proposal.
     """
     if request.patient_id is None:
         raise PrivacyRequestError("the request is not matched to a client yet")
     if request.business_status not in (IDENTITY_VERIFIED, IN_PROGRESS) or not request.verifications:
         raise PrivacyRequestError("the requester's identity is not verified yet")
-    check_value(request.inputs.get(PROPOSED_INPUT, ""), PROPOSED_INPUT)
+    check_value(proposal(request), PROPOSED_INPUT)
+    if not request.inputs.get(RESOURCE_INPUT, "").strip():
+        return Outcome(IN_PROGRESS, (), AWAITING_TARGET)
     target = parse_target(request.inputs.get(RESOURCE_INPUT, ""), request.patient_id, load_rules())
     read_target(client, target, request.patient_id)
     audit(

@@ -27,6 +27,9 @@ def register(sub: Any) -> None:
     accept = _step(steps, "accept", "apply the change (versioned update with Provenance)", _accept)
     accept.add_argument("--value", help="the corrected text to apply; default the proposal")
     accept.add_argument(
+        "--target", help="the record to amend (Patient.telecom, Type/id) if the request named none"
+    )
+    accept.add_argument(
         "--action",
         choices=("replace", "note", "entered-in-error"),
         help="default: replace for a Patient field, note for a clinical record",
@@ -84,14 +87,14 @@ def _run(args: argparse.Namespace, handler: Any) -> int:
 
 
 def _accept(args: argparse.Namespace, client: Any, actor: Any, **kw: Any) -> Any:
-    from symfhir.privacy.correction import PROPOSED_INPUT, Change
+    from symfhir.privacy.correction import Change, proposal
     from symfhir.privacy.correction_review import accept_correction
     from symfhir.privacy.requests import get_request
 
     value = args.value
     if value is None:
-        value = get_request(client, actor, args.task, **kw).request.inputs.get(PROPOSED_INPUT, "")
-    change = Change(value, args.action)
+        value = proposal(get_request(client, actor, args.task, **kw).request)
+    change = Change(value, args.action, args.target)
     return accept_correction(client, actor, args.task, version=args.version, change=change, **kw)
 
 

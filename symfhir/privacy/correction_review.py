@@ -37,6 +37,7 @@ from symfhir.privacy.correction import (
     Change,
     Target,
     amended,
+    awaits_review,
     parse_target,
     read_target,
 )
@@ -50,7 +51,6 @@ from symfhir.privacy.correction_rules import load_rules
 from symfhir.privacy.model import (
     COMPLETED,
     DENIED,
-    IN_PROGRESS,
     Outcome,
     PrivacyRequest,
     TaskOutput,
@@ -88,16 +88,24 @@ def _correction(client: FhirClient, task_id: str, settings: Settings) -> tuple[d
     return task, record
 
 
-def _target(request: PrivacyRequest) -> Target:
-    """The target the handler recorded (a request not processed yet has none)."""
+def _target(request: PrivacyRequest, named: str | None) -> Target:
+    """The target the handler recorded, or the one the practitioner names for a request that
+    named none (a request not processed yet has neither)."""
     recorded = {o.label: o for o in request.outputs}
-    if TARGET_OUTPUT not in recorded or request.business_status != IN_PROGRESS:
+    if not awaits_review(request):
         raise PrivacyRequestError(
             f"Task/{request.task_id}: the proposal is not awaiting review (process it first)"
         )
-    target = parse_target(
-        request.inputs.get(RESOURCE_INPUT, ""), str(request.patient_id), load_rules()
-    )
+    asked = request.inputs.get(RESOURCE_INPUT, "").strip()
+    if not asked:
+        if not (named or "").strip():
+            raise PrivacyRequestError("name the record to amend (Patient.telecom, Type/id)")
+        return parse_target(str(named), str(request.patient_id), load_rules())
+    target = parse_target(asked, str(request.patient_id), load_rules())
+    if named and parse_target(named, str(request.patient_id), load_rules()) != target:
+        raise PrivacyRequestError("the request names another record: deny it, or accept that one")
+    if TARGET_OUTPUT not in recorded:
+        raise PrivacyRequestError(f"Task/{request.task_id}: the recorded target does not match")
     field = recorded.get(FIELD_OUTPUT)
     if target.reference != recorded[TARGET_OUTPUT].reference or target.field != (
         field.text if field else None
@@ -127,7 +135,7 @@ def accept_correction(
     task, record = _correction(client, task_id, settings)
     request = record.request
     require_ready(request)
-    target = _target(request)
+    target = _target(request, change.target)
     actor.require([(target.resource_type, "u")])
     patient_id = str(request.patient_id)
     current = read_target(client, target, patient_id)
@@ -172,9 +180,11 @@ def accept_correction(
     ]
     summary = f"{target.label} amended ({action})"
     closed = updated(task, now)
+    named = () if TARGET_OUTPUT in {o.label for o in request.outputs} else _named(target)
     add_outputs(
         closed,
         (
+            *named,
             TaskOutput(PROVENANCE_OUTPUT, reference=prov.full_url),
             TaskOutput("summary", text=summary),
         ),
@@ -209,6 +219,14 @@ def accept_correction(
     saved = _name_version(client, task_id, amended_ref, written[2], now, settings)
     done = saved or tracked(read_task(client, task_id, settings)[1], now, settings)
     return CorrectionResult(done, amended_ref, accepted_notice(done.request, settings.spa))
+
+
+def _named(target: Target) -> tuple[TaskOutput, ...]:
+    # The record the practitioner named, kept as the handler keeps one the request named.
+    outputs = [TaskOutput(TARGET_OUTPUT, reference=target.reference)]
+    if target.field:
+        outputs.append(TaskOutput(FIELD_OUTPUT, text=target.field))
+    return tuple(outputs)
 
 
 def _put(resource: dict[str, Any], version: str | None) -> dict[str, Any]:

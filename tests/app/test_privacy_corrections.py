@@ -14,7 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from smart_app import privacy_corrections
-from symfhir.privacy.correction import AWAITING
+from symfhir.privacy.correction import AWAITING, AWAITING_TARGET
 from symfhir.privacy.correction_review import CorrectionResult
 from symfhir.privacy.model import IN_PROGRESS, Outcome, Requester, TaskOutput, Verification
 from symfhir.privacy.notices import Notice
@@ -186,3 +186,31 @@ def test_the_summary_marks_a_disputed_record(client, fake_ehr) -> None:
     assert 'id="patient-disputed"' in page and "disputed by" in page
     allergies = page.split('id="allergies"')[1].split("</section>")[0]
     assert 'data-ref="AllergyIntolerance/a-1">disputed by the client</strong>' in allergies
+
+
+def test_a_request_in_free_text_asks_the_practitioner_for_the_record(
+    desk, fake_ehr, tasks, calls
+) -> None:
+    now = datetime.now(ZONE) - timedelta(hours=1)
+    new = NewRequest(
+        "correction",
+        Requester("Ada Testperson", date(1990, 4, 1), "ada.t@example.com"),
+        details="My phone number is now (337) 555-0142.",
+        reference=uuid.uuid4().hex,
+        patient_id=fake_ehr.patient_id,
+        verifications=(Verification("in-person", "Practitioner/desk", now),),
+    )
+    task_id = submit_request(tasks.store, Actor(None), new, now=now, audit=Trail()).request.task_id
+    outcome = Outcome(IN_PROGRESS, (), AWAITING_TARGET)
+    record_progress(tasks.store, Actor(None), task_id, outcome, now=now, audit=Trail())
+    html, token = tab(desk)
+    section = html.split(f'id="correction-{task_id}"')[1].split("</article>")[0]
+    assert "not named by the requester" in section
+    assert "My phone number is now (337) 555-0142." in section
+    assert f'id="target-{task_id}"' in section
+    response = desk.post(
+        f"/privacy/corrections/{task_id}/accept",
+        data={"csrf_token": token, "value": "337-555-0142", "target": "Patient.telecom"},
+    )
+    assert response.status_code == 303
+    assert calls[0][1]["change"].target == "Patient.telecom"

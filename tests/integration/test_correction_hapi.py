@@ -294,3 +294,60 @@ def test_the_command_line_accepts_denies_and_files_a_disagreement(
         "Your correction request: denied",
         "Your statement of disagreement: received",
     }
+
+
+def test_a_request_in_free_text_is_amended_where_the_practitioner_names(
+    client: FhirClient, actor: Actor
+) -> None:
+    now = datetime.now(UTC)
+    trail = RequestAuditTrail(client, actor.fhir_user, clock=lambda: now)
+    patient_id = synthetic_patient(client, birthDate="1990-04-01")
+    condition = client.create(
+        {
+            "resourceType": "Condition",
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "code": {"text": "Melasma"},
+            "verificationStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                        "code": "confirmed",
+                    }
+                ]
+            },
+        }
+    )
+    new = NewRequest(
+        "correction",
+        Requester("Avery Quillfeather", date(1990, 4, 1), "avery.q@example.com"),
+        details="The melasma on my record was never diagnosed.",
+        patient_id=patient_id,
+        verifications=(Verification("in-person", actor.fhir_user, now - timedelta(minutes=1)),),
+    )
+    task_id = str(submit_request(client, actor, new, now=now, audit=trail).request.task_id)
+    processed = process_request(client, actor, task_id, now=now, audit=trail)
+    assert processed.outcome.summary.startswith(AWAITING)
+
+    accept_correction(
+        client,
+        actor,
+        task_id,
+        version=None,
+        change=Change(
+            "Not diagnosed here; recorded in error.",
+            "entered-in-error",
+            f"Condition/{condition.id}",
+        ),
+        now=now,
+        audit=trail,
+    )
+
+    amended = client.read("Condition", condition.id)
+    assert amended["meta"]["versionId"] == "2"
+    assert amended["verificationStatus"]["coding"][0]["code"] == "entered-in-error"
+    assert amended["code"] == {"text": "Melasma"}  # never rewritten
+    assert "recorded in error" in amended["note"][0]["text"]
+    assert amended["note"][0]["authorReference"] == {"reference": actor.fhir_user}
+    done = outputs(client.read("Task", task_id))
+    assert done["correction-target"] == f"Condition/{condition.id}"
+    assert done["corrected"] == f"Condition/{condition.id}/_history/2"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +20,15 @@ from symfhir.errors import (
     PrivacyRequestError,
     RecordError,
 )
-from symfhir.privacy.correction import AWAITING, Change, Target, amended, handle, parse_target
+from symfhir.privacy.correction import (
+    AWAITING,
+    AWAITING_TARGET,
+    Change,
+    Target,
+    amended,
+    handle,
+    parse_target,
+)
 from symfhir.privacy.correction_review import (
     accept_correction,
     deny_correction,
@@ -507,3 +515,78 @@ def test_only_a_correction_is_answered_here(server: TransactionServer) -> None:
     task_id = str(submit_request(server, DOCTOR, new, now=NOW, audit=Trail()).request.task_id)
     with pytest.raises(PrivacyRequestError, match="not a correction"):
         deny_correction(server, DOCTOR, task_id, version=None, reason="x", now=NOW, audit=Trail())
+
+
+# -- a request naming no record (the portal's and the desk's free text) -------------------
+
+
+def test_a_request_in_free_text_awaits_the_practitioner_naming_the_record(
+    server: TransactionServer,
+) -> None:
+    free_text = replace(request_of({}), details="My phone number is now 312-555-0142.")
+    outcome = handle(server, DOCTOR, free_text, now=NOW, audit=Trail())
+    assert outcome.business_status == IN_PROGRESS
+    assert outcome.outputs == () and outcome.summary == AWAITING_TARGET
+
+
+def details_only(server: TransactionServer) -> str:
+    new = NewRequest(
+        "correction",
+        Requester("Avery Quillfeather", email="avery.q@example.com"),
+        details="My phone number is now 312-555-0142.",
+        patient_id="avery",
+        verifications=(Verification("in-person", DOCTOR.fhir_user, NOW),),
+    )
+    task_id = str(submit_request(server, DOCTOR, new, now=NOW, audit=Trail()).request.task_id)
+    process_request(server, DOCTOR, task_id, now=NOW, audit=Trail())
+    return task_id
+
+
+def test_the_practitioner_names_the_record_when_the_request_did_not(
+    server: TransactionServer,
+) -> None:
+    task_id = details_only(server)
+    with pytest.raises(PrivacyRequestError, match="name the record"):
+        accept_correction(
+            server, DOCTOR, task_id, version=None, change=Change("x"), now=NOW, audit=Trail()
+        )
+    with pytest.raises(PrivacyRequestError, match="cannot be amended"):
+        accept_correction(
+            server,
+            DOCTOR,
+            task_id,
+            version=None,
+            change=Change("x", target="Consent/photo"),
+            now=NOW,
+            audit=Trail(),
+        )
+    result = accept_correction(
+        server,
+        DOCTOR,
+        task_id,
+        version=None,
+        change=Change("312-555-0142", target="Patient.telecom"),
+        now=NOW,
+        audit=Trail(),
+    )
+    assert server.read("Patient", "avery")["telecom"][0]["value"] == "+13125550142"
+    outputs = {o.label: o.text or o.reference for o in result.request.request.outputs}
+    assert outputs["correction-target"] == "Patient/avery"
+    assert outputs["correction-field"] == "telecom"
+
+
+def test_a_practitioner_cannot_swap_the_record_the_request_named(
+    server: TransactionServer,
+) -> None:
+    task_id = requested(server, {"resource": "AllergyIntolerance/lido", "proposed": "x"})
+    with pytest.raises(PrivacyRequestError, match="another record"):
+        accept_correction(
+            server,
+            DOCTOR,
+            task_id,
+            version=None,
+            change=Change("x", target="Patient.telecom"),
+            now=NOW,
+            audit=Trail(),
+        )
+    assert server.bundles == []
