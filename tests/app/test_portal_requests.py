@@ -26,7 +26,7 @@ from symfhir.notify.sms import SmsSender
 from symfhir.privacy.links import create_link
 from symfhir.privacy.model import COMPLETED, DENIED, Outcome, Requester, TaskOutput, Verification
 from symfhir.privacy.portal_requests import PortalServices
-from symfhir.privacy.requests import NewRequest, complete, submit_request
+from symfhir.privacy.requests import NewRequest, complete, extend, submit_request
 from symfhir.store import Store
 from symfhir.workspace.actor import Actor
 from tests.unit.fake_fhir import Trail
@@ -249,6 +249,12 @@ def test_a_code_to_every_contact_and_nothing_recorded_before_each_is_verified(
     assert "See a copy of my information" in html and 'id="status-due"' in html
     # The request being verified is no longer in the session: a replayed code does nothing.
     assert client.get("/request/verify").status_code == 404
+    # Every step is an AuditEvent, none naming the requester's addresses.
+    events = server.of_type("AuditEvent")
+    described = [e.get("outcomeDesc", "") for e in events]
+    assert "privacy request received" in described
+    assert described.count("portal code for email: right") == 1
+    assert all("example.com" not in str(e) and "0143" not in str(e) for e in events)
 
 
 def test_wrong_codes_count_down_then_the_code_is_dead_and_a_new_one_works(
@@ -512,3 +518,17 @@ def test_the_store_and_senders_come_from_the_environment(
     assert 'id="verified"' in enter(client, "email", code).get_data(as_text=True)
     assert (tmp_path / "env-store.db").exists()
     app.extensions["symfhir_portal_services"].store.dispose()
+
+
+def test_the_status_page_shows_an_extension_and_its_reason(
+    client: FlaskClient, server: PortalServer, services: PortalServices
+) -> None:
+    now = datetime.now(UTC)
+    task_id = _closed_request(server, now, None, kind="correction")
+    reason = "Your records are held in two systems; we need to check both."
+    extended = extend(server, Actor(None), task_id, reason, now=now, audit=Trail())
+    token = create_link(services.store, "status", f"Task/{task_id}", now=now)
+    html = client.get(f"/status/{token}").get_data(as_text=True)
+    assert f'id="status-extension">{reason}<' in html
+    assert f'id="status-due">{extended.request.due.isoformat()}<' in html
+    assert "Identity confirmed" in html and 'id="download-link"' not in html
