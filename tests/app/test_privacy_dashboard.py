@@ -254,3 +254,13 @@ def test_a_read_only_officer_session_acts_on_nothing(client, fake_ehr, tasks) ->
 def test_a_patient_launch_cannot_reach_the_officers_pages(client, launched, tasks) -> None:
     task_id = _unmatched(tasks)
     assert client.get(f"/privacy-dashboard/requests/{task_id}").status_code == 401
+
+
+def test_the_requests_page_shows_overdue_in_red_and_due_soon(officer, tasks) -> None:
+    late = _seed(tasks, 35, uuid.uuid4().hex)
+    soon = _seed(tasks, 26, uuid.uuid4().hex)
+    late_html, _ = _form(officer, late)
+    assert re.search(r'id="request-due" class="overdue">[0-9-]+ <strong', late_html)
+    assert "5 days overdue" in late_html
+    soon_html, _ = _form(officer, soon)
+    assert 'id="request-due" class="due-soon"' in soon_html and "(due in 4 days)" in soon_html
