@@ -5,11 +5,12 @@ mappings/privacy.yaml.
 
 An access package holds a client's whole record: it is kept only as long as it may still be
 downloaded. One is deleted once it is older than ``keep_hours`` (at least a download link's
-lifetime) and no live download link may fetch it: none names it (by file name or path), and
-none made after it was written names something other than a package of the folder (a link
-to a Task, say: it might lead to any package older than itself, which then stays at most a
-link's lifetime longer). Only files named as the access handler names its packages are
-touched, never a folder, a symbolic link or another file.
+lifetime) and no live download link may fetch it: none names it (by file name, path, or the
+portal's ``Task/<id>|<name>``), and none made after it was written names something other
+than a package of the folder (a target of another shape might lead to any package older
+than the link, which then stays at most a link's lifetime longer). Only files named as the
+access handler names its packages are touched, never a folder, a symbolic link or another
+file.
 
 Idempotent and safe to run at any time, in parallel too: each step deletes only what is past
 its time, and a file already gone counts as nothing.
@@ -18,6 +19,7 @@ its time, and a file already gone counts as nothing.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +38,8 @@ from symfhir.store.tables import Link
 from symfhir.terminology import MAPPINGS_DIR, read_mapping_file
 
 DOWNLOAD = "download"
+#: The Task id in an access package's name (``symfhir.export.access_request``).
+_TASK_PART = re.compile(r"access-([A-Za-z0-9.-]{1,64})-\d{8}T\d{6}-[0-9a-f]{16}\.zip")
 
 
 @dataclass(frozen=True)
@@ -128,9 +132,13 @@ def _packages(folder: Path) -> list[tuple[Path, datetime]]:
 
 
 def _lookups(store: Store, path: Path) -> frozenset[str]:
-    """The target lookups a download link to ``path`` may carry: its name or its path.
-    Targets are sealed in the store; only their keyed hash (links.py's) can be compared."""
+    """The target lookups a download link to ``path`` may carry: its name, its path, or the
+    portal's ``Task/<id>|<name>`` (the Task id is the name's second part). Targets are sealed
+    in the store; only their keyed hash (links.py's) can be compared."""
     forms = {path.name, str(path), str(path.absolute())}
+    task = _TASK_PART.match(path.name)
+    if task:
+        forms.add(f"Task/{task.group(1)}|{path.name}")
     return frozenset(store.lookup(_PURPOSE_TARGET, form) for form in forms)
 
 

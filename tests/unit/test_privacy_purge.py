@@ -54,8 +54,10 @@ def test_old_packages_go_unless_a_live_download_link_may_fetch_them(
     symlink = tmp_path / f"access-t5-{WRITTEN:%Y%m%dT%H%M%S}-{'1' * 16}.zip"
     symlink.symlink_to(target)
     aged(symlink, WRITTEN)
-    # The portal handed out a download link two hours after the package was written.
-    token = create_link(store, "download", linked.name, now=WRITTEN + timedelta(hours=2))
+    # The portal handed out a download link two hours after the package was written (its
+    # target as the portal writes it: the Task and the package's name).
+    target_of = f"Task/t2|{linked.name}"
+    token = create_link(store, "download", target_of, now=WRITTEN + timedelta(hours=2))
 
     now = WRITTEN + DAY + timedelta(hours=1)
     done = purge(store, tmp_path, now=now, keep=DAY)
@@ -63,7 +65,7 @@ def test_old_packages_go_unless_a_live_download_link_may_fetch_them(
     assert not old.exists()
     assert linked.exists() and fresh.exists() and other.exists() and folder_like.is_dir()
     assert symlink.is_symlink() and target.exists()
-    assert resolve_link(store, token, now=now, kind="download") == linked.name
+    assert resolve_link(store, token, now=now, kind="download") == target_of
 
     # A live link to something else than a package (a Task) keeps what is older than it.
     create_link(store, "download", "Task/t3", now=now)
@@ -77,6 +79,19 @@ def test_old_packages_go_unless_a_live_download_link_may_fetch_them(
     assert not linked.exists() and not fresh.exists()
     again = purge(store, tmp_path, now=later, keep=DAY)
     assert (again.packages, again.packages_kept) == (0, 0)
+
+
+@pytest.mark.parametrize("form", ["name", "path"])
+def test_a_link_naming_the_package_keeps_it_and_only_it(
+    store: Store, tmp_path: Path, form: str
+) -> None:
+    named = package(tmp_path, "t1", WRITTEN)
+    other = package(tmp_path, "t2", WRITTEN)
+    target = named.name if form == "name" else str(named)
+    create_link(store, "download", target, now=WRITTEN + timedelta(hours=2))
+    done = purge(store, tmp_path, now=WRITTEN + DAY + timedelta(hours=1), keep=DAY)
+    assert (done.packages, done.packages_kept) == (1, 1)
+    assert named.exists() and not other.exists()
 
 
 def test_a_used_up_or_revoked_link_keeps_nothing(store: Store, tmp_path: Path) -> None:
