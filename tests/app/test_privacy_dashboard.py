@@ -264,3 +264,27 @@ def test_the_requests_page_shows_overdue_in_red_and_due_soon(officer, tasks) -> 
     assert "5 days overdue" in late_html
     soon_html, _ = _form(officer, soon)
     assert 'id="request-due" class="due-soon"' in soon_html and "(due in 4 days)" in soon_html
+
+
+def test_a_kind_needing_writes_the_session_lacks_says_which(officer, tasks, monkeypatch) -> None:
+    task_id = _seed(tasks, 3, uuid.uuid4().hex, patient="p1")
+    record_verification(
+        tasks.store,
+        Actor(None),
+        task_id,
+        Verification("in-person", "Practitioner/desk", datetime.now(ZONE)),
+        now=datetime.now(ZONE),
+        audit=Trail(),
+    )
+
+    def handle(client, actor, request, *, now, audit):
+        actor.require([("Observation", "d"), ("Task", "u")])  # as the deletion handler does
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(processing, "handler_for", lambda kind, handlers: handle)
+    _, form = _form(officer, task_id)
+    response = officer.post(f"/privacy-dashboard/requests/{task_id}/process", data=form)
+    assert response.status_code == 403
+    html = response.get_data(as_text=True)
+    assert "This session may not do this: the EHR did not grant Observation.d." in html
+    assert 'id="request-status">in-progress' in html  # run it again once granted
