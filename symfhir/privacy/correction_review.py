@@ -175,7 +175,11 @@ def accept_correction(
         {"role": "source", "what": {"reference": f"Task/{task_id}"}},
         {
             "role": "revision",
-            "what": {"reference": f"{target.reference}/_history/{target_version}"},
+            "what": {
+                "reference": f"{target.reference}/_history/{target_version}",
+                # Also as text: servers may drop the version from the reference (HAPI does).
+                "display": f"version {target_version}, as it was before the correction",
+            },
         },
     ]
     summary = f"{target.label} amended ({action})"

@@ -114,6 +114,8 @@ def test_a_phone_corrected_end_to_end(client: FhirClient, actor: Actor) -> None:
     assert provenance["reason"][0]["coding"][0]["code"] == "PATRQT"
     assert provenance["agent"][0]["who"] == {"reference": actor.fhir_user}
     assert {"role": "source", "what": {"reference": f"Task/{task_id}"}} in provenance["entity"]
+    revision = next(e for e in provenance["entity"] if e["role"] == "revision")
+    assert revision["what"]["display"] == "version 1, as it was before the correction"
     assert result.notice is not None and "accepted" in result.notice.subject
     assert "555" not in result.notice.text  # the corrected value is not e-mailed
 
