@@ -19,11 +19,12 @@ from symfhir.errors import ConfigError
 
 # What the app reads and writes, no more. DocumentReference is asked for only where the
 # server's CapabilityStatement shows Consent or Media stored as DocumentReference
-# (symfhir.smart.launch.launch_scope).
+# (symfhir.smart.launch.launch_scope). Patient, Observation and Procedure .u: an accepted
+# correction (the Privacy tab) is a versioned update of the record (mappings/corrections.yaml).
 DEFAULT_SCOPES = (
-    "openid fhirUser launch offline_access patient/Patient.r patient/AllergyIntolerance.crus "
-    "patient/MedicationStatement.crus patient/Condition.crus patient/Observation.crs "
-    "patient/Procedure.crs patient/Consent.crus patient/RelatedPerson.crs "
+    "openid fhirUser launch offline_access patient/Patient.ru patient/AllergyIntolerance.crus "
+    "patient/MedicationStatement.crus patient/Condition.crus patient/Observation.crus "
+    "patient/Procedure.crus patient/Consent.crus patient/RelatedPerson.crs "
     "patient/QuestionnaireResponse.crus "
     "patient/Media.crs patient/Binary.cr patient/Provenance.cr "
     "patient/AuditEvent.c patient/Task.crus"
