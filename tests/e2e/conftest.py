@@ -89,6 +89,8 @@ def stack(seeded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     registration = {
         "client_id": "symfhir",
         "redirect_uris": [f"{APP}/callback"],
+        # The EHR launch, and the privacy officer's dashboard (launched with no patient).
+        "launch_urls": [f"{APP}/launch", f"{APP}/privacy-dashboard/launch"],
         "token_endpoint_auth_method": "private_key_jwt",
         "jwks_uri": f"{APP}/.well-known/jwks.json",
         "scope": "openid fhirUser launch launch/patient offline_access online_access "

@@ -12,6 +12,7 @@ import uuid
 from datetime import date, datetime, timedelta
 
 import pytest
+import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -113,10 +114,15 @@ def test_the_officer_processes_an_access_request_and_the_desk_can_hand_it_over(
             fhir, Actor(None), new, now=received, audit=Trail()
         ).request.task_id
 
-    # The officer: a launch without a patient, then the request's page from the dashboard.
-    browser.get(f"{stack['app']}/privacy-dashboard/launch?iss={stack['iss']}")
-    _wait_for(browser, "sign-in")
-    browser.find_element(By.ID, "sign-in-submit").click()
+    # The officer: the EHR launches the dashboard with no patient (the launcher's "Open the
+    # privacy dashboard"), then the request's page from the dashboard.
+    answer = requests.post(
+        f"{stack['sandbox']}/api/launch",
+        json={"launch_url": f"{stack['app']}/privacy-dashboard/launch"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    browser.get(answer.json()["url"])
     _wait_for(browser, "dashboard-title")
     # HAPI is shared: the request may be on a later page of the list, so open it by its URL.
     browser.get(f"{stack['app']}/privacy-dashboard/requests/{task_id}")
