@@ -76,6 +76,8 @@ def status(token: str) -> Any:
 def download(token: str) -> Any:
     client = fhir_client()
     path = package_download(
+        client,
+        portal_actor(),
         token,
         package_dir(),
         services=portal_services(),

@@ -19,7 +19,6 @@ enumeration); matching happens later (the officer, or ``match_patient``).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,9 +26,11 @@ from pathlib import Path
 from symfhir.audit import AuditTrail
 from symfhir.errors import PrivacyRequestError, RecordError
 from symfhir.export.access_request import OUTPUT_LABEL as PACKAGE_LABEL
+from symfhir.export.access_request import record_handover
 from symfhir.fhir import FhirClient
 from symfhir.notify.email import EmailSender
 from symfhir.notify.sms import SmsSender
+from symfhir.privacy.handover import PACKAGE_NAME, package_name
 from symfhir.privacy.links import create_link, resolve_link
 from symfhir.privacy.model import FINAL_STATUSES, PrivacyRequest, Verification
 from symfhir.privacy.portal_settings import load_code_settings
@@ -50,7 +51,6 @@ _PERMITS = frozenset(
 #: The Task input holding an authorized agent's own e-mail (CCPA).
 AGENT_EMAIL = "agent-email"
 DELETION_LABEL = "deletion-report"
-_PACKAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.zip$")
 
 
 def portal_actor() -> Actor:
@@ -351,7 +351,7 @@ def request_status(
     package = outputs.get(PACKAGE_LABEL)
     if request.business_status in FINAL_STATUSES and package and package.attachment:
         name = str(package.attachment.get("url") or "")
-        if _PACKAGE_NAME.match(name):
+        if PACKAGE_NAME.fullmatch(name):
             download = create_link(services.store, "download", f"{target}|{name}", now=now)
     summary = outputs.get("summary")
     denial = outputs.get("denial-reason")
@@ -370,6 +370,8 @@ def request_status(
 
 
 def package_download(
+    client: FhirClient,
+    actor: Actor,
     token: str,
     folder: Path,
     *,
@@ -377,17 +379,20 @@ def package_download(
     now: datetime,
     audit: AuditTrail,
 ) -> Path | None:
-    """The access package a download link names (one use counted), inside ``folder``; None
-    for a link unknown, altered, expired, used up, or naming no package there. The name comes
-    from the link's sealed target, never from the request."""
+    """The access package a download link names (one use counted), inside ``folder``, its
+    hand-over recorded first as a disclosure to the requester in the client's accounting
+    (``record_handover``, as the desk's is). None for a link unknown, altered, expired, used
+    up, or naming a file that is not the package the request's Task names now, or is gone.
+    The name comes from the link's sealed target, never from the request. Raises
+    FhirServerError."""
     target = resolve_link(services.store, token, now=now, kind="download")
     if target is None:
         return None
     task, _, name = target.partition("|")
-    if not _PACKAGE_NAME.match(name):
+    if not task.startswith("Task/") or not PACKAGE_NAME.fullmatch(name):
         return None
-    path = folder / name
-    if not path.is_file():
+    tracked = get_request(client, actor, task.removeprefix("Task/"), now=now, audit=audit)
+    if package_name(tracked) != name or not (folder / name).is_file():
         return None
-    audit("read", description="access package downloaded from the portal", resources=(task,))
-    return path
+    record_handover(audit, tracked.request, via="portal download")
+    return folder / name

@@ -438,6 +438,13 @@ def test_download_streams_the_package_once_per_use(
             assert answer.headers["Content-Type"] == "application/zip"
             assert answer.headers["Content-Disposition"].startswith("attachment;")
             assert answer.headers["Cache-Control"] == "no-store"
+    # Each download is a disclosure to the requester in the client's accounting.
+    handed = [
+        e
+        for e in server.of_type("AuditEvent")
+        if e.get("outcomeDesc") == "access package handed over: portal download"
+    ]
+    assert len(handed) == 3
     replayed = client.get(href)
     assert replayed.status_code == 404
     assert 'data-error-code="not_found"' in replayed.get_data(as_text=True)

@@ -242,6 +242,14 @@ def test_an_access_request_from_the_portal_to_the_download(portal: dict, browser
         e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
     }
     assert ids == {patient}
+    # The download is a disclosure to the requester in the client's accounting.
+    events = requests.get(
+        f"{portal['fhir']}/AuditEvent",
+        params={"entity": f"Patient/{patient}", "_count": "100"},
+        timeout=30,
+    ).json()
+    described = [e["resource"].get("outcomeDesc") for e in events.get("entry", [])]
+    assert "access package handed over: portal download" in described
 
 
 def test_a_deletion_request_follows_the_retention_rules(portal: dict, browser: Any) -> None:
