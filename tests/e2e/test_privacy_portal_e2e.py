@@ -339,3 +339,21 @@ def test_the_portal_log_holds_no_address_and_no_trace(portal: dict) -> None:
     assert requests.get(f"{PORTAL}/status/{'x' * 43}", timeout=30).status_code == 404
     log = Path(portal["log"]).read_text()
     assert "Traceback" not in log and "@example.com" not in log
+
+
+def test_bad_input_is_shown_beside_each_field(portal: dict, browser: Any) -> None:
+    _fill_form(browser, "access", "Robin Portalwright", "2999-01-01", "not-an-address", "12")
+    browser.find_element(By.ID, "agent_name").send_keys("Jordan Agent")
+    browser.find_element(By.ID, "submit-request").click()
+    _wait_for(browser, "form-errors")
+    shot(browser, "portal-00-bad-input")
+    reasons = {
+        field: browser.find_element(By.ID, f"{field}-error").text
+        for field in ("birth_date", "email", "phone", "agent_name")
+    }
+    assert "real past date of birth" in reasons["birth_date"]
+    assert "not a valid e-mail address" in reasons["email"]
+    assert "not a valid phone number" in reasons["phone"]
+    assert "California (CCPA)" in reasons["agent_name"]
+    # What was typed stays in the form, to be corrected.
+    assert browser.find_element(By.ID, "name").get_attribute("value") == "Robin Portalwright"
