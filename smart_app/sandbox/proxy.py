@@ -230,7 +230,7 @@ def _request_headers(decision: Decision, parts: list[str]) -> dict[str, str]:
         headers["If-None-Exist"] = decision.if_none_exist
     if _raw_binary(parts) and "X-Security-Context" in request.headers:
         headers["X-Security-Context"] = request.headers["X-Security-Context"]
-    if decision.patient_scoped and parts[:1] != ["Binary"]:
+    if parts[:1] != ["Binary"]:
         headers["Accept"] = FHIR_JSON  # the one format the answer can be filtered in
     return headers
 
@@ -261,7 +261,7 @@ def _forward(
     ]
     content_type = upstream.headers.get("Content-Type", "").lower()
     textual = any(word in content_type for word in ("json", "xml", "html", "turtle"))
-    if decision.patient_scoped and parts[:1] != ["Binary"] and "json" not in content_type:
+    if parts[:1] != ["Binary"] and "json" not in content_type:
         upstream.close()
         if upstream.status_code in (204, 304) or not textual:
             return Response(status=upstream.status_code, headers=out_headers)
@@ -270,8 +270,9 @@ def _forward(
         with upstream:
             text = rewrite_text(upstream.text, state.upstream, state.fhir_base)
         _remember_pages(text, jti, decision.patient_scoped)
-        if decision.patient_scoped and patient:
-            text = filter_text(text, patient, scopes)
+        # Every token's Bundles: a user/ or system/ scope of some types must not reach the
+        # others through `$everything` or `_include` either.
+        text = filter_text(text, patient or "", scopes)
         return Response(text, status=upstream.status_code, headers=out_headers)
 
     def stream() -> Iterator[bytes]:

@@ -488,6 +488,27 @@ def test_everything_is_filtered_by_the_granted_scopes(
     assert patients == [world.a]
 
 
+def test_everything_is_filtered_by_user_scopes_too(
+    world: World, a_with_b_performer: dict[str, Any]
+) -> None:
+    # A user/ scope of one type reaches no other type through $everything.
+    response = world.client.get(
+        f"/fhir/Patient/{world.a}/$everything", headers=world.token("launch user/Patient.rs")
+    )
+    assert response.status_code == 200, response.json
+    types = {e["resource"]["resourceType"] for e in response.json["entry"]}
+    assert "Observation" not in types
+    assert "Patient" in types
+
+
+def test_xml_answers_are_refused_to_user_scopes_too(world: World) -> None:
+    response = world.client.get(
+        f"/fhir/Patient/{world.a}/$everything?_format=xml",
+        headers=world.token("launch user/Patient.rs"),
+    )
+    assert refused(response)
+
+
 def test_everything_leaves_out_other_patients(
     world: World, a_with_b_performer: dict[str, Any]
 ) -> None:
