@@ -17,8 +17,7 @@ from smart_app.errors import session_expired
 from smart_app.fhir_access import CONTEXT, PatientAccess
 from smart_app.launch.views import begin_launch
 from smart_app.request_page import RequestPage, act, render
-from symfhir.audit import DisclosureTo
-from symfhir.privacy.audit import request_audit_event
+from symfhir.audit import DisclosureTo, unmatched_trail_event
 from symfhir.privacy.model import KINDS
 from symfhir.privacy.requests import list_requests
 from symfhir.smart.scopes import allows
@@ -44,7 +43,7 @@ class OfficerAccess(PatientAccess):
         resources: Sequence[str] = (),
         disclosure: DisclosureTo | None = None,
     ) -> None:
-        event = request_audit_event(
+        event = unmatched_trail_event(
             subtype,
             self.fhir_user,
             success=success,

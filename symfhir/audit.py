@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from symfhir.errors import SymfhirError
 from symfhir.fhir import FhirClient
+from symfhir.fhir.reading import reference_id
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +75,18 @@ class AuditTrail(Protocol):
 
 
 class ClientAuditTrail:
-    """An AuditTrail writing each event with ``client`` (the command line's own credentials),
-    best effort: a failure is one PHI-free log warning."""
+    """An AuditTrail writing each event with ``client`` (the command line's or a job's own
+    credentials), best effort: a failure is one PHI-free log warning.
+
+    ``patient_id`` None: the patient of each event is the ``Patient/<id>`` among the call's
+    ``resources``, and an event with none names no patient (a privacy request not yet
+    matched belongs to nobody). ``fhir_user`` is the requesting agent; subclasses may pick
+    it per event (``requestor``)."""
 
     def __init__(
         self,
         client: FhirClient,
-        patient_id: str,
+        patient_id: str | None,
         fhir_user: str | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -88,6 +94,10 @@ class ClientAuditTrail:
         self._patient_id = patient_id
         self._fhir_user = fhir_user
         self._clock = clock
+
+    def requestor(self, resources: Sequence[str]) -> str | None:
+        """Who asked for the access the event records."""
+        return self._fhir_user
 
     def __call__(
         self,
@@ -98,20 +108,58 @@ class ClientAuditTrail:
         resources: Sequence[str] = (),
         disclosure: DisclosureTo | None = None,
     ) -> None:
-        event = trail_event(
-            subtype,
-            self._patient_id,
-            self._fhir_user,
-            success=success,
-            description=description,
-            resources=resources,
-            disclosure=disclosure,
-            now=self._clock(),
-        )
+        options: dict[str, Any] = {
+            "success": success,
+            "description": description,
+            "resources": resources,
+            "disclosure": disclosure,
+            "now": self._clock(),
+        }
+        requestor = self.requestor(resources)
+        if self._patient_id is None:
+            event = unmatched_trail_event(subtype, requestor, **options)
+        else:
+            event = trail_event(subtype, self._patient_id, requestor, **options)
         try:
             self._client.create(event)
         except SymfhirError as exc:
             log.warning("AuditEvent not written: %s", getattr(exc, "log_text", type(exc).__name__))
+
+
+def unmatched_trail_event(
+    subtype: str,
+    fhir_user: str | None,
+    *,
+    success: bool = True,
+    description: str | None = None,
+    resources: Sequence[str] = (),
+    disclosure: DisclosureTo | None = None,
+    now: datetime,
+) -> dict[str, Any]:
+    """``trail_event`` when the patient is not known beforehand: the Patient entity is the
+    ``Patient/<id>`` among ``resources``, none when there is none."""
+    patient = next((p for r in resources if (p := _patient_of(r))), None)
+    others = [r for r in resources if _patient_of(r) is None]
+    event = trail_event(
+        subtype,
+        patient or "unknown",
+        fhir_user,
+        success=success,
+        description=description,
+        resources=others,
+        disclosure=disclosure,
+        now=now,
+    )
+    if patient is None:
+        # audit_event always names a patient first; an unmatched request has none.
+        event["entity"] = event["entity"][1:]
+        if not event["entity"]:
+            del event["entity"]
+    return event
+
+
+def _patient_of(reference: str) -> str | None:
+    return reference_id(reference, "Patient")
 
 
 def trail_event(

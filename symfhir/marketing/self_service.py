@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from symfhir.audit import DisclosureTo
 from symfhir.fhir import FhirClient
 from symfhir.fhir.reading import reference_id
 from symfhir.privacy.audit import RequestAuditTrail
@@ -37,31 +36,14 @@ def self_service_actor(patient_id: str | None) -> Actor:
     )
 
 
-class SelfServiceAuditTrail:
+class SelfServiceAuditTrail(RequestAuditTrail):
     """Writes one AuditEvent per call with ``client``, best effort, the client as requestor."""
 
     def __init__(
         self, client: FhirClient, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     ) -> None:
-        self._client = client
-        self._clock = clock
+        super().__init__(client, None, clock)
 
-    def __call__(
-        self,
-        subtype: str,
-        *,
-        success: bool = True,
-        description: str | None = None,
-        resources: Sequence[str] = (),
-        disclosure: DisclosureTo | None = None,
-    ) -> None:
+    def requestor(self, resources: Sequence[str]) -> str | None:
         patient = next((p for r in resources if (p := reference_id(r, "Patient"))), None)
-        requestor = f"Patient/{patient}" if patient else None
-        trail = RequestAuditTrail(self._client, requestor, self._clock)
-        trail(
-            subtype,
-            success=success,
-            description=description,
-            resources=resources,
-            disclosure=disclosure,
-        )
+        return f"Patient/{patient}" if patient else None
