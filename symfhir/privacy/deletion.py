@@ -233,10 +233,9 @@ def handle(
         report = delete_client_data(client, actor, request.patient_id, now=now, audit=audit)
     output = TaskOutput(REPORT_LABEL, text=report.to_json())
     status = COMPLETED if report.complete else PARTIALLY_COMPLETED
-    summary = report.summary()
-    if not report.complete:
-        summary += " (medical records are kept as the law requires; see the report)"
-    return Outcome(status, (output,), summary)
+    # The summary is what the requester reads on the status page: it stands on its own (the
+    # report, with resource ids, is for staff).
+    return Outcome(status, (output,), report.requester_summary())
 
 
 def _update_kept(

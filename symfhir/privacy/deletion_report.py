@@ -9,11 +9,52 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from symfhir.privacy.retention import DELETE, KEEP, NO_RULE, PlanItem
+from symfhir.privacy.retention import DELETE, KEEP, NO_RULE, REFERENCED, PlanItem
 
 #: Kept by these rules, a resource is the record of the deletion itself, not the client's
 #: data the request asked to delete: it does not make a request partially completed.
 RECORD_OF_THE_REQUEST = frozenset({"audit-trail", "privacy-request"})
+
+#: Each retention rule in the requester's words: what it covers, and why it is kept (for the
+#: rules that keep). Rules not named here (a spa's own) read as "other information".
+RULE_WORDS: dict[str, tuple[str, str | None]] = {
+    "medical-record": (
+        "your medical records (intake forms, history, treatment records)",
+        "the law requires us to keep medical records for 7 years after your last treatment",
+    ),
+    "clinical-photo": (
+        "your clinical photos",
+        "they are part of your medical record, kept 7 years after your last treatment",
+    ),
+    "medical-consent": (
+        "your consents to treatment and privacy notices you signed",
+        "they are part of your medical record, kept 7 years after your last treatment",
+    ),
+    "attachment": (
+        "files attached to these records",
+        "they belong to records we must keep",
+    ),
+    "provenance": (
+        "the history of changes to your medical records",
+        "it belongs to records we must keep",
+    ),
+    REFERENCED: (
+        "information that records we must keep point to",
+        "records we must keep depend on it",
+    ),
+    "marketing-consent": ("your marketing consents", None),
+    "marketing-photo": ("photos you allowed us to use for marketing", None),
+    "contact-details": ("your contact preferences and other non-medical information", None),
+    "privacy-request": (
+        "the record of your privacy requests",
+        "we must be able to show how we answered your request",
+    ),
+    "audit-trail": (
+        "the log of who accessed your information",
+        "the law requires us to keep it",
+    ),
+    NO_RULE: ("other information", "no rule allows us to delete it yet; we will review it"),
+}
 
 DELETED = "deleted"
 WOULD_DELETE = "would-delete"
@@ -99,6 +140,38 @@ class DeletionReport:
             line += f"; next deletion on or after {self.scheduled.isoformat()}"
         return line
 
+    def requester_summary(self) -> str:
+        """What the requester reads on the status page, standing on its own: what was deleted
+        now, what is kept until when and why, in plain words. Counts, categories, rule reasons
+        and dates only: no clinical content, no resource ids."""
+        if self.dry_run:
+            raise ValueError("a dry run is not shown to a requester")
+        # The staff's counts first (one line the officer and the requester both quote).
+        parts = [f"{self.summary()}."]
+        gone = _by_category(self.deleted)
+        if gone:
+            parts.append(f"We deleted {_listed(gone)}.")
+        else:
+            parts.append("There was nothing we could delete now.")
+        kept: dict[tuple[str, str, date | None], int] = {}
+        for item in self.kept:
+            what, why = RULE_WORDS.get(item.rule, ("other information", "another rule"))
+            if item.reference == f"Patient/{self.patient_id}":
+                # Kept only because other kept records name the client; minimized.
+                what = "your name and date of birth, with your contact details removed"
+            key = (what, why or "another rule", item.until)
+            kept[key] = kept.get(key, 0) + 1
+        for (what, why, until), count in kept.items():
+            when = f"until {until.isoformat()}" if until else "for as long as required"
+            then = ", then delete them" if until else ""
+            parts.append(f"We keep {what} ({_items(count)}) {when}{then}, because {why}.")
+        if not self.history_erased and gone:
+            parts.append(
+                "Earlier versions of what we deleted stay in our server's protected history "
+                "until it is cleared."
+            )
+        return " ".join(parts)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "patient": f"Patient/{self.patient_id}",
@@ -116,6 +189,22 @@ class DeletionReport:
 
     def to_json(self) -> str:
         return json.dumps(self.as_json(), indent=1, sort_keys=False)
+
+
+def _items(count: int) -> str:
+    return f"{count} item" if count == 1 else f"{count} items"
+
+
+def _by_category(items: tuple[DeletionItem, ...]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        what = RULE_WORDS.get(item.rule, ("other information", None))[0]
+        counts[what] = counts.get(what, 0) + 1
+    return counts
+
+
+def _listed(counts: dict[str, int]) -> str:
+    return "; ".join(f"{what} ({_items(n)})" for what, n in counts.items())
 
 
 def report_item(item: PlanItem, deleted: str) -> DeletionItem:

@@ -69,3 +69,44 @@ def test_json_and_lines_name_types_ids_rules_and_dates_only() -> None:
         "Patient/p1: kept until 2032-06-01 because referenced by Procedure/t1",
         "Flag/f1: kept: no rule allows deleting it",
     ]
+
+
+def test_the_requesters_summary_stands_on_its_own_in_plain_words() -> None:
+    partial = report(
+        DeletionItem("Consent/k1", "deleted", "marketing-consent"),
+        DeletionItem("Consent/k2", "deleted", "marketing-consent"),
+        DeletionItem("Media/m9", "deleted", "marketing-photo"),
+        DeletionItem("Procedure/t1", "kept", "medical-record", date(2032, 6, 1)),
+        DeletionItem("Observation/o1", "kept", "medical-record", date(2032, 6, 1)),
+        DeletionItem("Patient/p1", "kept", "referenced-by-kept", date(2032, 6, 1), "Procedure/t1"),
+        DeletionItem("AuditEvent/e1", "kept", "audit-trail"),
+    )
+    text = partial.requester_summary()
+    assert text.startswith("3 deleted, 4 kept; next deletion on or after 2032-06-01. ")
+    assert (
+        "We deleted your marketing consents (2 items); "
+        "photos you allowed us to use for marketing (1 item)." in text
+    )
+    assert (
+        "We keep your medical records (intake forms, history, treatment records) (2 items) "
+        "until 2032-06-01, then delete them, because the law requires us to keep medical records "
+        "for 7 years after your last treatment." in text
+    )
+    assert "your name and date of birth, with your contact details removed (1 item)" in text
+    assert "the log of who accessed your information (1 item) for as long as required" in text
+    # No resource ids, no rule codes, no pointer to a report the requester cannot see.
+    for hidden in ("Consent/", "Procedure/", "Patient/", "medical-record", "see the report"):
+        assert hidden not in text
+
+
+def test_nothing_deleted_and_unknown_rules_still_read_plainly() -> None:
+    kept = report(
+        DeletionItem("Flag/f1", "kept", "no-rule"),
+        DeletionItem("Basic/b1", "kept", "spa-own-rule", date(2030, 1, 1)),
+    )
+    text = kept.requester_summary()
+    assert "There was nothing we could delete now." in text
+    assert "We keep other information (1 item) for as long as required, because no rule" in text
+    assert "We keep other information (1 item) until 2030-01-01, then delete them" in text
+    with pytest.raises(ValueError):
+        DeletionReport("p1", AT, "request", True, ()).requester_summary()
