@@ -43,6 +43,11 @@ from symfhir.errors import (
 )
 from symfhir.privacy.audit import RequestAuditTrail
 from symfhir.privacy.model import KINDS, Requester
+from symfhir.privacy.portal_corrections import (
+    CorrectionFields,
+    check_correction,
+    correction_choices,
+)
 from symfhir.privacy.portal_requests import (
     AGENT_EMAIL,
     PortalServices,
@@ -72,7 +77,19 @@ KIND_LABELS = {
     "ccpa-delete": "California: delete my personal information",
     "ccpa-opt-out-of-sale": "California: do not sell or share my personal information",
 }
-FIELDS = ("kind", "name", "birth_date", "email", "phone", "details", "agent_name", "agent_email")
+FIELDS = (
+    "kind",
+    "name",
+    "birth_date",
+    "email",
+    "phone",
+    "details",
+    "correction_field",
+    "proposed",
+    "reason",
+    "agent_name",
+    "agent_email",
+)
 PENDING = "portal_request"
 
 
@@ -210,12 +227,34 @@ def _checked_form(form: Any, today: date) -> tuple[dict[str, str], dict[str, Any
             errors["agent_name"] = "Give the agent's name."
         elif not form.get("agent_email", "").strip():
             errors["agent_email"] = "Give the agent's own e-mail address for their code."
+    values["inputs"] = {}
+    if kind == "correction":
+        # Only a correction reads these: another kind ignores them (hidden, yet posted).
+        wrong, values["inputs"] = check_correction(
+            CorrectionFields(
+                form.get("correction_field", ""), form.get("proposed", ""), form.get("reason", "")
+            ),
+            form.get("details", ""),
+            phone_region=spa.phone_region,
+        )
+        for field, words in wrong.items():
+            errors.setdefault(field, words)
     return errors, values
+
+
+def _form_page(errors: dict[str, str], shown: dict[str, str]) -> str:
+    return render_template(
+        "request_form.html",
+        kinds=KIND_LABELS,
+        corrections=correction_choices(),
+        errors=errors,
+        form=shown,
+    )
 
 
 @bp.get("/request")
 def form() -> str:
-    return render_template("request_form.html", kinds=KIND_LABELS, errors={}, form={})
+    return _form_page({}, {})
 
 
 @bp.post("/request")
@@ -224,10 +263,7 @@ def submit() -> Any:
     errors, values = _checked_form(request.form, now.astimezone(load_spa().zone).date())
     if errors:
         shown = {f: request.form.get(f, "") for f in FIELDS}
-        return (
-            render_template("request_form.html", kinds=KIND_LABELS, errors=errors, form=shown),
-            400,
-        )
+        return _form_page(errors, shown), 400
     from symfhir.privacy.requests import NewRequest
 
     new = NewRequest(
@@ -240,7 +276,10 @@ def submit() -> Any:
             agent=values["agent_name"],
         ),
         details=values["details"],
-        inputs={AGENT_EMAIL: values["agent_email"]} if values["agent_email"] else {},
+        inputs={
+            **values["inputs"],
+            **({AGENT_EMAIL: values["agent_email"]} if values["agent_email"] else {}),
+        },
         reference=uuid.uuid4().hex,
     )
     client = fhir_client()

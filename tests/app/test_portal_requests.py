@@ -539,3 +539,107 @@ def test_the_status_page_shows_an_extension_and_its_reason(
     assert f'id="status-extension">{reason}<' in html
     assert f'id="status-due">{extended.request.due.isoformat()}<' in html
     assert "Identity confirmed" in html and 'id="download-link"' not in html
+
+
+def _inputs(task: dict[str, Any]) -> dict[str, str]:
+    return {i["type"]["text"]: i.get("valueString", "") for i in task.get("input", [])}
+
+
+def test_a_correction_offers_what_the_rules_let_a_client_amend(client: FlaskClient) -> None:
+    html = client.get("/request").get_data(as_text=True)
+    fieldset = html[html.index('id="correction-fields"') : html.index('class="agent"')]
+    assert "For corrections only" in fieldset
+    choices = re.findall(r'<option value="([^"]*)"', fieldset)
+    assert choices == ["", "telecom", "name", "address", "birthDate", "other"]
+    assert "My contact details" in fieldset and "Something else in my record" in fieldset
+    # Shown with the kind by a static script (the CSP forbids inline ones).
+    assert re.search(r'<script src="/static/request_form\.js" defer>', html)
+    assert "<script>" not in html and " onchange=" not in html
+    script = client.get("/static/request_form.js")
+    assert script.status_code == 200 and b'"correction"' in script.data
+    script.close()
+
+
+def test_a_correction_is_written_with_the_inputs_its_handler_reads(
+    client: FlaskClient, server: PortalServer
+) -> None:
+    answer = submit(
+        client,
+        kind="correction",
+        details="",
+        correction_field="telecom",
+        proposed="(337) 555-0177",
+        reason="I changed my mobile number in March.",
+    )
+    assert answer.status_code == 303
+    (task,) = tasks(server)
+    inputs = _inputs(task)
+    assert inputs["resource"] == "Patient.telecom"
+    assert inputs["proposed"] == "(337) 555-0177"
+    assert inputs["reason"] == "I changed my mobile number in March."
+
+
+def test_something_else_names_no_record_and_needs_the_details(
+    client: FlaskClient, server: PortalServer
+) -> None:
+    html = submit(
+        client, kind="correction", details="", correction_field="other", proposed="x", reason="y"
+    ).get_data(as_text=True)
+    assert 'id="details-error">Tell us which information in your record is wrong.' in html
+    assert tasks(server) == []
+    answer = submit(
+        client,
+        kind="correction",
+        details="My allergy list says latex; I am not allergic to latex.",
+        correction_field="other",
+        proposed="No latex allergy.",
+        reason="Tested by my doctor in 2024.",
+    )
+    assert answer.status_code == 303
+    (task,) = tasks(server)
+    assert "resource" not in _inputs(task)  # the practitioner names the record
+    assert _inputs(task)["proposed"] == "No latex allergy."
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"correction_field": ""}, "correction_field", "Choose what is wrong."),
+        ({"correction_field": "gender"}, "correction_field", "Choose what is wrong."),
+        ({"proposed": ""}, "proposed", "Give the corrected information."),
+        ({"proposed": "not-a-contact"}, "proposed", "Give one valid e-mail address or phone"),
+        ({"correction_field": "name", "proposed": "Avery"}, "proposed", "given name and family"),
+        ({"correction_field": "birthDate", "proposed": "12/04/1985"}, "proposed", "YYYY-MM-DD"),
+        ({"proposed": "4111 1111 1111 1111"}, "proposed", "payment card number"),
+        ({"reason": "  "}, "reason", "Tell us why the information is wrong."),
+        ({"reason": "x" * 1001}, "reason", "longer than 1000 characters"),
+    ],
+)
+def test_each_correction_field_is_checked_with_its_reason_beside_it(
+    client: FlaskClient, server: PortalServer, changes: dict[str, str], field: str, words: str
+) -> None:
+    typed = {
+        "kind": "correction",
+        "correction_field": "telecom",
+        "proposed": "new.address@example.com",
+        "reason": "My e-mail changed.",
+        **changes,
+    }
+    answer = submit(client, **typed)
+    assert answer.status_code == 400
+    html = answer.get_data(as_text=True)
+    error = re.search(rf'id="{field}-error">([^<]*)<', html)
+    assert error and words in error[1]
+    assert tasks(server) == []
+    # What was typed is kept (the choice too), so nothing need be typed again.
+    if typed["correction_field"] in ("telecom", "name", "birthDate"):
+        assert f'value="{typed["correction_field"]}" selected' in html
+
+
+def test_correction_fields_are_ignored_for_another_kind(
+    client: FlaskClient, server: PortalServer
+) -> None:
+    answer = submit(client, kind="access", correction_field="name", proposed="", reason="")
+    assert answer.status_code == 303
+    (task,) = tasks(server)
+    assert not {"resource", "proposed", "reason"} & set(_inputs(task))
