@@ -40,15 +40,29 @@ DEFAULTS: dict[str, Any] = {
     "SYMFHIR_KEY_ID": None,
     "SYMFHIR_SESSION_DIR": None,
     "SYMFHIR_SCOPES": DEFAULT_SCOPES,
-    # The privacy officer's dashboard: a user-level launch (no patient). It reads and steps
-    # every request (Task.rsu), matches requesters to clients (Patient.rs, inside *.rs) and
-    # processes the kinds that only read: an access package reads the client's whole record
-    # (every compartment type, Binary photos, AuditEvents for the accounting). A user-level
-    # token is bound to no client, so naming each type would narrow nothing that matters:
-    # *.rs. Writes: the Task and AuditEvents only. Kinds that change a client's record
-    # (deletion, restriction, opt-out) need their write scopes added here, else the request
-    # page names the ones not granted.
-    "SYMFHIR_OFFICER_SCOPES": "openid fhirUser launch user/*.rs user/Task.u user/AuditEvent.c",
+    # The privacy officer's dashboard: a user-level launch (no patient), and the officer is
+    # the one who answers every kind of request. Reads: *.rs (matching requesters to clients,
+    # an access package's whole record; a user-level token is bound to no client, so naming
+    # each type would narrow nothing that matters). Writes, listed rather than user/*.cruds,
+    # so that no bug can create clinical records or touch the audit trail or the requests:
+    # - Task.u, AuditEvent.c: stepping requests, the audit trail (never changed or deleted);
+    # - d on every type mappings/retention.yaml lets go, now or once its years have passed
+    #   (a deletion request after them deletes medical records too; HAPI's $expunge of what
+    #   it deleted counts as d); never Task or AuditEvent, kept forever;
+    # - u on what a deletion keeps but changes (Patient: contact details removed and the
+    #   retention tag by $meta-add/$meta-delete; Provenance unlinked; Media, DocumentReference,
+    #   Consent, Binary stripped of their files) and on Consent (restriction and opt-out
+    #   withdraw consents: a versioned update), with Provenance.c recording each withdrawal.
+    # tests/app/test_privacy_dashboard.py checks this list against retention.yaml.
+    "SYMFHIR_OFFICER_SCOPES": (
+        "openid fhirUser launch user/*.rs user/Task.u user/AuditEvent.c "
+        "user/Patient.ud user/RelatedPerson.d user/Consent.ud user/Provenance.cud "
+        "user/Media.ud user/Binary.ud user/DocumentReference.ud "
+        "user/QuestionnaireResponse.d user/Observation.d user/AllergyIntolerance.d "
+        "user/MedicationStatement.d user/MedicationRequest.d user/Condition.d "
+        "user/Procedure.d user/Encounter.d user/CarePlan.d user/DiagnosticReport.d "
+        "user/ServiceRequest.d user/Composition.d"
+    ),
     # None: Secure exactly when SYMFHIR_BASE_URL is https (see session_store.cookie_flags).
     "SYMFHIR_COOKIE_SECURE": None,
     "SYMFHIR_SESSION_IDLE_SECONDS": 1800,

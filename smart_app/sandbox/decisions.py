@@ -13,6 +13,8 @@ scopes the request must stay inside the launched patient's record, as
 - a body is judged by its type's owner element, a PATCH may not touch it, and a resource
   read, changed or deleted by id is checked upstream first (`owner_checks`);
 - no cascading delete, no response format the proxy cannot filter (XML, HTML, Turtle).
+Instance operations are refused, but for those of `INSTANCE_OPERATIONS`, each allowed only
+when a `user/` or `system/` scope allows the interaction it implies on the type.
 Deny by default.
 """
 
@@ -38,6 +40,12 @@ from .scopes import ResourceScope, parse_resource_scope
 JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json", "fhir+json"})
 UNFILTERABLE_MEDIA = ("xml", "html", "turtle", "rdf")
 _TYPE = re.compile(r"[A-Z][A-Za-z]+")
+#: The instance operations the proxy lets through (POST [type]/[id]/$name), by the interaction
+#: each implies: HAPI's `$expunge` erases a resource's stored versions (what a delete
+#: leaves), `$meta-add`/`$meta-delete` change its tags as an update would. Never under
+#: `patient/` scopes: an operation reaches versions (a deleted resource's too) whose owner
+#: the proxy cannot read first.
+INSTANCE_OPERATIONS = {"$expunge": "d", "$meta-add": "u", "$meta-delete": "u"}
 
 
 @dataclass(frozen=True)
@@ -236,12 +244,30 @@ def _instance(one: _One, rtype: str, rid: str, rest: list[str]) -> Decision:
         # A version is judged by its own content: the resource may since have been deleted.
         version_ref = "/".join([ref, *rest]) if len(rest) == 2 else ref
         return _check(one.scopes, rtype, "r", own, version_ref)
+    elif len(rest) == 1 and rest[0] in INSTANCE_OPERATIONS and method == "POST":
+        return _operation(one, rtype, rest[0])
     elif is_patient and len(rest) == 1 and method == "GET":
         if rest[0] == "$everything":
             return _check(one.scopes, "Patient", "r", rid == pid)
         if _TYPE.fullmatch(rest[0]):  # compartment search Patient/<id>/<Type>
             return _check(one.scopes, rest[0], "s", rid == pid)
     return _refuse(f"{method} /{'/'.join([ref, *rest])} is not allowed through the sandbox")
+
+
+def _operation(one: _One, rtype: str, name: str) -> Decision:
+    """An instance operation of `INSTANCE_OPERATIONS`: a `user/` or `system/` scope must allow
+    its interaction on the type, and its body, if any, be a Parameters resource."""
+    interaction = INSTANCE_OPERATIONS[name]
+    body = one.body
+    if body is not None and not (
+        isinstance(body, Mapping) and body.get("resourceType") == "Parameters"
+    ):
+        return _refuse(f"{name} takes a Parameters resource")
+    if any(s.context in ("user", "system") and s.covers(rtype, interaction) for s in one.scopes):
+        return Decision(True)
+    return _refuse(
+        f"{name} on {rtype} needs a user/ or system/ scope allowing '{interaction}' on {rtype}"
+    )
 
 
 def _decide_one(one: _One) -> Decision:

@@ -1,7 +1,10 @@
 """The privacy officer's dashboard in the sandbox EHR: registered as a launch URL of the app, a
 launcher choice that launches it with no patient, and the proxy letting the officer's scopes
-through exactly: every request's Task (read, search, update) and reading clients to match and
-answer them, never a create, change or delete of a client's record."""
+through exactly: every request's Task (read, search, update), reading clients to match and
+answer them, and the writes of answering deletion, restriction and opt-out requests (deletes
+and `$expunge` of what the retention rules let go, updates and `$meta-add`/`$meta-delete` of
+what a deletion keeps, consent withdrawals); never a create of a client's record, nor any
+change to a request's existence or the audit trail."""
 
 from __future__ import annotations
 
@@ -13,17 +16,38 @@ from smart_app.config import DEFAULTS as APP_DEFAULTS
 from smart_app.sandbox import create_sandbox
 from smart_app.sandbox.config import DEFAULT_CLIENT, load_clients
 from smart_app.sandbox.decisions import FhirRequest, decide
+from smart_app.sandbox.scopes import disallowed_scopes
 from tests.sandbox.conftest import BASE, DEAD_UPSTREAM, PRACTITIONER
 
 DASHBOARD = "http://localhost:5000/privacy-dashboard/launch"
 OFFICER = APP_DEFAULTS["SYMFHIR_OFFICER_SCOPES"].split()
 TASK_SEARCH = {"code": ["http://symfhir.org/fhir/CodeSystem/privacy-request|"]}
+PARAMETERS = {"resourceType": "Parameters", "parameter": []}
+WITHDRAWAL = {
+    "resourceType": "Bundle",
+    "type": "transaction",
+    "entry": [
+        {
+            "resource": {"resourceType": "Consent", "id": "3", "status": "inactive"},
+            "request": {"method": "PUT", "url": "Consent/3"},
+        },
+        {
+            "fullUrl": "urn:uuid:9b1c0d3e-0000-4000-8000-000000000001",
+            "resource": {"resourceType": "Provenance", "target": [{"reference": "Consent/3"}]},
+            "request": {"method": "POST", "url": "Provenance"},
+        },
+    ],
+}
 
 
 def test_the_default_registration_lists_the_dashboard_launch() -> None:
     [client] = load_clients({}).values()
     assert client.launch_urls == ("http://localhost:5000/launch", DASHBOARD)
     assert DEFAULT_CLIENT["launch_urls"][0].endswith("/launch")
+
+
+def test_the_default_registration_allows_what_the_officer_asks_for() -> None:
+    assert disallowed_scopes(OFFICER, DEFAULT_CLIENT["scope"].split()) == []
 
 
 @pytest.fixture
@@ -79,10 +103,23 @@ def test_the_launcher_offers_the_dashboard_and_launches_it_without_a_patient(lau
         ("GET", "Binary/9", {}, None),
         ("GET", "AuditEvent", {"patient": ["Patient/7"]}, None),
         ("POST", "AuditEvent", {}, {"resourceType": "AuditEvent"}),
+        # A deletion: what may go, and its history; what stays, minimized and tagged.
+        ("DELETE", "Consent/3", {}, None),
+        ("DELETE", "Observation/5", {}, None),
+        ("DELETE", "Binary/9", {}, None),
+        ("POST", "Media/4/$expunge", {}, PARAMETERS),
+        ("POST", "Observation/5/$expunge", {}, PARAMETERS),
+        ("PUT", "Patient/7", {}, {"resourceType": "Patient", "id": "7"}),
+        ("PUT", "Provenance/8", {}, {"resourceType": "Provenance", "id": "8"}),
+        ("POST", "Patient/7/$meta-add", {}, PARAMETERS),
+        ("POST", "Patient/7/$meta-delete", {}, PARAMETERS),
+        # A restriction or opt-out: the Consent withdrawn and its Provenance, one transaction.
+        ("POST", "", {}, WITHDRAWAL),
     ],
 )
 def test_the_proxy_lets_the_officers_requests_through(method, path, query, body) -> None:
-    assert decide(FhirRequest(method, path, query, body), OFFICER, None).allowed
+    decision = decide(FhirRequest(method, path, query, body), OFFICER, None)
+    assert decision.allowed, decision.reason
 
 
 @pytest.mark.parametrize(
@@ -90,12 +127,23 @@ def test_the_proxy_lets_the_officers_requests_through(method, path, query, body)
     [
         ("POST", "Task", {"resourceType": "Task"}),
         ("DELETE", "Task/42", None),
-        ("PUT", "Patient/7", {"resourceType": "Patient", "id": "7"}),
-        ("PUT", "Consent/3", {"resourceType": "Consent", "id": "3"}),
-        ("DELETE", "Observation/5", None),
+        ("POST", "Task/42/$expunge", PARAMETERS),
+        ("DELETE", "AuditEvent/6", None),
+        ("PUT", "AuditEvent/6", {"resourceType": "AuditEvent", "id": "6"}),
+        ("POST", "AuditEvent/6/$expunge", PARAMETERS),
+        ("POST", "AuditEvent/6/$meta-delete", PARAMETERS),
         ("POST", "Observation", {"resourceType": "Observation"}),
+        ("PUT", "Observation/5", {"resourceType": "Observation", "id": "5"}),
+        ("POST", "Observation/5/$meta-add", PARAMETERS),
+        ("POST", "Patient", {"resourceType": "Patient"}),
+        ("POST", "Consent", {"resourceType": "Consent"}),
+        ("POST", "Patient/7/$meta", PARAMETERS),  # an operation the proxy does not know
+        ("POST", "Patient/$expunge", PARAMETERS),  # type level: every Patient's history
+        ("POST", "$expunge", PARAMETERS),
     ],
 )
-def test_the_proxy_refuses_the_officer_any_change_to_a_record(method, path, body) -> None:
+def test_the_proxy_refuses_the_officer_what_answering_requests_never_needs(
+    method, path, body
+) -> None:
     decision = decide(FhirRequest(method, path, {}, body), OFFICER, None)
     assert not decision.allowed
