@@ -5,6 +5,9 @@ up is a plain 404 page that says nothing else.
 - ``GET /status/<token>``: progress in plain words (status, due date, an extension's reason)
   and, when done, the result: a fresh short-lived download link for an access package, a
   deletion's PHI-free summary, a denial's reason.
+- ``GET/POST /request/status-link``: "send my status link again": the request's reference and
+  one contact; a new link goes to that contact only when it was verified on that request, and
+  the page answers the same whatever was typed (``symfhir.privacy.status_resend``).
 - ``GET /download/<token>``: the ZIP the access handler wrote, streamed as an attachment
   (``send_file``; the file's name comes from the link's sealed target, never the request).
 """
@@ -14,12 +17,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, render_template, send_file
+from flask import Blueprint, render_template, request, send_file
 
 from smart_app.errors import AppError, render_error
 from smart_app.portal.fhir_client import fhir_client
-from smart_app.portal.requests import KIND_LABELS, portal_services
-from symfhir.errors import FhirNotFoundError, PrivacyRequestError
+from smart_app.portal.requests import KIND_LABELS, portal_services, rate_limited_page
+from symfhir.errors import FhirNotFoundError, PrivacyRequestError, RateLimited
 from symfhir.export.access_request import package_dir
 from symfhir.privacy.audit import RequestAuditTrail
 from symfhir.privacy.portal_requests import package_download, portal_actor, request_status
@@ -70,6 +73,32 @@ def status(token: str) -> Any:
         status=STATUS_WORDS.get(view.business_status, view.business_status),
         is_deletion=view.kind in ("deletion", "ccpa-delete"),
     )
+
+
+@bp.get("/request/status-link")
+def status_link_form() -> str:
+    return render_template("status_link.html", asked=False)
+
+
+@bp.post("/request/status-link")
+def status_link_again() -> Any:
+    from symfhir.privacy.status_resend import resend_status_link
+
+    client = fhir_client()
+    try:
+        resend_status_link(
+            client,
+            portal_actor(),
+            request.form.get("reference", "")[:100],
+            request.form.get("contact", "")[:320],
+            services=portal_services(),
+            now=datetime.now(UTC),
+            audit=RequestAuditTrail(client, None),
+        )
+    except RateLimited as exc:
+        return rate_limited_page(exc, "Too many tries")
+    # The same page whatever was typed and whatever happened: no enumeration.
+    return render_template("status_link.html", asked=True)
 
 
 @bp.get("/download/<token>")

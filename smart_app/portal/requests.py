@@ -140,9 +140,11 @@ def _store_key(state: BlueprintSetupState) -> None:
         state.app.config["SYMFHIR_PORTAL_STORE_KEY"] = Fernet.generate_key().decode()
 
 
-def _rate_limited(exc: RateLimited) -> tuple[str, int, dict[str, str]]:
+def rate_limited_page(
+    exc: RateLimited, heading: str = "Too many codes asked for"
+) -> tuple[str, int, dict[str, str]]:
     minutes = max(1, -(-exc.retry_after // 60))
-    page = render_template("rate_limited.html", minutes=minutes)
+    page = render_template("rate_limited.html", minutes=minutes, heading=heading)
     return page, 429, {"Retry-After": str(exc.retry_after)}
 
 
@@ -293,7 +295,7 @@ def submit() -> Any:
             audit=RequestAuditTrail(client, None),
         )
     except RateLimited as exc:
-        return _rate_limited(exc)
+        return rate_limited_page(exc)
     except (DeliveryError, PrivacyRequestError) as exc:
         # A channel not configured, or the mail server refusing: words without the address.
         log.warning("portal: a code was not sent: %s", type(exc).__name__)
@@ -358,7 +360,7 @@ def check() -> Any:
         raise _not_sent() from None
     if result.done:
         session.pop(PENDING, None)
-        return render_template("request_verified.html")
+        return render_template("request_verified.html", reference=result.reference)
     if result.right:
         return _verify_page(task_id, "Thank you: that code is right. Now the next one.")
     if result.tries_left:
@@ -386,7 +388,7 @@ def resend() -> Any:
     except PrivacyRequestError:
         raise _refused() from None
     except RateLimited as exc:
-        return _rate_limited(exc)
+        return rate_limited_page(exc)
     except DeliveryError as exc:
         log.warning("portal: a code was not sent: %s", exc.reason)
         raise _not_sent() from None

@@ -111,6 +111,8 @@ class CodeResult:
     tries_left: int
     verified: frozenset[str]
     done: bool
+    #: The request's reference (shown once done: it and a verified contact re-send the link).
+    reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ class StatusView:
     #: A fresh short-lived download link token for a completed access package, else None.
     download_token: str | None
     is_open: bool
+    reference: str = ""
 
 
 def contacts_of(request: PrivacyRequest) -> tuple[Contact, ...]:
@@ -155,10 +158,10 @@ def _send_code(services: PortalServices, contact: Contact, code: str) -> None:
         f"Your {services.spa_name} privacy request code is {code}. It expires in {minutes} "
         "minutes. If you did not ask for it, ignore this message."
     )
-    _deliver(services, contact, "Your privacy request code", text)
+    deliver(services, contact, "Your privacy request code", text)
 
 
-def _deliver(services: PortalServices, contact: Contact, subject: str, text: str) -> None:
+def deliver(services: PortalServices, contact: Contact, subject: str, text: str) -> None:
     if contact.channel == "email":
         if services.email is None:
             raise PrivacyRequestError("e-mail is not configured for the portal")
@@ -284,7 +287,7 @@ def enter_code(
     done = verified == {c.key for c in contacts_of(tracked.request)}
     if right and done:
         _record_all(client, actor, tracked, services=services, now=now, audit=audit)
-    return CodeResult(contact, right, left, verified, done)
+    return CodeResult(contact, right, left, verified, done, tracked.reference)
 
 
 def _record_all(
@@ -308,19 +311,31 @@ def _record_all(
                 audit=audit,
                 version=tracked.version,
             )
+    send_status_link(services, tracked, _link_contact(tracked.request), now=now)
+
+
+def send_status_link(
+    services: PortalServices, tracked: TrackedRequest, to: Contact, *, now: datetime
+) -> None:
+    """A new status link for the request, sent to ``to``. The message names the request's
+    reference: with it and a verified contact the link can be sent again
+    (``symfhir.privacy.status_resend``). Raises DeliveryError, PrivacyRequestError (channel
+    not configured)."""
     token = create_link(services.store, "status", f"Task/{tracked.task_id}", now=now)
     url = f"{services.base_url}/status/{token}"
-    request = tracked.request
-    to = _link_contact(request)
     text = (
         f"Thank you: your identity is verified and we are working on your privacy request.\n\n"
         f"See its progress and, when it is done, its result here:\n{url}\n\n"
         f"Keep this link private: anyone with it can see your request's result.\n\n"
+        f"Your request's reference: {tracked.reference}\n\n"
         f"{services.spa_name}"
     )
     if to.channel == "sms":
-        text = f"{services.spa_name}: your privacy request's status: {url}"
-    _deliver(services, to, "Your privacy request: status link", text)
+        text = (
+            f"{services.spa_name}: your privacy request's status: {url} "
+            f"(reference {tracked.reference})"
+        )
+    deliver(services, to, "Your privacy request: status link", text)
 
 
 def _link_contact(request: PrivacyRequest) -> Contact:
@@ -366,6 +381,7 @@ def request_status(
         denial_reason=denial.text if denial else None,
         download_token=download,
         is_open=request.is_open,
+        reference=tracked.reference,
     )
 
 

@@ -643,3 +643,103 @@ def test_correction_fields_are_ignored_for_another_kind(
     assert answer.status_code == 303
     (task,) = tasks(server)
     assert not {"resource", "proposed", "reason"} & set(_inputs(task))
+
+
+def _verified_request(client: FlaskClient, catcher: MailCatcher, sms: RecordingSms) -> str:
+    """A request whose e-mail and phone are both verified; its reference, as the page shows."""
+    submit(client, phone="(337) 555-0143")
+    enter(client, "email", last_code(catcher, "a.exists@example.com"))
+    done = enter(client, "phone", CODE.search(sms.sent[-1][1])[1]).get_data(as_text=True)
+    found = re.search(r'id="verified-reference">([0-9a-f]{32})<', done)
+    assert found, "the verified page shows the reference"
+    return found[1]
+
+
+def _ask_link(client: FlaskClient, reference: str, contact: str) -> Any:
+    client.get("/request/status-link")
+    with client.session_transaction() as session:
+        token = str(session["csrf"])
+    return client.post(
+        "/request/status-link",
+        data={"reference": reference, "contact": contact, "csrf_token": token},
+    )
+
+
+def _status_links(catcher: MailCatcher) -> list[str]:
+    return [m[1] for m in (STATUS_LINK.search(x.text) for x in catcher.messages()) if m]
+
+
+def test_the_status_link_is_sent_again_only_to_a_verified_contact(
+    client: FlaskClient, server: PortalServer, smtp_catcher: MailCatcher, sms: RecordingSms
+) -> None:
+    reference = _verified_request(client, smtp_catcher, sms)
+    (first,) = _status_links(smtp_catcher)
+    assert reference in smtp_catcher.messages()[0].text  # the message names the reference
+
+    answer = _ask_link(client, reference, "A.Exists@Example.com")
+    assert answer.status_code == 200
+    assert 'id="status-link-answer"' in answer.get_data(as_text=True)
+    again = _status_links(smtp_catcher)
+    assert len(again) == 2 and again[0] != first
+    assert client.get(again[0]).status_code == 200
+    assert client.get(first).status_code == 404  # the lost link no longer works
+
+    texts = len(sms.sent)
+    _ask_link(client, reference, "337-555-0143")  # the phone, typed another way
+    assert len(sms.sent) == texts + 1 and "/status/" in sms.sent[-1][1]
+    assert sms.sent[-1][0] == "+13375550143"
+    described = [e.get("outcomeDesc", "") for e in server.of_type("AuditEvent")]
+    assert any(d.startswith("status link re-sent to email") for d in described)
+    assert any(d.startswith("status link re-sent to phone") for d in described)
+
+
+def test_sending_the_link_again_answers_the_same_whatever_is_typed(
+    app: Flask, server: PortalServer, smtp_catcher: MailCatcher, sms: RecordingSms
+) -> None:
+    reference = _verified_request(app.test_client(), smtp_catcher, sms)
+    # A second request, its e-mail not verified yet: nothing goes out for it either.
+    pending = app.test_client()
+    submit(pending, email="b.pending@example.com", name="Blair Pending")
+    pending_ref = next(
+        i["value"]
+        for t in tasks(server)
+        for i in t["identifier"]
+        if "Blair" in str(t) and i["value"] != reference
+    )
+
+    def page(reference: str, contact: str) -> tuple[int, str]:
+        fresh = app.test_client()
+        answer = _ask_link(fresh, reference, contact)
+        with fresh.session_transaction() as session:
+            token = str(session["csrf"])
+        return answer.status_code, answer.get_data(as_text=True).replace(token, "T")
+
+    mails, texts = len(smtp_catcher.messages()), len(sms.sent)
+    refused = {
+        page("0" * 32, "a.exists@example.com"),  # no such request
+        page(reference, "someone.else@example.com"),  # not the request's contact
+        page(reference, "not an address"),
+        page("", ""),
+        page(pending_ref, "b.pending@example.com"),  # not verified yet
+        page(reference + "' OR 1=1", "a.exists@example.com"),
+    }
+    assert len(refused) == 1
+    assert len(smtp_catcher.messages()) == mails and len(sms.sent) == texts
+    assert page(reference, "a.exists@example.com") in refused  # the same when it is sent
+    assert len(smtp_catcher.messages()) == mails + 1
+
+
+def test_sending_the_link_again_is_rate_limited_whatever_it_names(
+    client: FlaskClient, smtp_catcher: MailCatcher, sms: RecordingSms
+) -> None:
+    reference = _verified_request(client, smtp_catcher, sms)
+    for n in range(5):  # 5 an hour per typed reference
+        assert _ask_link(client, reference, f"x{n}@example.com").status_code == 200
+    refused = _ask_link(client, reference, "a.exists@example.com")
+    assert refused.status_code == 429 and 0 < int(refused.headers["Retry-After"]) <= 3600
+    assert "Too many tries" in refused.get_data(as_text=True)
+    # Per typed contact too, for references that do not even exist.
+    for n in range(5):
+        assert _ask_link(client, f"{n:032x}", "c.stranger@example.com").status_code == 200
+    assert _ask_link(client, "f" * 32, "C.Stranger@example.com").status_code == 429
+    assert len(_status_links(smtp_catcher)) == 1  # only the first, at verification

@@ -84,6 +84,10 @@ def _matches(resource: dict[str, Any], name: str, value: str) -> bool:
             t.get("system") == name and t.get("value", "").lower() == value.lower()
             for t in resource.get("telecom", [])
         )
+    if name == "identifier":  # system|value, as a portal finds a request by its reference
+        return any(
+            f"{i.get('system')}|{i.get('value')}" == value for i in resource.get("identifier", [])
+        )
     if name == "birthdate":
         return resource.get("birthDate") == value
     if name == "family":
