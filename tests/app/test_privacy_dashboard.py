@@ -1,6 +1,8 @@
 """The privacy officer's dashboard: a user-level launch without a patient (EHR or standalone),
-every open request by due date with the overdue in red, paging, PHI-free AuditEvents, and no
-patient page in such a session."""
+every open request by due date with the overdue in red, paging, PHI-free AuditEvents, no
+patient page in such a session, and the officer's scopes: enough to answer a deletion (checked
+against mappings/retention.yaml, and run for real against the fake EHR), and a session
+granted less told which scopes it lacks."""
 
 from __future__ import annotations
 
@@ -15,16 +17,21 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug import Request, Response
 
+from smart_app.config import DEFAULTS
 from symfhir.privacy import processing
 from symfhir.privacy.model import COMPLETED, Outcome, Requester, Verification
 from symfhir.privacy.requests import NewRequest, deny, record_verification, submit_request
+from symfhir.privacy.retention import CONSENT_KIND_SYSTEM
+from symfhir.privacy.retention_rules import load_retention
 from symfhir.workspace.actor import Actor
 from tests.app.fake_ehr import FHIR_JSON, FakeEhr
 from tests.app.test_privacy import TaskEndpoint
 from tests.unit.fake_fhir import Trail
 
 ZONE = ZoneInfo("America/Chicago")
-OFFICER_SCOPE = "openid fhirUser launch user/*.rs user/Task.u user/AuditEvent.c"
+OFFICER_SCOPE = DEFAULTS["SYMFHIR_OFFICER_SCOPES"]
+#: What the officer's session could do before it answered deletions: read, step requests.
+READ_ONLY_OFFICER = "openid fhirUser launch user/*.rs user/Task.u user/AuditEvent.c"
 
 
 @pytest.fixture
@@ -67,11 +74,50 @@ def test_the_launch_asks_for_user_scopes_and_no_patient(client, fake_ehr, tasks)
     location = _officer_launch(client, fake_ehr)
     scopes = parse_qs(urlsplit(location).query)["scope"][0].split()
     assert {"user/*.rs", "user/Task.u", "user/AuditEvent.c", "launch"} <= set(scopes)
-    # Writes: the request's Task and AuditEvents only, never a client's record.
-    writes = [s for s in scopes if "/" in s and set(s.split(".")[1]) & set("cud")]
-    assert writes == ["user/Task.u", "user/AuditEvent.c"]
     assert "launch/patient" not in scopes
     assert not any(s.startswith("patient/") for s in scopes)
+    # Never a wildcard write: requests and the audit trail are not deleted, and nothing but
+    # AuditEvents and Provenances (of consent withdrawals) is created.
+    writes = _writes(scopes)
+    assert "*" not in writes
+    assert writes["Task"] == "u" and writes["AuditEvent"] == "c"
+    assert {rtype for rtype, letters in writes.items() if "c" in letters} == {
+        "AuditEvent",
+        "Provenance",
+    }
+
+
+def _writes(scopes: list[str]) -> dict[str, str]:
+    """Resource type -> the write letters (of c, u, d) its user/ scopes grant."""
+    out: dict[str, str] = {}
+    for scope in scopes:
+        match = re.fullmatch(r"user/(\*|[A-Za-z]+)\.([cruds]+)", scope)
+        if match and set(match[2]) & set("cud"):
+            letters = out.get(match[1], "") + "".join(c for c in match[2] if c in "cud")
+            out[match[1]] = "".join(sorted(set(letters)))
+    return out
+
+
+def test_the_officer_may_do_what_deletions_and_withdrawals_need_and_no_more() -> None:
+    policy = load_retention()
+    # A deletion deletes (and $expunges) every type the rules let go, now or once its years
+    # have passed; updates what it keeps but unlinks, minimizes or strips, and tags the
+    # Patient ($meta-add/$meta-delete). Restriction and opt-out: a Consent update and its
+    # Provenance. The requests themselves: Task updates; every step: an AuditEvent.
+    needed: dict[str, set[str]] = {}
+    for rule in policy.rules:
+        for rtype in rule.types if not rule.keep.forever else ():
+            needed.setdefault(rtype, set()).add("d")
+    for rtype in [*policy.unlink, *policy.minimize, *policy.strip, "Patient", "Consent"]:
+        needed.setdefault(rtype, set()).add("u")
+    needed["Provenance"].add("c")
+    needed |= {"Task": {"u"}, "AuditEvent": {"c"}}
+    granted = _writes(OFFICER_SCOPE.split())
+    assert granted == {rtype: "".join(sorted(letters)) for rtype, letters in needed.items()}
+    # What the rules keep forever is never deleted, whatever the officer does.
+    forever = {rtype for rule in policy.rules if rule.keep.forever for rtype in rule.types}
+    assert forever == {"Task", "AuditEvent"}
+    assert not any("d" in granted[rtype] for rtype in forever)
 
 
 def test_a_standalone_launch_picks_no_patient(client, fake_ehr, tasks) -> None:
@@ -266,7 +312,11 @@ def test_the_requests_page_shows_overdue_in_red_and_due_soon(officer, tasks) -> 
     assert 'id="request-due" class="due-soon"' in soon_html and "(due in 4 days)" in soon_html
 
 
-def test_a_kind_needing_writes_the_session_lacks_says_which(officer, tasks, monkeypatch) -> None:
+def test_a_kind_needing_writes_the_session_lacks_says_which(
+    client, fake_ehr, tasks, monkeypatch
+) -> None:
+    _officer_launch(client, fake_ehr, granted=READ_ONLY_OFFICER)
+    officer = client
     task_id = _seed(tasks, 3, uuid.uuid4().hex, patient="p1")
     record_verification(
         tasks.store,
@@ -288,3 +338,175 @@ def test_a_kind_needing_writes_the_session_lacks_says_which(officer, tasks, monk
     html = response.get_data(as_text=True)
     assert "This session may not do this: the EHR did not grant Observation.d." in html
     assert 'id="request-status">in-progress' in html  # run it again once granted
+
+
+# -- a deletion processed in the officer's session, on the fake EHR ---------------------------
+
+
+class RecordEndpoint:
+    """A client's record on the fake EHR, as a FHIR server keeps it: reads, searches (every
+    resource of the type: a deletion keeps only what is the client's), versioned updates,
+    deletes, and the instance operations a deletion uses. Routes the fake EHR and the Task
+    endpoint already answer (Task, AuditEvent create, Patient search) stay theirs."""
+
+    def __init__(self, fake: FakeEhr) -> None:
+        self.fake = fake
+        self.stored: dict[str, dict] = {}
+        self.deleted: list[str] = []
+        self.expunged: list[str] = []
+        self.updated: list[str] = []
+        path = re.compile(r"^/fhir/[A-Z][A-Za-z]+(/[A-Za-z0-9.-]+(/\$[a-z-]+)?)?$")
+        fake.server.expect_request(path).respond_with_handler(self._handle)
+
+    def add(self, resource: dict) -> str:
+        ref = f"{resource['resourceType']}/{resource['id']}"
+        self.stored[ref] = {**resource, "meta": {"versionId": "1"}}
+        return ref
+
+    def _handle(self, request: Request) -> Response:
+        parts = request.path.split("/")[2:]
+        ref = "/".join(parts[:2])
+        if request.method == "GET" and len(parts) == 1:
+            return self._answer(self._searchset(parts[0]))
+        if (
+            len(parts) == 3
+            and request.method == "POST"
+            and ref in self.stored | dict.fromkeys(self.deleted)
+        ):
+            return self._operation(ref, parts[2], json.loads(request.get_data()))
+        current = self.stored.get(ref)
+        if current is None or len(parts) != 2:
+            return self._answer({"resourceType": "OperationOutcome"}, 404)
+        if request.method == "GET":
+            return self._answer(current)
+        if request.method == "DELETE":
+            self.deleted.append(ref)
+            del self.stored[ref]
+            return self._answer({"resourceType": "OperationOutcome"})
+        if request.method == "PUT":
+            if request.headers.get("If-Match") != f'W/"{current["meta"]["versionId"]}"':
+                return self._answer({"resourceType": "OperationOutcome"}, 412)
+            version = str(int(current["meta"]["versionId"]) + 1)
+            body = json.loads(request.get_data())
+            self.stored[ref] = {**body, "meta": {**body.get("meta", {}), "versionId": version}}
+            self.updated.append(ref)
+            return self._answer(self.stored[ref])
+        return self._answer({"resourceType": "OperationOutcome"}, 405)
+
+    def _searchset(self, resource_type: str) -> dict:
+        if resource_type == "AuditEvent":  # those the app wrote, as the server keeps them
+            found = [{**e, "id": f"a{n}"} for n, e in enumerate(self.fake.audit_events)]
+        else:
+            found = [r for r in self.stored.values() if r["resourceType"] == resource_type]
+        entries = [{"resource": r, "search": {"mode": "match"}} for r in found]
+        return {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+
+    def _operation(self, ref: str, name: str, parameters: dict) -> Response:
+        if name == "$expunge":
+            self.expunged.append(ref)
+        elif name in ("$meta-add", "$meta-delete"):
+            tags = parameters["parameter"][0]["valueMeta"]["tag"]
+            meta = self.stored[ref]["meta"]
+            kept = [t for t in meta.get("tag", []) if t not in tags]
+            meta["tag"] = kept + tags if name == "$meta-add" else kept
+        else:
+            return self._answer({"resourceType": "OperationOutcome"}, 400)
+        return self._answer({"resourceType": "Parameters"})
+
+    @staticmethod
+    def _answer(document: dict, status: int = 200) -> Response:
+        return Response(json.dumps(document), status=status, content_type=FHIR_JSON)
+
+
+@pytest.fixture
+def record(fake_ehr: FakeEhr, tasks: TaskEndpoint) -> RecordEndpoint:
+    """Client p9: contact details, a recent treatment (kept 7 years), a marketing consent and
+    an emergency contact (both may go now)."""
+    endpoint = RecordEndpoint(fake_ehr)
+    p9 = {"reference": "Patient/p9"}
+    endpoint.add(
+        {
+            "resourceType": "Patient",
+            "id": "p9",
+            "birthDate": "1984-02-03",
+            "telecom": [{"system": "email", "value": "del.p9@example.com"}],
+        }
+    )
+    endpoint.add(
+        {
+            "resourceType": "Procedure",
+            "id": "proc9",
+            "status": "completed",
+            "subject": p9,
+            "performedDateTime": "2025-06-01T14:00:00-05:00",
+        }
+    )
+    endpoint.add(
+        {
+            "resourceType": "Consent",
+            "id": "mail9",
+            "status": "active",
+            "category": [{"coding": [{"system": CONSENT_KIND_SYSTEM, "code": "marketing_email"}]}],
+            "patient": p9,
+            "dateTime": "2025-05-01",
+        }
+    )
+    endpoint.add({"resourceType": "RelatedPerson", "id": "rp9", "patient": p9})
+    return endpoint
+
+
+def _deletion(tasks: TaskEndpoint) -> str:
+    when = datetime.now(ZONE) - timedelta(days=2)
+    new = NewRequest(
+        "deletion",
+        Requester("Avery Testperson", date(1984, 2, 3), "del.p9@example.com"),
+        reference=uuid.uuid4().hex,
+        patient_id="p9",
+        verifications=(Verification("in-person", "Practitioner/desk", when),),
+    )
+    return submit_request(tasks.store, Actor(None), new, now=when, audit=Trail()).request.task_id
+
+
+def test_the_officer_completes_a_deletion_within_the_retention_rules(
+    officer, fake_ehr, tasks, record
+) -> None:
+    task_id = _deletion(tasks)
+    _, form = _form(officer, task_id)
+    response = officer.post(f"/privacy-dashboard/requests/{task_id}/process", data=form)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    html = officer.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Processed: the outcome is below." in html
+    assert 'id="request-status">partially-completed' in html
+    task = tasks.store.read("Task", task_id)
+    outputs = {o["type"]["text"]: o.get("valueString") for o in task["output"]}
+    summary = outputs["summary"]
+    assert summary.startswith("2 deleted, ") and "2032-06-01" in summary
+    assert summary in html and "del.p9@example.com" not in summary
+    report = json.loads(outputs["deletion-report"])
+    outcome = {item["resource"]: item["outcome"] for item in report["items"]}
+    assert outcome["Consent/mail9"] == "deleted" and outcome["RelatedPerson/rp9"] == "deleted"
+    assert outcome["Procedure/proc9"] == "kept"
+    # What went is deleted and its history erased; the client stays, without contact
+    # details, tagged for the retention run; nothing else was touched.
+    assert sorted(record.deleted) == ["Consent/mail9", "RelatedPerson/rp9"]
+    assert {"Consent/mail9", "RelatedPerson/rp9", "Patient/p9"} <= set(record.expunged)
+    patient = record.stored["Patient/p9"]
+    assert "telecom" not in patient and patient["meta"]["tag"]
+    assert record.stored["Procedure/proc9"]["meta"]["versionId"] == "1"
+    assert record.updated == ["Patient/p9"]
+
+
+def test_a_session_without_the_write_scopes_is_told_which_and_changes_nothing(
+    client, fake_ehr, tasks, record
+) -> None:
+    _officer_launch(client, fake_ehr, granted=READ_ONLY_OFFICER)
+    task_id = _deletion(tasks)
+    _, form = _form(client, task_id)
+    response = client.post(f"/privacy-dashboard/requests/{task_id}/process", data=form)
+    assert response.status_code == 403
+    html = response.get_data(as_text=True)
+    assert "This session may not do this: the EHR did not grant " in html
+    assert "Consent.d" in html and "RelatedPerson.d" in html
+    assert 'id="request-status">in-progress' in html  # run it again once granted
+    assert record.deleted == [] and record.updated == [] and record.expunged == []
+    assert "telecom" in record.stored["Patient/p9"]
