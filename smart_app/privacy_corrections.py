@@ -1,8 +1,9 @@
 """A practitioner's answer to a correction request on the client's Privacy tab
-(``/privacy/corrections/<task>/accept|deny``): each a CSRF-protected POST of the Task version
-the tab showed, handed to ONE workflow of ``symfhir.privacy.correction_review``, then the
-requester e-mailed the outcome. The proposals are listed by ``privacy_corrections.html``,
-included in the tab."""
+(``/privacy/corrections/<task>/accept|deny``), and the client's statement of disagreement with
+a denied one, typed by staff at the desk (``/privacy/corrections/<task>/disagree``): each a
+CSRF-protected POST of the Task version the tab showed, handed to ONE workflow of
+``symfhir.privacy.correction_review``, then the requester e-mailed the outcome. The proposals
+and the denied corrections are listed by ``privacy_corrections.html``, included in the tab."""
 
 from __future__ import annotations
 
@@ -24,10 +25,13 @@ from symfhir.errors import (
 )
 from symfhir.privacy.correction import Change, awaits_review, proposal
 from symfhir.privacy.correction_review import (
+    DISAGREEMENT_OUTPUT,
     CorrectionResult,
     accept_correction,
     deny_correction,
+    file_disagreement,
 )
+from symfhir.privacy.model import DENIED, PrivacyRequest
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,20 @@ bp.before_request(enforce_patient_context)
 @bp.app_context_processor
 def _helpers() -> dict[str, Any]:
     # For privacy_corrections.html, included in the Privacy tab.
-    return {"awaits_review": awaits_review, "proposal": proposal}
+    return {
+        "awaits_review": awaits_review,
+        "proposal": proposal,
+        "may_disagree": may_disagree,
+    }
+
+
+def may_disagree(request: PrivacyRequest) -> bool:
+    """A denied correction with no statement of disagreement on file yet."""
+    return (
+        request.kind == "correction"
+        and request.business_status == DENIED
+        and not any(o.label == DISAGREEMENT_OUTPUT for o in request.outputs)
+    )
 
 
 ACTIONS = ("replace", "note", "entered-in-error")
@@ -48,7 +65,7 @@ def _refused(status: int, code: str, message: str) -> AppError:
     return AppError(status, code, "The correction was not answered", message)
 
 
-def _tell(result: CorrectionResult) -> str:
+def tell_requester(result: CorrectionResult) -> str:
     """E-mail the requester the outcome; "emailed", or why not (PHI-free)."""
     if result.notice is None:
         return "no-email"
@@ -60,6 +77,52 @@ def _tell(result: CorrectionResult) -> str:
         log.warning("correction outcome not e-mailed: %s", type(exc).__name__)
         return "not-emailed"
     return "emailed"
+
+
+def _not_allowed(exc: NotAllowedError, what: str) -> AppError:
+    if exc.read_only or not exc.missing:
+        return _refused(403, "read_only", "This session may not change the record.")
+    granted = ", ".join(f"{t}.{i}" for t, i in exc.missing)
+    return _refused(
+        403, "not_granted", f"This session may not {what}: the EHR did not grant {granted}."
+    )
+
+
+@bp.post("/<task_id>/disagree")
+def disagree(task_id: str) -> Any:
+    access = current_access()
+    page = request_page.RequestPage(access, "privacy", access.patient_id)
+    request_page.load(page, task_id)  # another client's request: 403, audited
+    statement = (request.form.get("statement") or "").strip()
+    if not statement:
+        raise _refused(400, "statement_required", "Type the client's statement.")
+    if request.form.get("confirm") != "yes":
+        raise _refused(
+            400, "confirm_required", "Confirm that the statement is the client's own words."
+        )
+    try:
+        result = file_disagreement(
+            access.client,
+            access.actor,
+            task_id,
+            statement,
+            version=(request.form.get("version") or "").strip() or None,
+            now=request_page.now(),
+            audit=access.audit,
+        )
+    except NotAllowedError as exc:
+        raise _not_allowed(exc, "file a statement") from None
+    except FhirConflictError:
+        raise _refused(
+            409, "stale", "The request changed meanwhile: reload and try again."
+        ) from None
+    except RecordError as exc:
+        raise _refused(400, "bad_value", f"The statement {exc.reason}.") from None
+    except PrivacyRequestError as exc:
+        raise _refused(400, "refused", f"{str(exc).capitalize()}.") from None
+    told = tell_requester(result)
+    url = url_for("privacy.index", correction=f"disagree-{told}", task=task_id)
+    return redirect(url + "#correction-answered", 303)
 
 
 @bp.post("/<task_id>/<decision>")
@@ -100,6 +163,6 @@ def decide(task_id: str, decision: str) -> Any:
         raise _refused(400, "bad_value", f"The corrected {exc.field} {exc.reason}.") from None
     except PrivacyRequestError as exc:
         raise _refused(400, "refused", f"{str(exc).capitalize()}.") from None
-    told = _tell(result)
+    told = tell_requester(result)
     url = url_for("privacy.index", correction=f"{decision}-{told}", task=task_id)
     return redirect(url + "#correction-answered", 303)

@@ -8,7 +8,9 @@ handed to ONE workflow of ``symfhir.privacy``:
     assign    matching.assign_patient        a person's pick among them (recorded)
     process   processing.process_request     the kind's handler; its outcome lands on the Task
     extend    extension.extend_and_notify    once, the reason e-mailed to the requester
-    deny      requests.deny                  closed as denied, with a reason
+    deny      requests.deny                  closed as denied, with a reason (a correction:
+              correction_review.deny_correction, the reason sent with the requester's
+              rights: to file a statement of disagreement, to complain)
     complete  requests.complete              closed by hand (completed / partially)
 
 A page whose version is no longer current is refused (409) and shown as it is now. In a
@@ -70,6 +72,10 @@ DONE = {
     "extend-not-emailed": "Extended, but the requester could not be e-mailed: tell them the "
     "reason and the new due date another way.",
     "deny": "Closed as denied: the reason is kept for the requester.",
+    "deny-correction": "Closed as denied: the requester was e-mailed the reason and their "
+    "rights (to file a statement of disagreement, to complain).",
+    "deny-correction-not-emailed": "Closed as denied, with the requester's rights kept for "
+    "them, but they could not be e-mailed: tell them the reason and their rights.",
     "complete": "Closed by hand.",
 }
 STALE = (
@@ -203,6 +209,17 @@ def act(page: RequestPage, task_id: str, action: str) -> Any:
     return redirect(page.url(task_id, done=outcome) + "#action-done", 303)
 
 
+def _deny_correction(client: Any, actor: Any, task_id: str, reason: str, kw: dict[str, Any]) -> str:
+    # A correction's denial carries the requester's HIPAA rights (164.526(d)) and is e-mailed
+    # to them, as the Privacy tab's Deny does.
+    from smart_app.privacy_corrections import tell_requester
+    from symfhir.privacy.correction_review import deny_correction
+
+    result = deny_correction(client, actor, task_id, reason=reason, **kw)
+    told = tell_requester(result)
+    return "deny-correction" if told == "emailed" else "deny-correction-not-emailed"
+
+
 def _sentence(text: str) -> str:
     text = text.strip()
     return (text[:1].upper() + text[1:]).rstrip(".") + "."
@@ -259,6 +276,9 @@ def _run(
     if action == "deny":
         if not form.get("reason"):
             return {"deny_reason": "Give the reason (it is sent to the requester)."}, None
+        kind = get_request(client, actor, task_id, now=moment, audit=access.audit).request.kind
+        if kind == "correction":
+            return _deny_correction(client, actor, task_id, form["reason"], kw)
         deny(client, actor, task_id, form["reason"], **kw)
         return "deny"
     # complete

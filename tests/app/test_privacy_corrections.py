@@ -214,3 +214,121 @@ def test_a_request_in_free_text_asks_the_practitioner_for_the_record(
     )
     assert response.status_code == 303
     assert calls[0][1]["change"].target == "Patient.telecom"
+
+
+# -- a denied correction: the client's statement of disagreement, typed at the desk ----------
+
+
+def denied(tasks: TaskEndpoint, patient_id: str) -> str:
+    from symfhir.privacy.correction_review import deny_correction
+
+    task_id = seed(tasks, patient_id)
+    now = datetime.now(ZONE) - timedelta(minutes=30)
+    deny_correction(
+        tasks.store, Actor(None), task_id, version=None, reason="Accurate.", now=now, audit=Trail()
+    )
+    return task_id
+
+
+@pytest.fixture
+def filed(monkeypatch: pytest.MonkeyPatch, calls: list) -> list[tuple[str, dict[str, Any]]]:
+    def run(client, actor, task_id, statement, **kw):
+        calls.append(("disagree", {"task_id": task_id, "statement": statement, **kw}))
+        notice = Notice("ada.t@example.com", "Your statement of disagreement", "text")
+        return CorrectionResult(None, "DocumentReference/s1", notice)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(privacy_corrections, "file_disagreement", run)
+    return calls
+
+
+def test_a_denied_correction_offers_a_statement_of_disagreement(desk, fake_ehr, tasks) -> None:
+    task_id = denied(tasks, fake_ehr.patient_id)
+    html, _ = tab(desk)
+    assert f'id="correction-{task_id}"' not in html  # no longer awaiting review
+    section = html.split('id="denied-corrections"')[1].split("</section>")[0]
+    assert f'id="denied-{task_id}"' in section and "Accurate." in section
+    assert "File a statement of disagreement" in section
+    assert f'id="statement-{task_id}"' in section and f'id="disagree-{task_id}"' in section
+
+
+def test_filing_the_statement_calls_the_workflow_and_tells_the_requester(
+    desk, fake_ehr, tasks, filed
+) -> None:
+    task_id = denied(tasks, fake_ehr.patient_id)
+    _, token = tab(desk)
+    url = f"/privacy/corrections/{task_id}/disagree"
+    for data in ({"statement": " ", "confirm": "yes"}, {"statement": "It is wrong."}):
+        refused = desk.post(url, data={"csrf_token": token, **data})
+        assert refused.status_code == 400 and filed == []
+    done = desk.post(
+        url,
+        data={"csrf_token": token, "version": "3", "statement": "It is wrong.", "confirm": "yes"},
+    )
+    assert done.status_code == 303 and "correction=disagree-emailed" in done.headers["Location"]
+    (name, kw), (sent, mail) = filed
+    assert name == "disagree" and kw["task_id"] == task_id
+    assert kw["statement"] == "It is wrong." and kw["version"] == "3"
+    assert sent == "email" and mail["to"] == "ada.t@example.com"
+    shown = desk.get(done.headers["Location"]).get_data(as_text=True)
+    assert "disputed: the client" in shown
+    assert "statement of disagreement is kept with the record" in shown
+
+
+def test_a_statement_for_another_clients_request_is_refused(desk, tasks, filed) -> None:
+    task_id = denied(tasks, "someone-else")
+    html, token = tab(desk)
+    assert f"denied-{task_id}" not in html
+    response = desk.post(
+        f"/privacy/corrections/{task_id}/disagree",
+        data={"csrf_token": token, "statement": "x", "confirm": "yes"},
+    )
+    assert response.status_code == 403 and filed == []
+
+
+def test_the_real_workflow_names_the_scope_a_session_lacks(desk, fake_ehr, tasks) -> None:
+    # SCOPE grants no DocumentReference.c: the statement cannot be kept, and the page says
+    # which grant is missing rather than failing halfway.
+    task_id = denied(tasks, fake_ehr.patient_id)
+    _, token = tab(desk)
+    response = desk.post(
+        f"/privacy/corrections/{task_id}/disagree",
+        data={"csrf_token": token, "statement": "It is wrong.", "confirm": "yes"},
+    )
+    assert response.status_code == 403
+    assert "did not grant DocumentReference.c" in response.get_data(as_text=True)
+    task = tasks.store.read("Task", task_id)
+    assert "statement-of-disagreement" not in str(task)
+
+
+def test_the_request_pages_deny_of_a_correction_carries_the_clients_rights(
+    desk, fake_ehr, tasks, calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real deny_correction (not the recorded one): the page's generic Deny.
+    from symfhir.privacy import correction_review
+
+    monkeypatch.setattr(privacy_corrections, "deny_correction", correction_review.deny_correction)
+    sent: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(
+        "symfhir.privacy.commands.send_email",
+        lambda to, subject, text: sent.append((to, subject, text)),
+    )
+    task_id = seed(tasks, fake_ehr.patient_id)
+    page = desk.get(f"/privacy/requests/{task_id}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    version = tasks.store.read("Task", task_id)["meta"]["versionId"]
+    done = desk.post(
+        f"/privacy/requests/{task_id}/deny",
+        data={"csrf_token": token, "version": version, "reason": "Our record is accurate."},
+    )
+    assert done.status_code == 303 and "done=deny-correction#" in done.headers["Location"]
+    task = tasks.store.read("Task", task_id)
+    assert task["businessStatus"]["coding"][0]["code"] == "denied"
+    outputs = {o["type"]["text"]: o.get("valueString") for o in task["output"]}
+    assert outputs["denial-reason"] == "Our record is accurate."
+    assert "written statement disagreeing" in outputs["disagreement-rights"]
+    assert "complain" in outputs["disagreement-rights"]
+    ((to, subject, text),) = sent
+    assert to == "ada.t@example.com" and subject == "Your correction request: denied"
+    assert "Our record is accurate." in text and "statement disagreeing" in text
+    shown = desk.get(done.headers["Location"]).get_data(as_text=True)
+    assert "e-mailed the reason and their rights" in shown
