@@ -8,6 +8,9 @@ change to a request's existence or the audit trail."""
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -48,6 +51,14 @@ def test_the_default_registration_lists_the_dashboard_launch() -> None:
 
 def test_the_default_registration_allows_what_the_officer_asks_for() -> None:
     assert disallowed_scopes(OFFICER, DEFAULT_CLIENT["scope"].split()) == []
+
+
+def test_the_demos_registration_allows_what_the_officer_asks_for() -> None:
+    demo = (Path(__file__).parents[2] / "scripts" / "demo").read_text()
+    found = re.search(r'"scope": ((?:"[^"]*"\s*)+),', demo)
+    assert found, "scripts/demo registers the app with a scope"
+    scope = ast.literal_eval(f"({found[1]})")  # adjacent string literals, as Python joins them
+    assert disallowed_scopes(OFFICER, scope.split()) == []
 
 
 @pytest.fixture
