@@ -51,6 +51,9 @@ _PERMITS = frozenset(
 #: The Task input holding an authorized agent's own e-mail (CCPA).
 AGENT_EMAIL = "agent-email"
 DELETION_LABEL = "deletion-report"
+#: A denied correction's output: the requester's rights (correction_review.RIGHTS_OUTPUT; not
+#: imported, so that the portal's flow does not load the review's write path).
+RIGHTS_OUTPUT = "disagreement-rights"
 
 
 def portal_actor() -> Actor:
@@ -131,6 +134,8 @@ class StatusView:
     download_token: str | None
     is_open: bool
     reference: str = ""
+    #: A denied correction's rights (a statement of disagreement, a complaint), else None.
+    rights: str | None = None
 
 
 def contacts_of(request: PrivacyRequest) -> tuple[Contact, ...]:
@@ -382,6 +387,7 @@ def request_status(
         download_token=download,
         is_open=request.is_open,
         reference=tracked.reference,
+        rights=rights.text if (rights := outputs.get(RIGHTS_OUTPUT)) else None,
     )
 
 

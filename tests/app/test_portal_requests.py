@@ -743,3 +743,21 @@ def test_sending_the_link_again_is_rate_limited_whatever_it_names(
         assert _ask_link(client, f"{n:032x}", "c.stranger@example.com").status_code == 200
     assert _ask_link(client, "f" * 32, "C.Stranger@example.com").status_code == 429
     assert len(_status_links(smtp_catcher)) == 1  # only the first, at verification
+
+
+def test_a_denied_correction_shows_the_requesters_rights(
+    client: FlaskClient, server: PortalServer, services: PortalServices
+) -> None:
+    from symfhir.privacy.correction_notices import DISAGREEMENT_RIGHTS
+
+    now = datetime.now(UTC)
+    outputs = (
+        TaskOutput("denial-reason", text="Our record is accurate."),
+        TaskOutput("disagreement-rights", text=DISAGREEMENT_RIGHTS),
+    )
+    denied = _closed_request(server, now, Outcome(DENIED, outputs), kind="correction")
+    token = create_link(services.store, "status", f"Task/{denied}", now=now)
+    html = client.get(f"/status/{token}").get_data(as_text=True)
+    assert 'id="status-denial">Our record is accurate.<' in html
+    rights = re.search(r'id="status-rights">([^<]*)<', html)
+    assert rights and "statement disagreeing" in rights[1] and "complain" in rights[1]
