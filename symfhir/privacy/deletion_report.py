@@ -15,43 +15,32 @@ from symfhir.privacy.retention import DELETE, KEEP, NO_RULE, REFERENCED, PlanIte
 #: data the request asked to delete: it does not make a request partially completed.
 RECORD_OF_THE_REQUEST = frozenset({"audit-trail", "privacy-request"})
 
+_MEDICAL_WHY = "the law requires us to keep medical records for 7 years after your last treatment"
 #: Each retention rule in the requester's words: what it covers, and why it is kept (for the
 #: rules that keep). Rules not named here (a spa's own) read as "other information".
 RULE_WORDS: dict[str, tuple[str, str | None]] = {
     "medical-record": (
         "your medical records (intake forms, history, treatment records)",
-        "the law requires us to keep medical records for 7 years after your last treatment",
+        _MEDICAL_WHY,
     ),
-    "clinical-photo": (
-        "your clinical photos",
-        "they are part of your medical record, kept 7 years after your last treatment",
-    ),
-    "medical-consent": (
-        "your consents to treatment and privacy notices you signed",
-        "they are part of your medical record, kept 7 years after your last treatment",
-    ),
-    "attachment": (
-        "files attached to these records",
-        "they belong to records we must keep",
-    ),
-    "provenance": (
-        "the history of changes to your medical records",
-        "it belongs to records we must keep",
-    ),
+    "clinical-photo": ("your clinical photos", _MEDICAL_WHY),
+    "medical-consent": ("your consents to treatment and privacy notices you signed", _MEDICAL_WHY),
+    "attachment": ("files attached to your medical records", _MEDICAL_WHY),
+    "provenance": ("the history of changes to your medical records", _MEDICAL_WHY),
     REFERENCED: (
         "information that records we must keep point to",
-        "records we must keep depend on it",
+        "records we must keep refer to it",
     ),
     "marketing-consent": ("your marketing consents", None),
     "marketing-photo": ("photos you allowed us to use for marketing", None),
     "contact-details": ("your contact preferences and other non-medical information", None),
     "privacy-request": (
         "the record of your privacy requests",
-        "we must be able to show how we answered your request",
+        "we must be able to show how we answered your requests",
     ),
     "audit-trail": (
         "the log of who accessed your information",
-        "the law requires us to keep it",
+        "the law requires us to keep a log of who accessed your information",
     ),
     NO_RULE: ("other information", "no rule allows us to delete it yet; we will review it"),
 }
@@ -150,26 +139,31 @@ class DeletionReport:
         parts = [f"{self.summary()}."]
         gone = _by_category(self.deleted)
         if gone:
-            parts.append(f"We deleted {_listed(gone)}.")
+            parts.append(f"Deleted now: {_listed(gone)}.")
         else:
             parts.append("There was nothing we could delete now.")
-        kept: dict[tuple[str, str, date | None], int] = {}
-        for item in self.kept:
-            what, why = RULE_WORDS.get(item.rule, ("other information", "another rule"))
+        # One sentence per date things are kept until (then "as long as required"): what,
+        # how many, and why, each reason said once.
+        groups: dict[date | None, tuple[dict[str, int], list[str]]] = {}
+        for item in sorted(self.kept, key=lambda i: (i.until is None, i.until or date.min)):
+            what, why = RULE_WORDS.get(item.rule, ("other information", None))
             if item.reference == f"Patient/{self.patient_id}":
                 # Kept only because other kept records name the client; minimized.
                 what = "your name and date of birth, with your contact details removed"
-            key = (what, why or "another rule", item.until)
-            kept[key] = kept.get(key, 0) + 1
-        for (what, why, until), count in kept.items():
-            when = f"until {until.isoformat()}" if until else "for as long as required"
-            then = ", then delete them" if until else ""
-            parts.append(f"We keep {what} ({_items(count)}) {when}{then}, because {why}.")
+            counts, whys = groups.setdefault(item.until, ({}, []))
+            counts[what] = counts.get(what, 0) + 1
+            reason = why or "another of our retention rules"
+            if reason not in whys:
+                whys.append(reason)
+        for until, (counts, whys) in groups.items():
+            when = f"until {until.isoformat()}, then deleted" if until else "as long as required"
+            parts.append(f"Kept {when}: {_listed(counts)}. Why: {'; '.join(whys)}.")
         if not self.history_erased and gone:
             parts.append(
                 "Earlier versions of what we deleted stay in our server's protected history "
                 "until it is cleared."
             )
+        # One paragraph: the status page and the officer's request page show the same text.
         return " ".join(parts)
 
     def as_json(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -71,6 +72,11 @@ def test_json_and_lines_name_types_ids_rules_and_dates_only() -> None:
     ]
 
 
+def split(text: str) -> list[str]:
+    """The summary's sentences that open a part (the counts, deleted, each kept group)."""
+    return re.split(r"(?<=\.) (?=Deleted now|There was|Kept )", text)
+
+
 def test_the_requesters_summary_stands_on_its_own_in_plain_words() -> None:
     partial = report(
         DeletionItem("Consent/k1", "deleted", "marketing-consent"),
@@ -78,23 +84,25 @@ def test_the_requesters_summary_stands_on_its_own_in_plain_words() -> None:
         DeletionItem("Media/m9", "deleted", "marketing-photo"),
         DeletionItem("Procedure/t1", "kept", "medical-record", date(2032, 6, 1)),
         DeletionItem("Observation/o1", "kept", "medical-record", date(2032, 6, 1)),
+        DeletionItem("Consent/c1", "kept", "medical-consent", date(2032, 6, 1)),
         DeletionItem("Patient/p1", "kept", "referenced-by-kept", date(2032, 6, 1), "Procedure/t1"),
         DeletionItem("AuditEvent/e1", "kept", "audit-trail"),
     )
-    text = partial.requester_summary()
-    assert text.startswith("3 deleted, 4 kept; next deletion on or after 2032-06-01. ")
-    assert (
-        "We deleted your marketing consents (2 items); "
-        "photos you allowed us to use for marketing (1 item)." in text
-    )
-    assert (
-        "We keep your medical records (intake forms, history, treatment records) (2 items) "
-        "until 2032-06-01, then delete them, because the law requires us to keep medical records "
-        "for 7 years after your last treatment." in text
-    )
-    assert "your name and date of birth, with your contact details removed (1 item)" in text
-    assert "the log of who accessed your information (1 item) for as long as required" in text
+    assert split(partial.requester_summary()) == [
+        "3 deleted, 5 kept; next deletion on or after 2032-06-01.",
+        "Deleted now: your marketing consents (2 items); "
+        "photos you allowed us to use for marketing (1 item).",
+        "Kept until 2032-06-01, then deleted: "
+        "your medical records (intake forms, history, treatment records) (2 items); "
+        "your consents to treatment and privacy notices you signed (1 item); "
+        "your name and date of birth, with your contact details removed (1 item). "
+        "Why: the law requires us to keep medical records for 7 years after your last "
+        "treatment; records we must keep refer to it.",
+        "Kept as long as required: the log of who accessed your information (1 item). "
+        "Why: the law requires us to keep a log of who accessed your information.",
+    ]
     # No resource ids, no rule codes, no pointer to a report the requester cannot see.
+    text = partial.requester_summary()
     for hidden in ("Consent/", "Procedure/", "Patient/", "medical-record", "see the report"):
         assert hidden not in text
 
@@ -104,9 +112,12 @@ def test_nothing_deleted_and_unknown_rules_still_read_plainly() -> None:
         DeletionItem("Flag/f1", "kept", "no-rule"),
         DeletionItem("Basic/b1", "kept", "spa-own-rule", date(2030, 1, 1)),
     )
-    text = kept.requester_summary()
-    assert "There was nothing we could delete now." in text
-    assert "We keep other information (1 item) for as long as required, because no rule" in text
-    assert "We keep other information (1 item) until 2030-01-01, then delete them" in text
+    lines = split(kept.requester_summary())
+    assert lines[1] == "There was nothing we could delete now."
+    assert lines[2] == (
+        "Kept until 2030-01-01, then deleted: other information (1 item). "
+        "Why: another of our retention rules."
+    )
+    assert lines[3].startswith("Kept as long as required: other information (1 item). Why: no")
     with pytest.raises(ValueError):
         DeletionReport("p1", AT, "request", True, ()).requester_summary()
