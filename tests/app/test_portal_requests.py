@@ -762,3 +762,15 @@ def test_a_denied_correction_shows_the_requesters_rights(
     assert 'id="status-denial">Our record is accurate.<' in html
     rights = re.search(r'id="status-rights">([^<]*)<', html)
     assert rights and "statement disagreeing" in rights[1] and "complain" in rights[1]
+
+
+def test_an_accepted_correction_reads_in_plain_words(
+    client: FlaskClient, server: PortalServer, services: PortalServices
+) -> None:
+    now = datetime.now(UTC)
+    outcome = Outcome(COMPLETED, (), "Patient.telecom amended (replace)")
+    done = _closed_request(server, now, outcome, kind="correction")
+    token = create_link(services.store, "status", f"Task/{done}", now=now)
+    html = client.get(f"/status/{token}").get_data(as_text=True)
+    assert "We corrected your record as you asked." in html
+    assert "Patient.telecom" not in html

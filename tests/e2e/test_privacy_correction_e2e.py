@@ -119,6 +119,8 @@ def test_a_phone_correction_from_the_portal_to_the_amended_record(
     browser.get(status_link)
     _wait_for(browser, "status")
     assert browser.find_element(By.ID, "status-words").text == "Done"
+    assert "We corrected your record" in browser.find_element(By.ID, "status-summary").text
+    assert "Patient.telecom" not in browser.page_source  # plain words, no FHIR paths
     shot(browser, "correction-04-status")
 
 
