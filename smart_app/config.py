@@ -17,17 +17,19 @@ from urllib.parse import urlsplit
 
 from symfhir.errors import ConfigError
 
-# What the app reads and writes, no more. DocumentReference is asked for only where the
-# server's CapabilityStatement shows Consent or Media stored as DocumentReference
-# (symfhir.smart.launch.launch_scope). Patient, Observation and Procedure .u: an accepted
+# What the app reads and writes, no more. Patient, Observation and Procedure .u: an accepted
 # correction (the Privacy tab) is a versioned update of the record (mappings/corrections.yaml).
+# DocumentReference .crs: a client's statement of disagreement with a denied correction is
+# one, filed at the desk and read for the summary's "disputed" marker; where the server's
+# CapabilityStatement shows Consent or Media stored as DocumentReference, the fallback adds
+# the same interactions as theirs (symfhir.smart.launch.launch_scope).
 DEFAULT_SCOPES = (
     "openid fhirUser launch offline_access patient/Patient.ru patient/AllergyIntolerance.crus "
     "patient/MedicationStatement.crus patient/Condition.crus patient/Observation.crus "
     "patient/Procedure.crus patient/Consent.crus patient/RelatedPerson.crs "
     "patient/QuestionnaireResponse.crus "
     "patient/Media.crs patient/Binary.cr patient/Provenance.cr "
-    "patient/AuditEvent.c patient/Task.crus"
+    "patient/AuditEvent.c patient/Task.crus patient/DocumentReference.crs"
 )
 
 DEFAULTS: dict[str, Any] = {

@@ -301,8 +301,9 @@ def requested_scopes(client, fake_ehr) -> list[str]:
     return parse_qs(urlsplit(start_launch(client, fake_ehr)).query)["scope"][0].split()
 
 
-def test_document_reference_is_not_asked_for(client, fake_ehr):
-    assert not [s for s in requested_scopes(client, fake_ehr) if "DocumentReference" in s]
+def test_document_reference_is_asked_for_statements_only(client, fake_ehr):
+    scopes = requested_scopes(client, fake_ehr)
+    assert [s for s in scopes if "DocumentReference" in s] == ["patient/DocumentReference.crs"]
 
 
 def test_document_reference_is_asked_for_where_the_server_needs_the_fallback(
@@ -321,4 +322,7 @@ def test_document_reference_is_asked_for_where_the_server_needs_the_fallback(
         }
     )
     scopes = requested_scopes(client, fake_ehr)
-    assert [s for s in scopes if "DocumentReference" in s] == ["patient/DocumentReference.crus"]
+    assert [s for s in scopes if "DocumentReference" in s] == [
+        "patient/DocumentReference.crs",
+        "patient/DocumentReference.crus",
+    ]

@@ -172,3 +172,22 @@ def test_a_denied_correction_carries_the_clients_rights(
     assert browser.find_element(By.ID, f"statement-{task_id}").is_enabled()
     shot(browser, "correction-06-disagreement-form")
     WebDriverWait(browser, 5).until(ec.element_to_be_clickable((By.ID, f"disagree-{task_id}")))
+
+    browser.find_element(By.ID, f"statement-{task_id}").send_keys(
+        "My birth certificate shows the 2nd of June; please keep this with my record."
+    )
+    browser.find_element(By.ID, f"confirm-{task_id}").click()
+    browser.find_element(By.ID, f"disagree-{task_id}").click()
+    answered = _wait_for(browser, "correction-answered")
+    assert "disputed" in answered.text
+    statements = requests.get(
+        f"{portal['fhir']}/DocumentReference",
+        params={"subject": f"Patient/{patient}"},
+        timeout=30,
+    ).json()["entry"]
+    related = [r["reference"] for r in statements[0]["resource"]["context"]["related"]]
+    assert f"Task/{task_id}" in related
+    browser.get(_launch_url(portal, patient))
+    _wait_for(browser, "summary-title")
+    assert "disputed by the client" in browser.find_element(By.ID, "patient-disputed").text
+    shot(browser, "correction-07-disputed")

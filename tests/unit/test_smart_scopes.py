@@ -134,8 +134,12 @@ def test_granted_scopes():
     assert granted_scopes({"scope": ["not", "a", "string"]}) == []
 
 
-def test_the_default_scopes_ask_for_no_document_reference():
-    assert "DocumentReference" not in DEFAULT_SCOPES
+def test_the_default_scopes_ask_for_document_reference_only_to_file_statements():
+    # A statement of disagreement (a correction denied) is a DocumentReference: create and
+    # read it, never update or delete one.
+    assert [s for s in DEFAULT_SCOPES.split() if "DocumentReference" in s] == [
+        "patient/DocumentReference.crs"
+    ]
 
 
 def test_document_reference_is_asked_for_only_where_the_server_needs_the_fallback():
@@ -152,4 +156,8 @@ def test_document_reference_is_asked_for_only_where_the_server_needs_the_fallbac
 
 def test_launch_scope_without_a_capability_statement_adds_nothing():
     assert launch_scope(DEFAULT_SCOPES, None) == DEFAULT_SCOPES
-    assert "DocumentReference" in launch_scope(DEFAULT_SCOPES, lambda t: t != "Media")
+    # Media's fallback needs nothing the statements' scope does not give; Consent's needs u.
+    assert launch_scope(DEFAULT_SCOPES, lambda t: t != "Media") == DEFAULT_SCOPES
+    assert launch_scope(DEFAULT_SCOPES, lambda t: t != "Consent").endswith(
+        "patient/DocumentReference.crus"
+    )
