@@ -51,7 +51,7 @@ class MarketingRules:
     channels: dict[str, Channel]
     photo_uses: dict[str, PhotoUse]
     unsubscribe_max_age_days: int
-    unsubscribe_mailto: str
+    unsubscribe_mailto: str | None
     sms: SmsWording
     ccpa_no_sale: str
 
@@ -104,7 +104,7 @@ def parse_marketing_rules(data: dict[str, Any]) -> MarketingRules:
             channels=channels,
             photo_uses=photo_uses,
             unsubscribe_max_age_days=int(unsubscribe["max_age_days"]),
-            unsubscribe_mailto=str(unsubscribe["mailto"]),
+            unsubscribe_mailto=str(unsubscribe["mailto"]) if unsubscribe.get("mailto") else None,
             sms=wording,
             ccpa_no_sale=" ".join(str(data["ccpa_no_sale"]).split()),
         )

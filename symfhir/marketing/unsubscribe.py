@@ -125,10 +125,12 @@ def marketing_headers(
     mailto: str | None = None,
 ) -> dict[str, str]:
     """The headers of a marketing e-mail to ``patient_id`` (RFC 8058 and RFC 2369):
-    ``List-Unsubscribe: <https://…/unsubscribe/TOKEN>, <mailto:…?subject=unsubscribe%20TOKEN>``
-    and ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``.
+    ``List-Unsubscribe: <https://…/unsubscribe/TOKEN>``, followed by
+    ``<mailto:…?subject=unsubscribe%20TOKEN>`` when an address is configured (someone must
+    read that mailbox), and ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``.
 
-    ``key`` defaults to ``SYMFHIR_MARKETING_KEY``, ``mailto`` to the rules' address.
+    ``key`` defaults to ``SYMFHIR_MARKETING_KEY``, ``mailto`` to the rules' address (none by
+    default).
     Raises ConfigError for a base URL that is not https (RFC 8058 requires it; plain http is
     allowed on a loopback host, for the demo) or a missing key.
     """
@@ -138,9 +140,7 @@ def marketing_headers(
         raise ConfigError("the unsubscribe base URL must be https (RFC 8058)")
     token = make_token(key if key is not None else marketing_key(), patient_id, channel, now=now)
     address = mailto or load_marketing_rules().unsubscribe_mailto
-    subject = quote(f"unsubscribe {token}")
-    https = unsubscribe_url(base_url, token)
-    return {
-        "List-Unsubscribe": f"<{https}>, <mailto:{address}?subject={subject}>",
-        "List-Unsubscribe-Post": ONE_CLICK,
-    }
+    links = f"<{unsubscribe_url(base_url, token)}>"
+    if address:
+        links += f", <mailto:{address}?subject={quote(f'unsubscribe {token}')}>"
+    return {"List-Unsubscribe": links, "List-Unsubscribe-Post": ONE_CLICK}

@@ -117,8 +117,24 @@ def test_tokens_refuse_bad_ids_and_channels(key: bytes, now: datetime) -> None:
         make_token(key, "pat-1", "fax", now=now)
 
 
-def test_headers_follow_rfc_8058(key: bytes, now: datetime) -> None:
+def test_headers_offer_no_mailbox_nobody_reads(key: bytes, now: datetime) -> None:
+    # The bundled rules name no unsubscribe mailbox: the one-click link is the one way out.
     headers = marketing_headers("https://portal.example.com/", "pat-1", "email", now=now, key=key)
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    (https,) = headers["List-Unsubscribe"].split(", ")
+    assert https.startswith("<https://portal.example.com/unsubscribe/") and https.endswith(">")
+    assert "mailto" not in headers["List-Unsubscribe"]
+
+
+def test_headers_follow_rfc_8058(key: bytes, now: datetime) -> None:
+    headers = marketing_headers(
+        "https://portal.example.com/",
+        "pat-1",
+        "email",
+        now=now,
+        key=key,
+        mailto="unsubscribe@example.com",
+    )
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     https, mailto = headers["List-Unsubscribe"].split(", ")
     assert https.startswith("<https://portal.example.com/unsubscribe/") and https.endswith(">")
