@@ -29,9 +29,12 @@ from symfhir.errors import NotAllowedError, SymfhirError
 from symfhir.fhir import FhirClient
 from symfhir.fhir.compartment import in_compartment, patient_id_of
 from symfhir.fhir.paths import check_id
+from symfhir.mapping.context import MappingContext
+from symfhir.model.age import MINOR, age_status
 from symfhir.policy_versions import PolicyHistory, PolicyVersion, load_policy_history
 from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
+from symfhir.workspace.consents.guardians import guardians_on_file
 from symfhir.workspace.consents.status import consent_overview
 
 log = logging.getLogger(__name__)
@@ -106,7 +109,7 @@ def policy_notice(
         return PolicyNotice(None, (), dry_run)
     ids = [check_id(p) for p in patients] if patients is not None else None
     behind = clients_behind(_consents(client, ids), history)
-    emails = _emails(client, list(behind))
+    emails = _emails(client, actor, list(behind), now)
     done = set() if dry_run else _already_told(client, list(behind), change)
     targets = []
     for pid, kinds in behind.items():
@@ -163,8 +166,12 @@ def _slim(consent: dict[str, Any]) -> dict[str, Any]:
     return {k: consent[k] for k in keep if k in consent}
 
 
-def _emails(client: FhirClient, ids: list[str]) -> dict[str, str]:
+def _emails(client: FhirClient, actor: Actor, ids: list[str], now: datetime) -> dict[str, str]:
+    """Where each client's notice goes: their own e-mail; a minor's to a parent's or
+    guardian's on file (policy §9: the guardian signed the consents), none without one."""
     found: dict[str, str] = {}
+    minors: list[str] = []
+    today = now.date()
     for start in range(0, len(ids), ID_CHUNK):
         params = {"_id": ",".join(ids[start : start + ID_CHUNK]), "_count": str(ID_CHUNK)}
         for patient in client.search("Patient", params):
@@ -173,9 +180,28 @@ def _emails(client: FhirClient, ids: list[str]) -> dict[str, str]:
                 continue
             if patient.get("deceasedBoolean") is True or patient.get("deceasedDateTime"):
                 continue
+            if age_status(patient.get("birthDate"), today) == MINOR:
+                minors.append(str(pid))
+                continue
             email = contact_of(patient, "email")
             if email:
                 found[str(pid)] = email
+    if minors and actor.may("RelatedPerson", "s"):
+        found.update(_guardian_emails(client, minors, now))
+    return found
+
+
+def _guardian_emails(client: FhirClient, minors: list[str], now: datetime) -> dict[str, str]:
+    ctx = MappingContext.load(now)
+    found: dict[str, str] = {}
+    for pid in minors:
+        related = list(client.search("RelatedPerson", {"patient": f"Patient/{pid}"}))
+        by_id = {str(r.get("id")): r for r in related}
+        for guardian in guardians_on_file(related, pid, ctx):
+            email = contact_of(by_id.get(guardian.id, {}), "email")
+            if email:
+                found[pid] = email
+                break
     return found
 
 

@@ -215,3 +215,42 @@ def test_refusals():
 def test_notice_text_carries_no_record():
     _, text = notice_text(HISTORY.versions[1], "Spa")
     assert "2026-11-01" in text and "Patient" not in text and "@" not in text
+
+
+def related(rid: str, pid: str, code: str, email: str) -> dict:
+    return {
+        "resourceType": "RelatedPerson",
+        "id": rid,
+        "patient": {"reference": f"Patient/{pid}"},
+        "relationship": [
+            {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": code}
+                ]
+            }
+        ],
+        "name": [{"text": f"Person {rid}"}],
+        "telecom": [{"system": "email", "value": email}],
+    }
+
+
+def test_a_minors_notice_goes_to_a_parent_or_guardian_on_file():
+    server = Server(
+        [
+            # A minor with their own e-mail, a friend (not a guardian) and a parent on file.
+            consent("m", "treatment", "2026-01-01"),
+            patient("m", "teen@example.com", birthDate="2012-05-01"),
+            related("friend", "m", "FRND", "friend@example.com"),
+            related("mom", "m", "PRN", "parent@example.com"),
+            # A minor with no guardian e-mail: told in person, never at their own address.
+            consent("n", "treatment", "2026-01-01"),
+            patient("n", "kid@example.com", birthDate="2011-02-03"),
+        ]
+    )
+    notice = policy_notice(server, Actor(None), now=NOW, audit=trails()[1], history=HISTORY)
+    got = {(t.patient_id, t.email, t.status) for t in notice.targets}
+    assert got == {("m", "parent@example.com", "to-send"), ("n", None, "in-person")}
+    # Without leave to read RelatedPersons, no guardian is found: nobody is e-mailed.
+    no_related = Actor(None, permits=lambda t, i: t != "RelatedPerson")
+    notice = policy_notice(server, no_related, now=NOW, audit=trails()[1], history=HISTORY)
+    assert {t.status for t in notice.targets} == {"in-person"}
