@@ -18,8 +18,9 @@ from symfhir.fhir.reading import reference_id
 from symfhir.privacy.audit import RequestAuditTrail
 from symfhir.workspace.actor import Actor
 
-#: The least SMART v2 system scopes an opt-out needs.
-SELF_SERVICE_SCOPE = "system/Patient.rs system/Consent.rsu system/Provenance.c system/AuditEvent.c"
+#: The least SMART v2 system scopes an opt-out needs (letters in the spec's order c r u d s:
+#: an EHR refuses `Consent.rsu`).
+SELF_SERVICE_SCOPE = "system/Patient.rs system/Consent.rus system/Provenance.c system/AuditEvent.c"
 _PERMITS = frozenset(
     (scope.split("/")[1].split(".")[0], letter)
     for scope in SELF_SERVICE_SCOPE.split()

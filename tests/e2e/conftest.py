@@ -17,6 +17,9 @@ import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from symfhir.marketing.self_service import SELF_SERVICE_SCOPE
+from symfhir.privacy.portal_requests import PORTAL_SCOPE
+from symfhir.smart.assertion import ClientKey
 from tests.conftest import AS_OF, SAMPLE
 from tests.integration.conftest import ROOT, fhir_base  # noqa: F401 - the session fixture
 
@@ -83,6 +86,40 @@ def seeded(fhir_base: str, tmp_path_factory: pytest.TempPathFactory) -> str:  # 
     return fhir_base
 
 
+# The client privacy portal's Backend Services client: exactly the system scopes of its
+# requests (PORTAL_SCOPE) and its opt-outs (SELF_SERVICE_SCOPE), nothing more.
+PORTAL_CLIENT_ID = "symfhir-portal"
+PORTAL_SYSTEM_SCOPES = " ".join(dict.fromkeys((PORTAL_SCOPE + " " + SELF_SERVICE_SCOPE).split()))
+
+
+def write_portal_config(folder: Path) -> tuple[Path, dict[str, object]]:
+    """A fresh ES384 key for the portal (mode 600) and its config file pointing at the
+    sandbox's FHIR base and token endpoint; returns the file and the sandbox registration."""
+    key = ClientKey.generate()
+    key_path = folder / "portal-key.pem"
+    key_path.touch(mode=0o600)
+    key_path.write_bytes(key.key.as_pem(private=True))
+    config = folder / "portal.toml"
+    config.write_text(
+        "[server]\n"
+        f'base_url = "{ISS}"\n'
+        'auth = "backend-services"\n'
+        f'token_url = "{SANDBOX}/token"\n'
+        f'client_id = "{PORTAL_CLIENT_ID}"\n'
+        f'private_key_path = "{key_path}"\n'
+        f'key_id = "{key.kid}"\n'
+        f'algorithm = "{key.alg}"\n'
+        f'scope = "{PORTAL_SYSTEM_SCOPES}"\n'
+    )
+    registration = {
+        "client_id": PORTAL_CLIENT_ID,
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": key.jwks(),
+        "system_scopes": PORTAL_SYSTEM_SCOPES,
+    }
+    return config, registration
+
+
 @pytest.fixture(scope="session")
 def stack(seeded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     logs = tmp_path_factory.mktemp("logs")
@@ -98,10 +135,11 @@ def stack(seeded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
         # The app's audit channel (Backend Services) for launches without AuditEvent create.
         "system_scopes": "system/AuditEvent.c",
     }
+    portal_config, portal_registration = write_portal_config(tmp_path_factory.mktemp("portal"))
     env = {
         "SANDBOX_BASE_URL": SANDBOX,
         "SANDBOX_FHIR_UPSTREAM": seeded,
-        "SANDBOX_CLIENTS": json.dumps([registration]),
+        "SANDBOX_CLIENTS": json.dumps([registration, portal_registration]),
         "SYMFHIR_BASE_URL": APP,
         "SYMFHIR_TRUSTED_ISS": ISS,
         "SYMFHIR_EHR_ORIGINS": SANDBOX,
@@ -111,7 +149,14 @@ def stack(seeded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     try:
         _wait(f"{ISS}/.well-known/smart-configuration", sandbox, "sandbox", logs / "sandbox.log")
         _wait(f"{APP}/.well-known/jwks.json", app, "app", logs / "app.log")
-        yield {"sandbox": SANDBOX, "app": APP, "iss": ISS, "fhir": seeded, "logs": str(logs)}
+        yield {
+            "sandbox": SANDBOX,
+            "app": APP,
+            "iss": ISS,
+            "fhir": seeded,
+            "logs": str(logs),
+            "portal_config": str(portal_config),
+        }
     finally:
         for proc in (app, sandbox):
             proc.terminate()

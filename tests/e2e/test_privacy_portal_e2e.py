@@ -18,6 +18,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,9 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from symfhir.consent_kinds import load_consent_kinds
+from symfhir.errors import FhirAuthError
 from symfhir.fhir import FhirClient, ServerConfig
+from symfhir.fhir.auth import make_auth
 from symfhir.marketing.sms_optout import SIGNATURE_HEADER, expected_signature
 from symfhir.notify.catcher import MailCatcher
 from symfhir.notify.sms import read_outbox
@@ -55,7 +58,10 @@ def portal(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
     with MailCatcher(tmp / "mail") as catcher:
         env = {
             "SYMFHIR_PORTAL_BASE_URL": PORTAL,
-            "FHIR_BASE_URL": stack["fhir"],
+            # Through the sandbox EHR's proxy with a Backend Services token of the least
+            # system scopes (conftest's registration), never straight at HAPI.
+            "SYMFHIR_CONFIG": stack["portal_config"],
+            "FHIR_BASE_URL": "",  # would win over the file's base_url
             "SYMFHIR_SMTP_HOST": catcher.host,
             "SYMFHIR_SMTP_PORT": str(catcher.port),
             "SYMFHIR_SMTP_SECURITY": "none",
@@ -345,6 +351,26 @@ def test_an_sms_stop_to_the_portal_withdraws_the_marketing_consent(portal: dict)
         assert fhir.read("Consent", consent.id)["status"] == "inactive"
     again = requests.post(url, data=form, headers={SIGNATURE_HEADER: signature}, timeout=60)
     assert again.status_code == 200 and "<Message>" not in again.text
+
+
+def test_the_portal_reaches_the_ehr_only_through_the_sandbox_with_its_system_scopes(
+    portal: dict,
+) -> None:
+    """The portal's own config file (the one it runs with) gets a Backend Services token from
+    the sandbox and reads Tasks through its proxy; a resource its scopes leave out is refused
+    by the proxy, and a token with more than its registration is refused at /token."""
+    with FhirClient.from_config(config_path=Path(portal["portal_config"]), environ={}) as fhir:
+        config = fhir.config
+        assert (config.base_url, config.auth) == (portal["iss"], "backend-services")
+        assert fhir.resource_count("Task", {"_id": "not-there"}) == 0
+        with pytest.raises(FhirAuthError):
+            fhir.read("Observation", "any")
+    greedy = replace(config, scope=f"{config.scope} system/Patient.cruds")
+    with (
+        FhirClient(greedy, make_auth(greedy)) as fhir,
+        pytest.raises(FhirAuthError, match="invalid_scope"),
+    ):
+        fhir.resource_count("Task", {"_id": "not-there"})
 
 
 def test_the_portal_log_holds_no_address_and_no_trace(portal: dict) -> None:
