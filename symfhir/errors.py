@@ -202,6 +202,12 @@ class ExportError(SymfhirError):
     cannot carry one or too short, an invalid patient id. Raised before anything is read."""
 
 
+class RestoreError(SymfhirError):
+    """An access package cannot be restored: not a package, a file missing or not matching
+    the size and hash its record states, a reference to a resource outside the package.
+    Raised before anything is written."""
+
+
 class NotAllowedError(SymfhirError):
     """The acting user may not do what a workflow was asked to: the session is read-only
     (``read_only``), or the server did not grant the ``missing`` (resource type, interaction)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -94,3 +95,37 @@ def synthetic_patient(client: FhirClient, **fields: object) -> str:
         }
     )
     return patient.id
+
+
+@pytest.fixture(scope="session")
+def empty_fhir_base(fhir_base: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of a SECOND, empty HAPI server started for this session by
+    scripts/fhir-server on a free port with a data folder (database, pid file, log) of its
+    own, and stopped at the end: the main server is never touched. It runs the jar the main
+    server's start built (``fhir_base`` first), so a fresh clone builds it once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    env = {**os.environ, "FHIR_PORT": port, "FHIR_DATA_DIR": str(tmp_path_factory.mktemp("hapi2"))}
+    result = subprocess.run(
+        [str(SCRIPT), "start"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT_S,
+        check=False,
+    )
+    base = f"http://localhost:{port}/fhir"
+    try:
+        if result.returncode != 0:
+            pytest.fail(
+                f"scripts/fhir-server start on port {port} failed (exit {result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}",
+                pytrace=False,
+            )
+        yield base
+    finally:
+        subprocess.run(
+            [str(SCRIPT), "stop"], cwd=ROOT, env=env, capture_output=True, timeout=120, check=False
+        )
