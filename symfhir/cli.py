@@ -37,6 +37,7 @@ FEATURE_COMMANDS: tuple[str, ...] = (
     "symfhir.privacy.retention_commands",
     "symfhir.privacy.correction_commands",
     "symfhir.export.commands",
+    "symfhir.export.restore_commands",
     "symfhir.marketing.commands",
 )
 

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from symfhir.cli import main
 from symfhir.errors import RestoreError
 from symfhir.export import export_patient
 from symfhir.export.restore import restore_package
@@ -259,3 +260,33 @@ def test_a_tampered_photo_is_refused_and_nothing_is_written(
     with pytest.raises(RestoreError, match="hash"):
         restore_package(target, synthetic_practitioner(target), tampered, now=NOW, audit=Audit())
     assert target.resource_count("Patient") == before
+
+
+def test_command_line_import_package(
+    source: FhirClient,
+    target: FhirClient,
+    empty_fhir_base: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, patient_id = _client_record(source)
+    package = tmp_path / "package.zip"
+    export_patient(
+        source,
+        synthetic_practitioner(source),
+        patient_id,
+        package,
+        fmt="zip",
+        now=NOW,
+        audit=Audit(),
+    )
+    assert main(["import-package", str(package), "--server", empty_fhir_base]) == 0
+    out, err = capsys.readouterr()
+    new_patient = out.strip()
+    assert new_patient.startswith("Patient/") and "and 2 files" in err
+    assert target.read(*new_patient.split("/"))["birthDate"] == "1988-06-30"
+
+    not_a_package = tmp_path / "notes.zip"
+    not_a_package.write_text("synthetic notes")
+    assert main(["import-package", str(not_a_package), "--server", empty_fhir_base]) == 2
+    assert "not a ZIP file" in capsys.readouterr().err
