@@ -15,8 +15,8 @@ from typing import IO, Any
 
 from symfhir.errors import FhirResponseError
 from symfhir.fhir import FhirClient
+from symfhir.fhir.paths import binary_id_of
 
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9\-.]")
 _EXTENSIONS = {
     "image/jpeg": ".jpg",
@@ -66,7 +66,7 @@ def attachments_of(resource: dict[str, Any], base_url: str) -> list[FileRef]:
     refs = []
     for index, attachment in enumerate(a for a in found if isinstance(a, dict)):
         content_type = str(attachment.get("contentType") or "application/octet-stream")
-        binary = _binary_id(attachment.get("url"), base_url)
+        binary = binary_id_of(attachment.get("url"), base_url)
         data = attachment.get("data") if isinstance(attachment.get("data"), str) else None
         if binary is None and data is None:
             continue
@@ -133,20 +133,6 @@ def _decoded(ref: FileRef) -> Iterator[bytes]:
             raise FhirResponseError(
                 f"export {ref.owner}", "the attachment's data is not base64"
             ) from None
-
-
-def _binary_id(url: object, base_url: str) -> str | None:
-    """The Binary id of ``Binary/<id>`` (or ``<base_url>/Binary/<id>``, with or without
-    ``_history``); None for anything else: a URL to another server is never followed."""
-    if not isinstance(url, str):
-        return None
-    prefix = base_url.rstrip("/") + "/"
-    if url.startswith(prefix):
-        url = url[len(prefix) :]
-    parts = url.split("/")
-    if len(parts) not in (2, 4) or parts[0] != "Binary" or not _ID.fullmatch(parts[1]):
-        return None
-    return parts[1] if len(parts) == 2 or parts[2] == "_history" else None
 
 
 def _is_photo_document(resource: dict[str, Any]) -> bool:

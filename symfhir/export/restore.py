@@ -25,8 +25,9 @@ from typing import Any
 
 from symfhir.audit import AuditTrail
 from symfhir.errors import RestoreError
-from symfhir.export.attachments import _binary_id, attachments_of
+from symfhir.export.attachments import attachments_of
 from symfhir.fhir import FhirClient
+from symfhir.fhir.paths import binary_id_of
 from symfhir.workspace.actor import Actor
 
 #: Server-assigned meta elements: the target server sets its own. Tags, security labels and
@@ -237,7 +238,7 @@ def _attachments(
         a
         for a in slots
         if isinstance(a, dict)
-        and (isinstance(a.get("data"), str) or _binary_id(a.get("url"), base) is not None)
+        and (isinstance(a.get("data"), str) or binary_id_of(a.get("url"), base) is not None)
     ]
     refs = attachments_of(original, base)
     return [(ref.name, attachment) for ref, attachment in zip(refs, with_bytes, strict=True)]

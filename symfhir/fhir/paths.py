@@ -50,3 +50,18 @@ def parse_location(location: str | None) -> tuple[str, str, str | None] | None:
     if match is None:
         return None
     return match["type"], match["id"], match["version"]
+
+
+def binary_id_of(url: object, base_url: str) -> str | None:
+    """The Binary id an attachment's ``url`` names on the server at ``base_url``:
+    ``Binary/<id>`` or ``<base_url>/Binary/<id>``, with or without ``/_history/<vid>``; None
+    for anything else, so a URL to another server is never followed."""
+    if not isinstance(url, str):
+        return None
+    prefix = base_url.rstrip("/") + "/"
+    if url.startswith(prefix):
+        url = url[len(prefix) :]
+    parts = url.split("/")
+    if len(parts) not in (2, 4) or parts[0] != "Binary" or not _ID.fullmatch(parts[1]):
+        return None
+    return parts[1] if len(parts) == 2 or parts[2] == "_history" else None

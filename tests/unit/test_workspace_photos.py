@@ -330,3 +330,12 @@ def test_upload_entries_are_a_valid_transaction_naming_the_patient():
     # The same image uploaded again maps to the same entries (conditional creates dedupe).
     again = wp.upload_entries("C1", "p1", fields, [image], "Practitioner/dr1", ctx)
     assert [e.if_none_exist for e in again] == [e.if_none_exist for e in entries]
+
+
+def test_binary_id_of_an_attachment_url():
+    # The one parser of attachment URLs: the gallery, the export and the restore use it.
+    from symfhir.fhir.paths import binary_id_of
+
+    assert binary_id_of("Binary/b1/_history/2", "http://fhir.example/r4") == "b1"
+    assert binary_id_of("Binary/b1/other/2", "http://fhir.example/r4") is None
+    assert binary_id_of(42, "http://fhir.example/r4") is None

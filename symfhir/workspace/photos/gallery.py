@@ -3,19 +3,18 @@ treatments, body sites and allowed uses; the Binary a Media names on this server
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from symfhir.fhir.compartment import in_compartment
+from symfhir.fhir.paths import binary_id_of
 from symfhir.fhir.reading import concept_text, reference_id
 from symfhir.mapping.photos import PHASE_EXTENSION
 from symfhir.terminology import Terminology
 from symfhir.workspace.photos.consents import Use, allowed_uses, consent_states, local_date
 
 PHASES = ("before", "after", "progress")
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -78,18 +77,7 @@ def binary_id(media: dict[str, Any], base_url: str) -> str | None:
     """The id of the Binary a Media's ``content.url`` names on the server at ``base_url``
     (``Binary/<id>`` or ``<base_url>/Binary/<id>``); None for anything else, so the app never
     follows a URL to another server."""
-    url = (media.get("content") or {}).get("url")
-    if not isinstance(url, str):
-        return None
-    prefix = base_url.rstrip("/") + "/"
-    if url.startswith(prefix):
-        url = url[len(prefix) :]
-    parts = url.split("/")
-    if len(parts) == 2 and parts[0] == "Binary" and _ID.fullmatch(parts[1]):
-        return parts[1]
-    if len(parts) == 4 and parts[0] == "Binary" and parts[2] == "_history":
-        return parts[1] if _ID.fullmatch(parts[1]) else None
-    return None
+    return binary_id_of((media.get("content") or {}).get("url"), base_url)
 
 
 def treatment_options(procedures: list[dict[str, Any]], zone: ZoneInfo) -> list[Option]:
