@@ -19,8 +19,9 @@ import math
 import re
 import secrets
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from symfhir.contacts import channel_of, normalize
@@ -133,16 +134,12 @@ def check_code(
     candidate = _SPACES.sub("", code or "")
     with store.session() as session:
         row = session.execute(
-            select(VerificationCode.id, VerificationCode.salt, VerificationCode.code_hash)
-            .where(
-                VerificationCode.request_ref == request_ref,
-                VerificationCode.address_lookup == address_key,
-                VerificationCode.used_at.is_(None),
-                VerificationCode.revoked_at.is_(None),
-                VerificationCode.expires_at > now,
+            _latest_live(
+                select(VerificationCode.id, VerificationCode.salt, VerificationCode.code_hash),
+                request_ref,
+                address_key,
+                now,
             )
-            .order_by(VerificationCode.issued_at.desc(), VerificationCode.id.desc())
-            .limit(1)
         ).first()
         if row is None:
             return False
@@ -228,15 +225,21 @@ def tries_left(
     address_key = store.lookup(_PURPOSE_ADDRESS, normal)
     with store.session(readonly=True) as session:
         tries = session.execute(
-            select(VerificationCode.tries)
-            .where(
-                VerificationCode.request_ref == request_ref,
-                VerificationCode.address_lookup == address_key,
-                VerificationCode.used_at.is_(None),
-                VerificationCode.revoked_at.is_(None),
-                VerificationCode.expires_at > now,
-            )
-            .order_by(VerificationCode.issued_at.desc(), VerificationCode.id.desc())
-            .limit(1)
+            _latest_live(select(VerificationCode.tries), request_ref, address_key, now)
         ).scalar()
     return 0 if tries is None else max(0, settings.max_tries - tries)
+
+
+def _latest_live(query: Select[Any], request_ref: str, address_key: str, now: datetime) -> Any:
+    """``query`` narrowed to the newest unused, unrevoked, unexpired code of that address."""
+    return (
+        query.where(
+            VerificationCode.request_ref == request_ref,
+            VerificationCode.address_lookup == address_key,
+            VerificationCode.used_at.is_(None),
+            VerificationCode.revoked_at.is_(None),
+            VerificationCode.expires_at > now,
+        )
+        .order_by(VerificationCode.issued_at.desc(), VerificationCode.id.desc())
+        .limit(1)
+    )
