@@ -153,7 +153,10 @@ def test_a_denied_correction_carries_the_clients_rights(
     # deny_correction, so the denial carries the client's rights.
     form = browser.find_element(By.ID, "deny-reason")
     form.send_keys("Our record matches the identity document you showed at intake.")
+    page = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.ID, "deny").click()
+    # The Process step's page also had an action-done: wait for the Deny's page to replace it.
+    WebDriverWait(browser, 15).until(ec.staleness_of(page))
     done = _wait_for(browser, "action-done")
     assert "rights" in done.text
     assert browser.find_element(By.ID, "request-status").text == "denied"
