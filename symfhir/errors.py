@@ -269,3 +269,39 @@ class DeliveryError(SymfhirError):
 class UnsubscribeLinkError(SymfhirError):
     """A marketing unsubscribe link was tampered with, has expired, or cannot be read. The
     message says which in words safe to show (never the link's contents)."""
+
+
+class SharingError(SymfhirError):
+    """A share with the client's physician or another provider cannot be made as asked: a
+    scope, label, passcode, expiry or target that is not valid. Raised before anything is
+    read or written; the message names the field and the reason (never PHI)."""
+
+
+class ConsentMissing(SharingError):
+    """Deny by default: the client has no active physician-sharing consent, or it does not
+    cover what was asked (``missing``: the scopes, the date range or the photo consent)."""
+
+    def __init__(self, reason: str, missing: tuple[str, ...] = ()) -> None:
+        self.reason = reason
+        self.missing = missing
+        super().__init__(reason)
+
+
+class LinkInactive(SharingError):
+    """A SMART Health Link that is unknown, revoked, expired, used up, locked after too many
+    wrong passcodes, or whose consent was withdrawn: the link service answers 404 for all of
+    them alike (it never says which)."""
+
+
+class PasscodeRejected(SharingError):
+    """A wrong passcode for a SMART Health Link; ``remaining`` attempts are left in its
+    lifetime (0: the link is now inactive)."""
+
+    def __init__(self, remaining: int) -> None:
+        self.remaining = remaining
+        super().__init__(f"wrong passcode: {remaining} attempts left")
+
+
+class PushError(SharingError):
+    """A push to another provider's FHIR server could not be made: its CapabilityStatement
+    cannot take what is sent, or it refused it. ``reason`` is symfhir's own words."""
