@@ -84,6 +84,11 @@ DEFAULTS: dict[str, Any] = {
     # in its id_token (amr "mfa", or acr equal to SYMFHIR_REQUIRED_ACR when set).
     "SYMFHIR_REQUIRE_MFA": False,
     "SYMFHIR_REQUIRED_ACR": None,
+    # Physician sharing (the chart's Sharing tab): the public link service where links are
+    # opened (its manifest and viewer URLs go into each link). Links and their encrypted files
+    # are written to the app's store (SYMFHIR_STORE_URL, SYMFHIR_STORE_KEYS), which that
+    # service reads: both must name the same database and keys.
+    "SYMFHIR_LINKS_BASE_URL": "http://localhost:5300",
     "SECRET_KEY": None,
 }
 LISTS = frozenset({"SYMFHIR_TRUSTED_ISS", "SYMFHIR_EHR_ORIGINS", "SYMFHIR_TOKEN_KEYS"})
@@ -126,6 +131,9 @@ def load_settings(
     values["SYMFHIR_EHR_ORIGINS"] = [
         _url("SYMFHIR_EHR_ORIGINS", u) for u in values["SYMFHIR_EHR_ORIGINS"]
     ]
+    values["SYMFHIR_LINKS_BASE_URL"] = _url(
+        "SYMFHIR_LINKS_BASE_URL", values["SYMFHIR_LINKS_BASE_URL"]
+    )
     values["SYMFHIR_AUDIT_SCOPE"] = _audit_scope(values["SYMFHIR_AUDIT_SCOPE"])
     values["SYMFHIR_REDIRECT_URI"] = values["SYMFHIR_BASE_URL"] + "/callback"
     if values["SYMFHIR_COOKIE_SECURE"] is None:
