@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography.fernet import Fernet
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
@@ -25,8 +26,12 @@ from tests.integration.conftest import ROOT, fhir_base  # noqa: F401 - the sessi
 
 SANDBOX_PORT = int(os.environ.get("E2E_SANDBOX_PORT", "5110"))
 APP_PORT = int(os.environ.get("E2E_APP_PORT", "5010"))
+LINKS_PORT = int(os.environ.get("E2E_LINKS_PORT", "5310"))
 SANDBOX = f"http://localhost:{SANDBOX_PORT}"
 APP = f"http://localhost:{APP_PORT}"
+#: The public link service of physician sharing: the app writes links into the store below and
+#: puts this base in them; a test that opens links starts the service on it with that store.
+LINKS = f"http://localhost:{LINKS_PORT}"
 ISS = f"{SANDBOX}/fhir"
 SHOTS = ROOT / "out" / "e2e"
 CHROMIUM = "/usr/bin/chromium"
@@ -136,6 +141,8 @@ def stack(seeded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
         "system_scopes": "system/AuditEvent.c",
     }
     portal_config, portal_registration = write_portal_config(tmp_path_factory.mktemp("portal"))
+    store_url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'symfhir.db'}"
+    store_keys = Fernet.generate_key().decode()
     env = {
         "SANDBOX_BASE_URL": SANDBOX,
         "SANDBOX_FHIR_UPSTREAM": seeded,
@@ -143,6 +150,9 @@ def stack(seeded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
         "SYMFHIR_BASE_URL": APP,
         "SYMFHIR_TRUSTED_ISS": ISS,
         "SYMFHIR_EHR_ORIGINS": SANDBOX,
+        "SYMFHIR_STORE_URL": store_url,
+        "SYMFHIR_STORE_KEYS": store_keys,
+        "SYMFHIR_LINKS_BASE_URL": LINKS,
     }
     sandbox = _start("sandbox", env, logs / "sandbox.log")
     app = _start("app", env, logs / "app.log")
@@ -156,6 +166,9 @@ def stack(seeded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
             "fhir": seeded,
             "logs": str(logs),
             "portal_config": str(portal_config),
+            "store_url": store_url,
+            "store_keys": store_keys,
+            "links": LINKS,
         }
     finally:
         for proc in (app, sandbox):
