@@ -23,13 +23,19 @@ from symfhir.errors import ConfigError
 # one, filed at the desk and read for the summary's "disputed" marker; where the server's
 # CapabilityStatement shows Consent or Media stored as DocumentReference, the fallback adds
 # the same interactions as theirs (symfhir.smart.launch.launch_scope).
+# Physician sharing (the Sharing tab): user/Practitioner.crs and user/PractitionerRole.rs —
+# the physician a physician-sharing consent names is a Practitioner outside the client's
+# record (read for the link's recipient: name, NPI, practice), and one entered at capture when
+# none is on file is created (conditionally, on its NPI). Everything else a share reads is
+# the compartment already listed here.
 DEFAULT_SCOPES = (
     "openid fhirUser launch offline_access patient/Patient.ru patient/AllergyIntolerance.crus "
     "patient/MedicationStatement.crus patient/Condition.crus patient/Observation.crus "
     "patient/Procedure.crus patient/Consent.crus patient/RelatedPerson.crs "
     "patient/QuestionnaireResponse.crus "
     "patient/Media.crs patient/Binary.cr patient/Provenance.cr "
-    "patient/AuditEvent.c patient/Task.crus patient/DocumentReference.crs"
+    "patient/AuditEvent.c patient/Task.crus patient/DocumentReference.crs "
+    "user/Practitioner.crs user/PractitionerRole.rs"
 )
 
 DEFAULTS: dict[str, Any] = {
