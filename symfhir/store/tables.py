@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Index, Integer, LargeBinary, String
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -83,3 +83,73 @@ class Link(Base):
     max_uses: Mapped[int | None] = mapped_column(Integer, nullable=True)
     uses: Mapped[int] = mapped_column(Integer, default=0)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class ShareLink(Base):
+    """A SMART Health Link (``symfhir.sharing.links``). The manifest id is kept only as its
+    SHA-256; the patient is found by a lookup hash; who and what it discloses (patient, basis,
+    recipient, types, label) is one sealed JSON; a passcode only as an Argon2id hash. The
+    files' key is kept nowhere: it lives only in the link. ``ready`` is set once every file
+    is stored (a link is never served half made)."""
+
+    __tablename__ = "share_links"
+    __table_args__ = (Index("ix_share_links_patient", "patient_lookup"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_id: Mapped[str] = mapped_column(String(32), unique=True)
+    manifest_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    patient_lookup: Mapped[str] = mapped_column(String(64))
+    details_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    flags: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ready: Mapped[bool] = mapped_column(Boolean, default=False)
+    passcode_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    max_failures: Mapped[int] = mapped_column(Integer)
+    accesses: Mapped[int] = mapped_column(Integer, default=0)
+    max_accesses: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    revoke_reason_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class ShareFile(Base):
+    """One file of a link, in package order: a compact JWE (already ciphertext)."""
+
+    __tablename__ = "share_files"
+    __table_args__ = (Index("ix_share_files_link", "link_pk", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_pk: Mapped[int] = mapped_column(ForeignKey("share_links.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    jwe: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ShareAccess(Base):
+    """One manifest request: when, the recipient string it gave (sealed), and its outcome
+    (``ok``, ``wrong-passcode``, ``no-passcode``, ``inactive``). A request for an unknown id is
+    logged too (no link, outcome ``unknown``): it then costs what a real inactive one does."""
+
+    __tablename__ = "share_accesses"
+    __table_args__ = (Index("ix_share_accesses_link", "link_pk", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("share_links.id", ondelete="CASCADE"), nullable=True
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    recipient_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    outcome: Mapped[str] = mapped_column(String(16))
+
+
+class FileTicket(Base):
+    """A short-lived ``location`` URL for one file: its token kept as a SHA-256 hash."""
+
+    __tablename__ = "share_file_tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    file_pk: Mapped[int] = mapped_column(ForeignKey("share_files.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
