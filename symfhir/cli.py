@@ -39,6 +39,7 @@ FEATURE_COMMANDS: tuple[str, ...] = (
     "symfhir.export.commands",
     "symfhir.export.restore_commands",
     "symfhir.marketing.commands",
+    "symfhir.sharing.commands",
 )
 
 

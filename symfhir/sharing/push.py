@@ -1,0 +1,415 @@
+"""Push a share to another provider's FHIR server (the physician's, or a new provider's):
+``push_share`` (behind the physician-sharing consent) and ``push_plan`` (any plan, e.g. a
+transfer the client asked for).
+
+Two modes: ``document`` POSTs the patient-summary document Bundle to ``[base]/Bundle``;
+``transaction`` re-creates the shared resources and photos with a Provenance naming the spa as
+the source (``symfhir.sharing.push_bundle``). The target's CapabilityStatement is read first and
+a target that cannot take what is sent is refused before anything of the record is read.
+Retries (429 with Retry-After, 503), conflicts and refusals are the client layer's
+(``symfhir.fhir``): every write here is a conditional create, so it is retried safely.
+
+Every push attempt that got as far as sending is a disclosure AuditEvent on our own server
+(recipient the physician or provider, purpose TREAT, or PATRQT for the client's own transfer),
+a failed one too (``success=False``): the server may have acted on a request whose answer was
+lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal, get_args
+from urllib.parse import urlencode, urlsplit
+
+import requests
+
+from symfhir.audit import AuditTrail, DisclosureTo
+from symfhir.errors import (
+    ConfigError,
+    FhirRequestError,
+    FhirServerError,
+    PushError,
+    SharingError,
+    SymfhirError,
+)
+from symfhir.fhir import BackendServicesAuth, BearerAuth, FhirClient, ServerConfig, outcomes
+from symfhir.fhir.paths import check_id
+from symfhir.fhir.retry import retry_policy
+from symfhir.sharing.gate import SharePlan, plan_share, sharing_consent
+from symfhir.sharing.package import SharePackage, build_package
+from symfhir.sharing.push_bundle import Source, push_transaction, resources_of
+from symfhir.smart.assertion import ClientKey
+from symfhir.spa import load_spa
+from symfhir.workspace.actor import Actor
+
+Mode = Literal["document", "transaction"]
+MODES: tuple[str, ...] = get_args(Mode)
+SUMMARY_FILE = "patient-summary.json"
+RECORDS_FILE = "records.json"
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """Where to push and how to sign in: a FHIR base URL with a bearer token, or SMART
+    Backend Services credentials (``client_id`` and a private key file; the token URL is read
+    from the target's ``.well-known/smart-configuration`` when not given; ``scope`` defaults to
+    exactly the creates the push needs), or neither (an open server). ``tuning`` holds
+    ``ServerConfig`` settings (timeouts, retries). Raises SharingError when the URL is not
+    http(s) or the credentials are half given or mixed."""
+
+    base_url: str
+    bearer_token: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    private_key_path: Path | None = None
+    token_url: str | None = None
+    scope: str | None = None
+    key_id: str | None = None
+    tuning: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.base_url or "")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SharingError("base_url: the FHIR base URL must be an http(s) URL")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise SharingError("base_url: must not carry credentials, a query or a fragment")
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        if self.bearer_token is not None and not self.bearer_token.strip():
+            raise SharingError("token: the bearer token is empty")
+        if self.bearer_token and self.client_id:
+            raise SharingError("token: a bearer token or Backend Services credentials, not both")
+        if bool(self.client_id) != bool(self.private_key_path):
+            raise SharingError("client_id: Backend Services needs a client id and a key file")
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).hostname or self.base_url
+
+
+@dataclass(frozen=True)
+class PushReport:
+    """What a push sent and where: the target, the mode, who received it, resources sent per
+    type (photos counted as Media), the target's ``Type/id`` for each of ours (the document:
+    ``Bundle`` → where it landed), how many the target already had (a conditional create that
+    matched), and what the plan covered but this mode does not carry."""
+
+    target: str
+    mode: str
+    recipient: str
+    sent: Mapping[str, int]
+    ids: Mapping[str, str]
+    unchanged: int = 0
+    photos: int = 0
+    not_sent: tuple[str, ...] = ()
+    location: str | None = None
+
+    @property
+    def resources(self) -> int:
+        return sum(self.sent.values())
+
+    def lines(self) -> list[str]:
+        """The report for people: one line each, no patient data."""
+        kinds = ", ".join(f"{t} {n}" for t, n in sorted(self.sent.items()))
+        out = [f"pushed to {self.target} as a {self.mode} for {self.recipient}: {kinds}"]
+        if self.location:
+            out.append(f"stored at {self.location}")
+        if self.unchanged:
+            out.append(f"{self.unchanged} already on the target (not created twice)")
+        out.extend(f"not sent: {item}" for item in self.not_sent)
+        return out
+
+
+def push_share(
+    client: FhirClient,
+    actor: Actor,
+    patient_id: str,
+    *,
+    target: PushTarget,
+    scopes: Iterable[str],
+    mode: str,
+    start: date | None = None,
+    end: date | None = None,
+    now: datetime,
+    audit: AuditTrail,
+) -> PushReport:
+    """Push what the client's active physician-sharing consent and ``scopes`` allow to the
+    physician's FHIR server ``target``, as a ``document`` or a ``transaction``.
+
+    Raises SharingError for a bad mode or id, NotAllowedError in a read-only session,
+    ConsentMissing when no active consent covers it (nothing is sent; audited as refused),
+    PushError when the target cannot take it or refuses it (audited as a failed disclosure).
+    """
+    try:
+        check_id(patient_id, "patient id")
+    except FhirRequestError:
+        raise SharingError("patient: not a valid FHIR id") from None
+    _check_mode(mode)
+    actor.require(())
+    try:
+        consent = sharing_consent(client, actor, patient_id, now=now)
+        plan = plan_share(consent, frozenset(scopes), start=start, end=end)
+    except SharingError as exc:
+        audit(
+            "read",
+            success=False,
+            description=f"push to {target.host} refused: {exc}",
+            resources=(f"Patient/{patient_id}",),
+        )
+        raise
+    return push_plan(client, actor, plan, target=target, mode=mode, now=now, audit=audit)
+
+
+def push_plan(
+    client: FhirClient,
+    actor: Actor,
+    plan: SharePlan,
+    *,
+    target: PushTarget,
+    mode: str,
+    purpose: str = "TREAT",
+    now: datetime,
+    audit: AuditTrail,
+    connect: Any = None,
+) -> PushReport:
+    """Push what ``plan`` allows (already decided by the gate) to ``target``. ``purpose`` is
+    the disclosure's (TREAT for a physician, PATRQT for the client's own transfer);
+    ``connect(target, scope)`` opens the target's client (default ``open_target``).
+
+    Raises SharingError for a bad mode, PushError when the target cannot take what is sent
+    or refuses it, FhirServerError when our own server cannot be read.
+    """
+    _check_mode(mode)
+    opener = connect or open_target
+    whose = (f"Patient/{plan.patient_id}", plan.basis)
+    with opener(target, target.scope or needed_scope(plan, mode)) as remote:
+        try:
+            binary = _check_capabilities(_capabilities(remote, target), mode, plan)
+        except PushError as exc:
+            # Nothing of the record was read or sent: a refused push, not a disclosure.
+            audit("read", success=False, description=f"push refused: {exc}", resources=whose)
+            raise
+        package = build_package(client, actor, plan.patient_id, plan, now=now)
+        to = DisclosureTo(
+            _recipient_name(plan, target), purpose, plan.recipient.reference, _disclosed(package)
+        )
+        try:
+            if mode == "document":
+                report = _push_document(remote, package, target, to)
+            else:
+                report = _push_transaction(remote, package, target, to, now=now, binary=binary)
+        except (FhirServerError, PushError) as exc:
+            reason = _reason(exc)
+            audit(
+                "read",
+                success=False,
+                description=f"push to {target.base_url} as a {mode} failed: {reason}",
+                resources=whose,
+                disclosure=to,
+            )
+            raise PushError(f"the push to {target.host} failed: {reason}") from exc
+    audit(
+        "read",
+        description=(
+            f"pushed to {target.base_url} as a {mode}: {report.resources} resources, "
+            f"{report.photos} photos"
+        ),
+        resources=whose,
+        disclosure=to,
+    )
+    return report
+
+
+def open_target(target: PushTarget, scope: str) -> FhirClient:
+    """The FHIR client for ``target``, signed as it says (see ``PushTarget``). Raises
+    SharingError for unusable settings or a key file that cannot be read, PushError when the
+    token URL cannot be discovered."""
+    try:
+        config = ServerConfig(base_url=target.base_url, **dict(target.tuning))
+    except (ConfigError, TypeError) as exc:
+        raise SharingError(f"target: {exc}") from None
+    auth: Any = None
+    if target.bearer_token:
+        auth = BearerAuth(target.bearer_token)
+    elif target.client_id and target.private_key_path:
+        try:
+            pem = Path(target.private_key_path).read_bytes()
+        except OSError as exc:
+            raise SharingError(f"target: cannot read the key file ({exc.strerror})") from None
+        token_url = target.token_url or discover_token_url(target.base_url, config.timeout)
+        try:
+            key = ClientKey.from_pem(pem, target.key_id)
+        except ConfigError as exc:
+            raise SharingError(f"target: the key file: {exc}") from None
+        auth = BackendServicesAuth(
+            token_url,
+            target.client_id,
+            key,
+            scope=scope,
+            timeout=config.timeout,
+            retry=retry_policy(config),
+        )
+    return FhirClient(config, auth)
+
+
+def discover_token_url(base_url: str, timeout: tuple[float, float]) -> str:
+    """The ``token_endpoint`` of the target's ``.well-known/smart-configuration``. Raises
+    PushError when it cannot be read or names none."""
+    url = f"{base_url}/.well-known/smart-configuration"
+    try:
+        response = requests.get(url, timeout=timeout, allow_redirects=False)
+        document = response.json() if response.status_code == 200 else None
+    except (requests.RequestException, ValueError):
+        document = None
+    token_url = document.get("token_endpoint") if isinstance(document, dict) else None
+    parts = urlsplit(token_url) if isinstance(token_url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PushError("the target's SMART configuration names no token endpoint: give one")
+    return str(token_url)
+
+
+def needed_scope(plan: SharePlan, mode: str) -> str:
+    """The Backend Services scope a push needs: the creates (and the searches a conditional
+    create makes) of exactly the types it sends."""
+    if mode == "document":
+        return "system/Bundle.cs"
+    types = set(plan.types) | {"Patient", "Provenance"}
+    if plan.photos:
+        types |= {"Media", "Binary"}
+    return " ".join(f"system/{t}.cs" for t in sorted(types))
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise SharingError(f"mode: one of {', '.join(MODES)}")
+
+
+def _capabilities(remote: FhirClient, target: PushTarget) -> Any:
+    try:
+        return remote.capabilities()
+    except FhirServerError as exc:
+        raise PushError(
+            f"the target {target.host} did not give a usable CapabilityStatement: {_reason(exc)}"
+        ) from exc
+
+
+def _check_capabilities(caps: Any, mode: str, plan: SharePlan) -> bool:
+    """Refuse a target that cannot take the push; whether photos go up as Binary."""
+    if mode == "document":
+        if not caps.can("Bundle", "create"):
+            raise PushError("the target cannot create Bundle (needed to store the document)")
+        return False
+    if not caps.can_system("transaction"):
+        raise PushError("the target does not support transaction (needed to send the records)")
+    types = set(plan.types) | {"Patient", "Provenance"} | ({"Media"} if plan.photos else set())
+    missing = sorted(t for t in types if not caps.can(t, "create"))
+    if missing:
+        raise PushError(f"the target cannot create {', '.join(missing)}")
+    return caps.can("Binary", "create")
+
+
+def _push_document(
+    remote: FhirClient, package: SharePackage, target: PushTarget, to: DisclosureTo
+) -> PushReport:
+    document = _json_file(package, SUMMARY_FILE)
+    if document.get("resourceType") != "Bundle" or document.get("type") != "document":
+        raise PushError("the patient summary is not a document Bundle")
+    identifier = document.get("identifier") or {}
+    condition = None
+    if identifier.get("system") and identifier.get("value"):
+        condition = urlencode({"identifier": f"{identifier['system']}|{identifier['value']}"})
+    written = remote.create(document, if_none_exist=condition)
+    kinds = Counter(
+        str(r.get("resourceType")) for _, r in resources_of(document) if r.get("resourceType")
+    )
+    left = []
+    if len(package.files) > 1:
+        beyond = sorted(set(package.plan.scopes) - {"summary"})
+        if beyond:
+            left.append(f"{', '.join(beyond)} (a document carries the summary only)")
+    if package.photos:
+        left.append(f"{package.photos} photos (a document carries the summary only)")
+    where = f"Bundle/{written.id}"
+    return PushReport(
+        target=target.base_url,
+        mode="document",
+        recipient=to.recipient,
+        sent=dict(kinds),
+        ids={"Bundle": where},
+        unchanged=1 if written.status == "unchanged" else 0,
+        not_sent=tuple(left),
+        location=f"{target.base_url}/{where}",
+    )
+
+
+def _push_transaction(
+    remote: FhirClient,
+    package: SharePackage,
+    target: PushTarget,
+    to: DisclosureTo,
+    *,
+    now: datetime,
+    binary: bool,
+) -> PushReport:
+    entries = resources_of(_json_file(package, SUMMARY_FILE))
+    if any(f.name == RECORDS_FILE for f in package.files):
+        entries += resources_of(_json_file(package, RECORDS_FILE))
+    photos = [
+        json.loads(f.read()) for f in package.files if f.name not in (SUMMARY_FILE, RECORDS_FILE)
+    ]
+    spa = load_spa()
+    source = Source(spa.name, spa.identifier_system, spa.identifier_value, spa.identifier_base)
+    transaction = push_transaction(entries, photos, source=source, now=now, binary=binary)
+    answer = remote.transaction(transaction.bundle)
+    ids: dict[str, str] = {}
+    sent: Counter[str] = Counter()
+    unchanged = 0
+    for what, result in zip(transaction.sources, outcomes(transaction.bundle, answer), strict=True):
+        if isinstance(result, FhirServerError):
+            raise PushError(f"the target refused {what.split('/')[0]}: {_reason(result)}")
+        ids[what] = f"{result.resource_type}/{result.id}"
+        if result.resource_type != "Provenance" and not what.startswith("Binary for "):
+            sent[result.resource_type] += 1
+        unchanged += result.status == "unchanged"
+    return PushReport(
+        target=target.base_url,
+        mode="transaction",
+        recipient=to.recipient,
+        sent=dict(sent),
+        ids=ids,
+        unchanged=unchanged,
+        photos=len(photos),
+    )
+
+
+def _json_file(package: SharePackage, name: str) -> dict[str, Any]:
+    for shared in package.files:
+        if shared.name == name:
+            try:
+                value = json.loads(shared.read())
+            except ValueError:
+                raise PushError(f"{name}: not JSON") from None
+            if not isinstance(value, dict):
+                raise PushError(f"{name}: not a FHIR resource")
+            return value
+    raise PushError(f"the share package has no {name}")
+
+
+def _disclosed(package: SharePackage) -> tuple[str, ...]:
+    types = set(package.counts) | ({"Media"} if package.photos else set())
+    return tuple(sorted(t for t in types if t and t[:1].isupper() and t.isalpha()))
+
+
+def _recipient_name(plan: SharePlan, target: PushTarget) -> str:
+    name = plan.recipient.name.strip() or "the recipient"
+    return f"{name} (FHIR server {target.host})"
+
+
+def _reason(exc: SymfhirError) -> str:
+    """A PHI-free reason: a server's own words may echo record values."""
+    if isinstance(exc, FhirServerError):
+        return exc.log_text
+    return str(exc)
