@@ -1,40 +1,35 @@
-"""SMART Health Link records in the app's store: create, open (the manifest), read a file,
-revoke, stop every link of a client, list with the access log.
-
-What is kept, and how (``symfhir.store.tables``: ShareLink, ShareFile, ShareAccess,
-FileTicket): the manifest id only as its SHA-256 (256 random bits: nothing to brute-force);
-the patient found by a keyed lookup hash; who and what a link discloses (patient, basis,
-recipient, resource types, label) sealed; the files as the compact JWE the link's key made
-(the key itself is kept nowhere on the server: it is only in the link); a passcode only as
-an Argon2id hash; each manifest request's recipient string sealed.
-
-A link is active while it is ready, not revoked, not expired, under its cap of wrong
-passcodes (``mappings/links.yaml``, 5 in its lifetime) and under its optional number of
-accesses. Every other case is ``LinkInactive`` alike. The passcode cap holds under parallel
-requests: each guess first takes one of the allowed failures in a writer-exclusive
-transaction, the Argon2id check runs outside it, and a right passcode gives its failure back.
-An unknown or truncated id runs the same path as a real inactive link (the same lookup and the
-same logged row), so neither the answer nor its time tells them apart.
+"""SMART Health Links in the app's store: create, revoke, stop every link of a client, list
+with the access log, purge. Opening a link (the manifest, the files) is
+``symfhir.sharing.link_access``, re-exported here; what is kept and how is
+``symfhir.sharing.link_records``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import secrets
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from argon2 import PasswordHasher, Type
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select, update
 
-from symfhir.errors import LinkInactive, PasscodeRejected, SharingError
+from symfhir.errors import LinkInactive, SharingError
 from symfhir.sharing import shl
 from symfhir.sharing.gate import Recipient
+from symfhir.sharing.link_access import open_manifest, open_single, read_file
+from symfhir.sharing.link_records import (
+    PURPOSE_PATIENT,
+    AccessRecord,
+    LinkContext,
+    LinkRecord,
+    ManifestAccess,
+    NewLink,
+    link_status,
+    passcode_hasher,
+    stop_links,
+    token_hash,
+)
 from symfhir.sharing.link_settings import LinkServiceSettings, load_link_settings
 from symfhir.store import Store
 from symfhir.store.tables import FileTicket, ShareAccess, ShareFile, ShareLink
@@ -42,125 +37,21 @@ from symfhir.store.tables import FileTicket, ShareAccess, ShareFile, ShareLink
 if TYPE_CHECKING:
     from symfhir.sharing.package import SharePackage
 
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
-#: Hashed in place of a malformed id: "!" is not base64url, so no real id has this hash.
-_PLACEHOLDER = "!" * 43
-_PURPOSE_PATIENT = "share-patient"
-_LOCK = "share-link:"
-
-OK = "ok"
-WRONG_PASSCODE = "wrong-passcode"
-NO_PASSCODE = "no-passcode"
-INACTIVE = "inactive"
-UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class NewLink:
-    """A link just made: give ``shlink``/``viewer_url``/the QR to the physician."""
-
-    link_id: str
-    manifest_url: str
-    payload: dict[str, Any]
-    shlink: str
-    viewer_url: str
-    qr_png: bytes
-    qr_svg: str
-    expires_at: datetime | None
-    flags: str
-
-
-@dataclass(frozen=True)
-class AccessRecord:
-    at: datetime
-    recipient: str
-    outcome: str
-
-
-@dataclass(frozen=True)
-class LinkRecord:
-    """A link as the chart lists it; ``accesses`` is its access log, oldest first."""
-
-    link_id: str
-    status: str  # active, pending, revoked, expired, locked, used up
-    label: str | None
-    flags: str
-    created_at: datetime
-    created_by: str
-    expires_at: datetime
-    revoked_at: datetime | None
-    revoke_reason: str | None
-    passcode: bool
-    failures: int
-    max_failures: int
-    access_count: int
-    max_accesses: int | None
-    recipient: Recipient
-    basis: str
-    types: tuple[str, ...]
-    accesses: tuple[AccessRecord, ...]
-
-
-@dataclass(frozen=True)
-class LinkContext:
-    """Whom and what an opened link discloses: what the disclosure AuditEvent and the consent
-    re-check need."""
-
-    link_id: str
-    patient_id: str
-    basis: str
-    recipient: Recipient
-    types: tuple[str, ...]
-
-    @property
-    def consent_id(self) -> str | None:
-        """The Consent's id when the link rests on one (a transfer rests on a Task)."""
-        kind, _, ident = self.basis.partition("/")
-        return ident if kind == "Consent" and ident else None
-
-
-@dataclass(frozen=True)
-class ManifestAccess:
-    """A successful manifest request: the manifest to answer, and who received what."""
-
-    manifest: dict[str, Any]
-    context: LinkContext
-    recipient_text: str
-
-    @property
-    def patient_id(self) -> str:
-        return self.context.patient_id
-
-    @property
-    def consent_id(self) -> str | None:
-        return self.context.consent_id
-
-    @property
-    def recipient(self) -> Recipient:
-        return self.context.recipient
-
-    @property
-    def types(self) -> tuple[str, ...]:
-        return self.context.types
-
-
-#: The service's consent re-check: False stops every link of the client (consent withdrawn).
-StillAllowed = Callable[[LinkContext], bool]
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
-
-
-def _hasher(settings: LinkServiceSettings) -> PasswordHasher:
-    return PasswordHasher(
-        time_cost=settings.argon2.time_cost,
-        memory_cost=settings.argon2.memory_kib,
-        parallelism=settings.argon2.parallelism,
-        hash_len=32,
-        salt_len=16,
-        type=Type.ID,
-    )
+__all__ = [
+    "AccessRecord",
+    "LinkContext",
+    "LinkRecord",
+    "ManifestAccess",
+    "NewLink",
+    "create_link",
+    "links_of",
+    "open_manifest",
+    "open_single",
+    "purge_share_links",
+    "read_file",
+    "revoke_link",
+    "stop_links",
+]
 
 
 def _link_id() -> str:
@@ -230,12 +121,12 @@ def create_link(
         "label": label,
         "created_by": created_by,
     }
-    passcode_hash = _hasher(settings).hash(passcode) if passcode is not None else None
+    passcode_hash = passcode_hasher(settings).hash(passcode) if passcode is not None else None
     with store.session() as session:
         row = ShareLink(
             link_id=_link_id(),
-            manifest_hash=_sha(manifest_id),
-            patient_lookup=store.lookup(_PURPOSE_PATIENT, plan.patient_id),
+            manifest_hash=token_hash(manifest_id),
+            patient_lookup=store.lookup(PURPOSE_PATIENT, plan.patient_id),
             details_sealed=store.seal(json.dumps(details)),
             flags=flag,
             created_at=now,
@@ -298,252 +189,6 @@ def _check_passcode(passcode: str, settings: LinkServiceSettings) -> None:
         raise SharingError(f"passcode: at most {settings.passcode_max} characters")
 
 
-def _status(link: ShareLink, now: datetime) -> str:
-    if not link.ready:
-        return "pending"
-    if link.revoked_at is not None:
-        return "revoked"
-    if link.expires_at <= now:
-        return "expired"
-    if link.failures >= link.max_failures:
-        return "locked"
-    if link.max_accesses is not None and link.accesses >= link.max_accesses:
-        return "used up"
-    return "active"
-
-
-#: Stands in for the row of an unknown id, so that the same checks run (and fail).
-_DUMMY = ShareLink(
-    ready=False, revoked_at=None, expires_at=datetime.min, failures=0, max_failures=0
-)
-
-
-def _context(store: Store, link: ShareLink) -> LinkContext:
-    details = json.loads(store.unseal(link.details_sealed))
-    return LinkContext(
-        link_id=link.link_id,
-        patient_id=details["patient_id"],
-        basis=details["basis"],
-        recipient=Recipient(**details["recipient"]),
-        types=tuple(details["types"]),
-    )
-
-
-def open_manifest(
-    store: Store,
-    manifest_id: str,
-    *,
-    recipient: str,
-    passcode: str | None,
-    embedded_length_max: int | None,
-    files_base: str,
-    now: datetime,
-    still_allowed: StillAllowed | None = None,
-    settings: LinkServiceSettings | None = None,
-) -> ManifestAccess:
-    """The manifest of the link ``manifest_id`` for ``recipient`` (the string the client
-    POSTed): its files in package order, each ``embedded`` when its JWE is at most
-    ``embedded_length_max`` characters (capped by links.yaml) or else a ``location`` under
-    ``files_base`` (the link service's base URL) that works for a short time.
-    ``still_allowed`` is the consent re-check: when it says False, every link of the client
-    is stopped and this one answers as inactive. Every call is logged.
-
-    Raises LinkInactive (unknown, malformed, not ready, revoked, expired, locked, used up,
-    consent withdrawn), PasscodeRejected (wrong or missing passcode, with the attempts left),
-    StoreError."""
-    settings = settings or load_link_settings()
-    if embedded_length_max is None:
-        embed = settings.embedded_default
-    else:
-        embed = min(max(embedded_length_max, 0), settings.embedded_max)
-    link, context = _take(store, manifest_id, recipient, passcode, now, still_allowed, settings)
-    files = _finish(store, link, recipient, passcode is not None, now, embed, settings)
-    manifest_files = []
-    base = files_base.rstrip("/")
-    for content_type, jwe_text, ticket in files:
-        entry: dict[str, Any] = {"contentType": content_type}
-        if jwe_text is not None:
-            entry["embedded"] = jwe_text
-        else:
-            entry["location"] = f"{base}/shl/f/{ticket}"
-        manifest_files.append(entry)
-    manifest = {"status": "finalized", "files": manifest_files}
-    return ManifestAccess(manifest=manifest, context=context, recipient_text=recipient)
-
-
-def open_single(
-    store: Store,
-    manifest_id: str,
-    *,
-    recipient: str,
-    now: datetime,
-    still_allowed: StillAllowed | None = None,
-    settings: LinkServiceSettings | None = None,
-) -> tuple[bytes, ManifestAccess]:
-    """The one file of a single-file (U) link, fetched directly (the spec's GET on the
-    link's URL), and who received what. Raises LinkInactive (as open_manifest, and for a
-    link without the U flag), StoreError."""
-    settings = settings or load_link_settings()
-    link, context = _take(store, manifest_id, recipient, None, now, still_allowed, settings)
-    if "U" not in link.flags:
-        raise LinkInactive("not a single-file link")
-    _finish(store, link, recipient, False, now, None, settings)
-    with store.session(readonly=True) as session:
-        data = session.execute(
-            select(ShareFile.jwe).where(ShareFile.link_pk == link.id).order_by(ShareFile.position)
-        ).scalar_one()
-    access = ManifestAccess(manifest={}, context=context, recipient_text=recipient)
-    return data, access
-
-
-def _take(
-    store: Store,
-    manifest_id: str,
-    recipient: str,
-    passcode: str | None,
-    now: datetime,
-    still_allowed: StillAllowed | None,
-    settings: LinkServiceSettings,
-) -> tuple[ShareLink, LinkContext]:
-    """Find the link, check it is active, take one allowed failure when a passcode is given,
-    re-check the consent, verify the passcode. Returns the link row and its context."""
-    valid = isinstance(manifest_id, str) and bool(_TOKEN.match(manifest_id))
-    digest = _sha(manifest_id if valid else _PLACEHOLDER)
-    sealed_recipient = store.seal(recipient)
-    outcome = OK
-    remaining = 0
-    with store.exclusive(_LOCK + digest) as session:
-        row = session.execute(
-            select(ShareLink).where(ShareLink.manifest_hash == digest)
-        ).scalar_one_or_none()
-        status = _status(row if row is not None else _DUMMY, now)
-        if status != "active":
-            outcome = INACTIVE if row is not None else UNKNOWN
-        elif row is not None and row.passcode_hash is not None:
-            if not passcode:
-                # Not a guess: nothing is counted, but nothing is given either.
-                outcome = NO_PASSCODE
-                remaining = row.max_failures - row.failures
-            else:
-                row.failures += 1
-                remaining = row.max_failures - row.failures
-        if outcome != OK:
-            session.add(
-                ShareAccess(
-                    link_pk=row.id if row is not None else None,
-                    at=now,
-                    recipient_sealed=sealed_recipient,
-                    outcome=outcome,
-                )
-            )
-    if outcome == NO_PASSCODE:
-        raise PasscodeRejected(remaining)
-    if outcome != OK or row is None:
-        raise LinkInactive("inactive")
-    context = _context(store, row)
-    if still_allowed is not None and not still_allowed(context):
-        stop_links(store, context.patient_id, reason="consent withdrawn", now=now)
-        _log(store, row.id, sealed_recipient, INACTIVE, now)
-        raise LinkInactive("consent withdrawn")
-    if row.passcode_hash is not None and not _passcode_matches(
-        row.passcode_hash, passcode or "", settings
-    ):
-        _log(store, row.id, sealed_recipient, WRONG_PASSCODE, now)
-        raise PasscodeRejected(remaining)
-    return row, context
-
-
-def _passcode_matches(digest: str, passcode: str, settings: LinkServiceSettings) -> bool:
-    try:
-        return _hasher(settings).verify(digest, passcode)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-def _log(store: Store, link_pk: int | None, sealed: bytes, outcome: str, now: datetime) -> None:
-    with store.session() as session:
-        session.add(ShareAccess(link_pk=link_pk, at=now, recipient_sealed=sealed, outcome=outcome))
-
-
-def _finish(
-    store: Store,
-    link: ShareLink,
-    recipient: str,
-    refund: bool,
-    now: datetime,
-    embed: int | None,
-    settings: LinkServiceSettings,
-) -> list[tuple[str, str | None, str | None]]:
-    """Count the access (giving back the failure a right passcode took), log it, and give
-    each file as (content type, embedded JWE or None, ticket or None); ``embed`` None: no
-    files (a single-file link's direct read)."""
-    sealed = store.seal(recipient)
-    files: list[tuple[str, str | None, str | None]] = []
-    with store.exclusive(_LOCK + link.manifest_hash) as session:
-        row = session.get(ShareLink, link.id)
-        if row is None:
-            raise LinkInactive("inactive")
-        if refund and row.passcode_hash is not None:
-            row.failures = max(0, row.failures - 1)
-        if _status(row, now) != "active":
-            session.add(
-                ShareAccess(link_pk=row.id, at=now, recipient_sealed=sealed, outcome=INACTIVE)
-            )
-            active = False
-        else:
-            active = True
-            row.accesses += 1
-            session.add(ShareAccess(link_pk=row.id, at=now, recipient_sealed=sealed, outcome=OK))
-            if embed is None:
-                return files
-            shown = session.execute(
-                select(ShareFile.id, ShareFile.content_type, ShareFile.size)
-                .where(ShareFile.link_pk == row.id)
-                .order_by(ShareFile.position)
-            ).all()
-            for file_pk, content_type, size in shown:
-                if size <= embed:
-                    jwe = session.execute(
-                        select(ShareFile.jwe).where(ShareFile.id == file_pk)
-                    ).scalar_one()
-                    files.append((content_type, jwe.decode("ascii"), None))
-                else:
-                    ticket = secrets.token_urlsafe(32)
-                    session.add(
-                        FileTicket(
-                            ticket_hash=_sha(ticket),
-                            file_pk=file_pk,
-                            expires_at=now + settings.ticket_lifetime,
-                        )
-                    )
-                    files.append((content_type, None, ticket))
-    if not active:
-        raise LinkInactive("inactive")
-    return files
-
-
-def read_file(store: Store, ticket: str, *, now: datetime) -> bytes:
-    """The JWE behind a location ticket while it lives and its link is neither revoked,
-    expired nor locked. Raises LinkInactive otherwise (unknown, malformed, past its time),
-    StoreError."""
-    valid = isinstance(ticket, str) and bool(_TOKEN.match(ticket))
-    digest = _sha(ticket if valid else _PLACEHOLDER)
-    with store.session(readonly=True) as session:
-        found = session.execute(
-            select(ShareFile.jwe, ShareLink)
-            .join(FileTicket, FileTicket.file_pk == ShareFile.id)
-            .join(ShareLink, ShareLink.id == ShareFile.link_pk)
-            .where(FileTicket.ticket_hash == digest, FileTicket.expires_at > now)
-        ).first()
-    if found is None:
-        raise LinkInactive("inactive")
-    data, link = found
-    # Opened by an access that counted: "used up" by that very access still reads.
-    if _status(link, now) not in ("active", "used up"):
-        raise LinkInactive("inactive")
-    return data
-
-
 def revoke_link(store: Store, patient_id: str, link_id: str, *, reason: str, now: datetime) -> None:
     """Revoke the client's link ``link_id`` (already revoked: nothing changes). Raises
     LinkInactive when the client has no such link (another client's is not theirs),
@@ -552,7 +197,7 @@ def revoke_link(store: Store, patient_id: str, link_id: str, *, reason: str, now
         row = session.execute(
             select(ShareLink).where(
                 ShareLink.link_id == link_id,
-                ShareLink.patient_lookup == store.lookup(_PURPOSE_PATIENT, patient_id),
+                ShareLink.patient_lookup == store.lookup(PURPOSE_PATIENT, patient_id),
             )
         ).scalar_one_or_none()
         if row is None:
@@ -560,21 +205,6 @@ def revoke_link(store: Store, patient_id: str, link_id: str, *, reason: str, now
         if row.revoked_at is None:
             row.revoked_at = now
             row.revoke_reason_sealed = store.seal(reason)
-
-
-def stop_links(store: Store, patient_id: str, *, reason: str, now: datetime) -> int:
-    """Revoke every link of the client that is not yet revoked (the consent was withdrawn);
-    returns how many. Raises StoreError."""
-    sealed = store.seal(reason)
-    with store.session() as session:
-        return session.execute(
-            update(ShareLink)
-            .where(
-                ShareLink.patient_lookup == store.lookup(_PURPOSE_PATIENT, patient_id),
-                ShareLink.revoked_at.is_(None),
-            )
-            .values(revoked_at=now, revoke_reason_sealed=sealed)
-        ).rowcount
 
 
 def links_of(store: Store, patient_id: str, *, now: datetime | None = None) -> list[LinkRecord]:
@@ -585,7 +215,7 @@ def links_of(store: Store, patient_id: str, *, now: datetime | None = None) -> l
         rows = (
             session.execute(
                 select(ShareLink)
-                .where(ShareLink.patient_lookup == store.lookup(_PURPOSE_PATIENT, patient_id))
+                .where(ShareLink.patient_lookup == store.lookup(PURPOSE_PATIENT, patient_id))
                 .order_by(ShareLink.created_at.desc(), ShareLink.id.desc())
             )
             .scalars()
@@ -605,7 +235,7 @@ def links_of(store: Store, patient_id: str, *, now: datetime | None = None) -> l
         records.append(
             LinkRecord(
                 link_id=row.link_id,
-                status=_status(row, now),
+                status=link_status(row, now),
                 label=details.get("label"),
                 flags=row.flags,
                 created_at=row.created_at,

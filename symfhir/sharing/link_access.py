@@ -1,0 +1,258 @@
+"""Opening SMART Health Links: the manifest, a single-file link's file, a location file.
+
+A link is active while it is ready, not revoked, not expired, under its cap of wrong
+passcodes (``mappings/links.yaml``, 5 in its lifetime) and under its optional number of
+accesses. Every other case is ``LinkInactive`` alike. The passcode cap holds under parallel
+requests: each guess first takes one of the allowed failures in a writer-exclusive
+transaction, the Argon2id check runs outside it, and a right passcode gives its failure back.
+An unknown or truncated id runs the same path as a real inactive link (the same lookup and the
+same logged row), so neither the answer nor its time tells them apart.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+
+from symfhir.errors import LinkInactive, PasscodeRejected
+from symfhir.sharing.link_records import (
+    INACTIVE,
+    LOCK,
+    NO_PASSCODE,
+    OK,
+    PLACEHOLDER,
+    TOKEN,
+    UNKNOWN,
+    UNKNOWN_LINK,
+    WRONG_PASSCODE,
+    LinkContext,
+    ManifestAccess,
+    StillAllowed,
+    link_context,
+    link_status,
+    passcode_hasher,
+    stop_links,
+    token_hash,
+)
+from symfhir.sharing.link_settings import LinkServiceSettings, load_link_settings
+from symfhir.store import Store
+from symfhir.store.tables import FileTicket, ShareAccess, ShareFile, ShareLink
+
+
+def open_manifest(
+    store: Store,
+    manifest_id: str,
+    *,
+    recipient: str,
+    passcode: str | None,
+    embedded_length_max: int | None,
+    files_base: str,
+    now: datetime,
+    still_allowed: StillAllowed | None = None,
+    settings: LinkServiceSettings | None = None,
+) -> ManifestAccess:
+    """The manifest of the link ``manifest_id`` for ``recipient`` (the string the client
+    POSTed): its files in package order, each ``embedded`` when its JWE is at most
+    ``embedded_length_max`` characters (capped by links.yaml) or else a ``location`` under
+    ``files_base`` (the link service's base URL) that works for a short time.
+    ``still_allowed`` is the consent re-check: when it says False, every link of the client
+    is stopped and this one answers as inactive. Every call is logged.
+
+    Raises LinkInactive (unknown, malformed, not ready, revoked, expired, locked, used up,
+    consent withdrawn), PasscodeRejected (wrong or missing passcode, with the attempts left),
+    StoreError."""
+    settings = settings or load_link_settings()
+    if embedded_length_max is None:
+        embed = settings.embedded_default
+    else:
+        embed = min(max(embedded_length_max, 0), settings.embedded_max)
+    link, context = _take(store, manifest_id, recipient, passcode, now, still_allowed, settings)
+    files = _finish(store, link, recipient, passcode is not None, now, embed, settings)
+    manifest_files = []
+    base = files_base.rstrip("/")
+    for content_type, jwe_text, ticket in files:
+        entry: dict[str, Any] = {"contentType": content_type}
+        if jwe_text is not None:
+            entry["embedded"] = jwe_text
+        else:
+            entry["location"] = f"{base}/shl/f/{ticket}"
+        manifest_files.append(entry)
+    manifest = {"status": "finalized", "files": manifest_files}
+    return ManifestAccess(manifest=manifest, context=context, recipient_text=recipient)
+
+
+def open_single(
+    store: Store,
+    manifest_id: str,
+    *,
+    recipient: str,
+    now: datetime,
+    still_allowed: StillAllowed | None = None,
+    settings: LinkServiceSettings | None = None,
+) -> tuple[bytes, ManifestAccess]:
+    """The one file of a single-file (U) link, fetched directly (the spec's GET on the
+    link's URL), and who received what. Raises LinkInactive (as open_manifest, and for a
+    link without the U flag), StoreError."""
+    settings = settings or load_link_settings()
+    link, context = _take(store, manifest_id, recipient, None, now, still_allowed, settings)
+    if "U" not in link.flags:
+        raise LinkInactive("not a single-file link")
+    _finish(store, link, recipient, False, now, None, settings)
+    with store.session(readonly=True) as session:
+        data = session.execute(
+            select(ShareFile.jwe).where(ShareFile.link_pk == link.id).order_by(ShareFile.position)
+        ).scalar_one()
+    access = ManifestAccess(manifest={}, context=context, recipient_text=recipient)
+    return data, access
+
+
+def _take(
+    store: Store,
+    manifest_id: str,
+    recipient: str,
+    passcode: str | None,
+    now: datetime,
+    still_allowed: StillAllowed | None,
+    settings: LinkServiceSettings,
+) -> tuple[ShareLink, LinkContext]:
+    """Find the link, check it is active, take one allowed failure when a passcode is given,
+    re-check the consent, verify the passcode. Returns the link row and its context."""
+    valid = isinstance(manifest_id, str) and bool(TOKEN.match(manifest_id))
+    digest = token_hash(manifest_id if valid else PLACEHOLDER)
+    sealed_recipient = store.seal(recipient)
+    outcome = OK
+    remaining = 0
+    with store.exclusive(LOCK + digest) as session:
+        row = session.execute(
+            select(ShareLink).where(ShareLink.manifest_hash == digest)
+        ).scalar_one_or_none()
+        status = link_status(row if row is not None else UNKNOWN_LINK, now)
+        if status != "active":
+            outcome = INACTIVE if row is not None else UNKNOWN
+        elif row is not None and row.passcode_hash is not None:
+            if not passcode:
+                # Not a guess: nothing is counted, but nothing is given either.
+                outcome = NO_PASSCODE
+                remaining = row.max_failures - row.failures
+            else:
+                row.failures += 1
+                remaining = row.max_failures - row.failures
+        if outcome != OK:
+            session.add(
+                ShareAccess(
+                    link_pk=row.id if row is not None else None,
+                    at=now,
+                    recipient_sealed=sealed_recipient,
+                    outcome=outcome,
+                )
+            )
+    if outcome == NO_PASSCODE:
+        raise PasscodeRejected(remaining)
+    if outcome != OK or row is None:
+        raise LinkInactive("inactive")
+    context = link_context(store, row)
+    if still_allowed is not None and not still_allowed(context):
+        stop_links(store, context.patient_id, reason="consent withdrawn", now=now)
+        _log(store, row.id, sealed_recipient, INACTIVE, now)
+        raise LinkInactive("consent withdrawn")
+    if row.passcode_hash is not None and not _passcode_matches(
+        row.passcode_hash, passcode or "", settings
+    ):
+        _log(store, row.id, sealed_recipient, WRONG_PASSCODE, now)
+        raise PasscodeRejected(remaining)
+    return row, context
+
+
+def _passcode_matches(digest: str, passcode: str, settings: LinkServiceSettings) -> bool:
+    try:
+        return passcode_hasher(settings).verify(digest, passcode)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _log(store: Store, link_pk: int | None, sealed: bytes, outcome: str, now: datetime) -> None:
+    with store.session() as session:
+        session.add(ShareAccess(link_pk=link_pk, at=now, recipient_sealed=sealed, outcome=outcome))
+
+
+def _finish(
+    store: Store,
+    link: ShareLink,
+    recipient: str,
+    refund: bool,
+    now: datetime,
+    embed: int | None,
+    settings: LinkServiceSettings,
+) -> list[tuple[str, str | None, str | None]]:
+    """Count the access (giving back the failure a right passcode took), log it, and give
+    each file as (content type, embedded JWE or None, ticket or None); ``embed`` None: no
+    files (a single-file link's direct read)."""
+    sealed = store.seal(recipient)
+    files: list[tuple[str, str | None, str | None]] = []
+    with store.exclusive(LOCK + link.manifest_hash) as session:
+        row = session.get(ShareLink, link.id)
+        if row is None:
+            raise LinkInactive("inactive")
+        if refund and row.passcode_hash is not None:
+            row.failures = max(0, row.failures - 1)
+        if link_status(row, now) != "active":
+            session.add(
+                ShareAccess(link_pk=row.id, at=now, recipient_sealed=sealed, outcome=INACTIVE)
+            )
+            active = False
+        else:
+            active = True
+            row.accesses += 1
+            session.add(ShareAccess(link_pk=row.id, at=now, recipient_sealed=sealed, outcome=OK))
+            if embed is None:
+                return files
+            shown = session.execute(
+                select(ShareFile.id, ShareFile.content_type, ShareFile.size)
+                .where(ShareFile.link_pk == row.id)
+                .order_by(ShareFile.position)
+            ).all()
+            for file_pk, content_type, size in shown:
+                if size <= embed:
+                    jwe = session.execute(
+                        select(ShareFile.jwe).where(ShareFile.id == file_pk)
+                    ).scalar_one()
+                    files.append((content_type, jwe.decode("ascii"), None))
+                else:
+                    ticket = secrets.token_urlsafe(32)
+                    session.add(
+                        FileTicket(
+                            ticket_hash=token_hash(ticket),
+                            file_pk=file_pk,
+                            expires_at=now + settings.ticket_lifetime,
+                        )
+                    )
+                    files.append((content_type, None, ticket))
+    if not active:
+        raise LinkInactive("inactive")
+    return files
+
+
+def read_file(store: Store, ticket: str, *, now: datetime) -> bytes:
+    """The JWE behind a location ticket while it lives and its link is neither revoked,
+    expired nor locked. Raises LinkInactive otherwise (unknown, malformed, past its time),
+    StoreError."""
+    valid = isinstance(ticket, str) and bool(TOKEN.match(ticket))
+    digest = token_hash(ticket if valid else PLACEHOLDER)
+    with store.session(readonly=True) as session:
+        found = session.execute(
+            select(ShareFile.jwe, ShareLink)
+            .join(FileTicket, FileTicket.file_pk == ShareFile.id)
+            .join(ShareLink, ShareLink.id == ShareFile.link_pk)
+            .where(FileTicket.ticket_hash == digest, FileTicket.expires_at > now)
+        ).first()
+    if found is None:
+        raise LinkInactive("inactive")
+    data, link = found
+    # Opened by an access that counted: "used up" by that very access still reads.
+    if link_status(link, now) not in ("active", "used up"):
+        raise LinkInactive("inactive")
+    return data
