@@ -547,3 +547,83 @@ def test_without_a_store_the_tab_says_sharing_is_not_set_up(chart, app, monkeypa
     response = chart.get("/sharing")
     assert response.status_code == 503
     assert 'data-error-code="store_not_set_up"' in response.get_data(as_text=True)
+
+
+# ── With the real link store and workflows (list, revoke) ─────────────────────
+
+
+def _stored_link(store, patient_id: str, now: datetime) -> str:
+    """A link in the store for ``patient_id`` (a one-file package), made by the link store."""
+    from symfhir.sharing.gate import SharePlan
+    from symfhir.sharing.links import create_link
+    from symfhir.sharing.package import SharedFile, SharePackage
+
+    plan = SharePlan(
+        patient_id=patient_id,
+        basis="Consent/c1",
+        recipient=PHYSICIAN,
+        scopes=frozenset({"summary"}),
+        types=frozenset({"Patient"}),
+        photos=False,
+        start=None,
+        end=None,
+    )
+    document = b'{"resourceType": "Bundle", "type": "document"}'
+    package = SharePackage(
+        plan=plan,
+        files=(SharedFile("patient-summary.json", "application/fhir+json", lambda: document),),
+        counts={"Patient": 1},
+        photos=0,
+    )
+    link = create_link(
+        store,
+        package,
+        label="Stored link",
+        passcode=None,
+        expires_at=now + timedelta(days=3),
+        max_accesses=None,
+        single_file=False,
+        created_by="Practitioner/dr1",
+        links_base="http://links.example",
+        viewer_base="http://links.example/view",
+        now=now,
+    )
+    return link.link_id
+
+
+@pytest.fixture
+def real_links(chart, monkeypatch: pytest.MonkeyPatch, sharing: Recorder) -> Recorder:
+    """The views with the real list and revoke workflows on the test's store."""
+    from symfhir.sharing import workflow
+
+    monkeypatch.setattr(views, "list_shares", workflow.list_shares)
+    monkeypatch.setattr(views, "revoke_share", workflow.revoke_share)
+    return sharing
+
+
+def test_a_stored_link_is_listed_and_revoked(chart, real_links, store, fake_ehr) -> None:
+    now = datetime.now(UTC)
+    link_id = _stored_link(store, "p1", now)
+    text = chart.get("/sharing").get_data(as_text=True)
+    assert re.search(rf'<tr id="link-{link_id}" data-status="active"', text)
+    assert "Stored link" in text and "for Dr. Olamide Sorrel" in text
+    token = csrf(chart)
+    response = chart.post(f"/sharing/links/{link_id}/revoke", data={"csrf_token": token})
+    assert response.status_code == 303
+    text = chart.get("/sharing?saved=revoked").get_data(as_text=True)
+    assert re.search(rf'<tr id="link-{link_id}" data-status="revoked"', text)
+    assert f'id="revoke-{link_id}"' not in text
+    assert any(f"{link_id} revoked" in (e.get("outcomeDesc") or "") for e in fake_ehr.audit_events)
+
+
+def test_another_clients_link_is_neither_listed_nor_revoked(chart, real_links, store) -> None:
+    from symfhir.sharing.links import links_of
+
+    now = datetime.now(UTC)
+    theirs = _stored_link(store, "someone-else", now)
+    text = chart.get("/sharing").get_data(as_text=True)
+    assert theirs not in text
+    response = chart.post(f"/sharing/links/{theirs}/revoke", data={"csrf_token": csrf(chart)})
+    assert response.status_code == 404
+    (record,) = links_of(store, "someone-else")
+    assert record.status == "active"
