@@ -5,7 +5,8 @@ answering a portability request.
 Secrets never go on the command line (it shows in process lists and shell history): a
 passcode or a bearer token is read from the environment variable named by
 ``--passcode-env`` / ``--bearer-token-env``; Backend Services credentials are a client id
-and a private key file.
+and a private key file. Options are never abbreviated, so ``--passcode 1234`` is an error,
+not the name of a variable.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def register(sub: Any) -> None:
     )
     actions = p.add_subparsers(dest="action", required=True)
 
-    c = actions.add_parser("create", help="make a SMART Health Link; print it, write its QR code")
+    c = _action(actions, "create", "make a SMART Health Link; print it, write its QR code")
     _patient(c)
     _scopes(c)
     c.add_argument("--start", type=date.fromisoformat, help="records from this day (YYYY-MM-DD)")
@@ -61,23 +62,23 @@ def register(sub: Any) -> None:
     _server(c)
     c.set_defaults(run=_create)
 
-    ls = actions.add_parser("list", help="the client's links, their status and accesses")
+    ls = _action(actions, "list", "the client's links, their status and accesses")
     _patient(ls)
     ls.set_defaults(run=_list)
 
-    r = actions.add_parser("revoke", help="revoke one of the client's links at once")
+    r = _action(actions, "revoke", "revoke one of the client's links at once")
     _patient(r)
     r.add_argument("link_id", help="the link's id (from `symfhir share list`)")
     r.add_argument("--reason", default="revoked by a practitioner", help="kept with the link")
     _server(r)
     r.set_defaults(run=_revoke)
 
-    g = actions.add_parser("log", help="every access to the client's links")
+    g = _action(actions, "log", "every access to the client's links")
     _patient(g)
     g.add_argument("link_id", nargs="?", help="only this link")
     g.set_defaults(run=_log)
 
-    u = actions.add_parser("push", help="push to the physician's FHIR server")
+    u = _action(actions, "push", "push to the physician's FHIR server")
     _patient(u)
     _scopes(u)
     u.add_argument("--start", type=date.fromisoformat, help="records from this day")
@@ -86,9 +87,10 @@ def register(sub: Any) -> None:
     _server(u)
     u.set_defaults(run=_push)
 
-    t = actions.add_parser(
+    t = _action(
+        actions,
         "transfer",
-        help="answer a verified portability request: push the full record to the new "
+        "answer a verified portability request: push the full record to the new "
         "provider (--to) or make a long-term link (--link)",
     )
     t.add_argument("--task", required=True, help="the portability request's Task id")
@@ -98,6 +100,11 @@ def register(sub: Any) -> None:
     _link_options(t)
     _server(t)
     t.set_defaults(run=_transfer)
+
+
+def _action(actions: Any, name: str, text: str) -> argparse.ArgumentParser:
+    # No abbreviations: "--passcode 1234" must fail, not name a variable called 1234.
+    return actions.add_parser(name, help=text, allow_abbrev=False)
 
 
 def _patient(p: argparse.ArgumentParser) -> None:
@@ -345,7 +352,8 @@ def _secret(env_name: str | None, option: str) -> str | None:
         return None
     value = os.environ.get(env_name)
     if not value:
-        raise SharingError(f"{option}: environment variable {env_name} is not set or empty")
+        # Not echoed: a secret typed where the variable's name belongs must not reach a log.
+        raise SharingError(f"{option}: the environment variable it names is not set or empty")
     return value
 
 
