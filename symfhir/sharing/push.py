@@ -354,9 +354,10 @@ def _push_transaction(
     now: datetime,
     binary: bool,
 ) -> PushReport:
-    entries = resources_of(_json_file(package, SUMMARY_FILE))
-    if any(f.name == RECORDS_FILE for f in package.files):
-        entries += resources_of(_json_file(package, RECORDS_FILE))
+    # records.json holds every shared resource the summary was made of (with their own ids);
+    # the summary's resources are copies under new ids, so only one of the two is sent.
+    has_records = any(f.name == RECORDS_FILE for f in package.files)
+    entries = resources_of(_json_file(package, RECORDS_FILE if has_records else SUMMARY_FILE))
     photos = [
         json.loads(f.read()) for f in package.files if f.name not in (SUMMARY_FILE, RECORDS_FILE)
     ]

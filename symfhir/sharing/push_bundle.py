@@ -242,7 +242,9 @@ def _rewrite(node: Any, urns: Mapping[str, str]) -> None:
                 kind = value.split("/")[-2] if "/" in value else "record"
                 node["display"] = f"{kind} (not shared)"
     for key, item in node.items():
-        if key != "reference":
+        # A Reference's own "reference" string is done above; an element named "reference"
+        # that is itself a Reference (Consent.provision.actor.reference) is walked into.
+        if not (key == "reference" and isinstance(item, str)):
             _rewrite(item, urns)
 
 

@@ -194,3 +194,19 @@ def test_the_callers_resources_are_not_changed() -> None:
     _build(entries=[(None, _patient()), (None, observation)], photos=[photo])
     assert observation == _observation()
     assert photo == _photo()
+
+
+def test_a_reference_element_that_is_itself_a_reference_is_followed() -> None:
+    consent = {
+        "resourceType": "Consent",
+        "id": "c1",
+        "patient": {"reference": "Patient/p1"},
+        "provision": {"actor": [{"reference": {"reference": "Practitioner/doc1"}}]},
+    }
+    bundle = _build(entries=[(None, _patient()), (None, consent)], photos=[]).bundle
+    (sent,) = _by_type(bundle, "Consent")
+    (patient,) = _by_type(bundle, "Patient")
+    assert sent["resource"]["patient"] == {"reference": patient["fullUrl"]}
+    assert sent["resource"]["provision"]["actor"][0]["reference"] == {
+        "display": "Practitioner (not shared)"
+    }
