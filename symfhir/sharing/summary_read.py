@@ -43,10 +43,10 @@ MAX_ROUNDS = 4  # a stable record takes 2; more only when it changes while it is
 class _Search:
     resource_type: str
     url: str
-    total: int | None = None
+    total: int | None = None  # as the last first page counted it
     fetched: int = 0  # the next offset to read
     done: bool = False
-    pages: int = 0
+    restart: bool = False  # shrank while read: read again from the first page
 
 
 def summary_needs() -> tuple[tuple[str, str], ...]:
@@ -59,6 +59,10 @@ def read_summary_resources(
 ) -> list[dict[str, Any]]:
     """The Patient ``patient_id`` and its summary resources (only those in its compartment),
     in 2 FHIR requests for a record that does not change while it is read.
+
+    The record is read as its first request finds it: a resource created after it may be
+    missing, as with any read. One deleted while it is read would shift the later pages
+    under their offsets: the type is then read again from its first page (a third request).
 
     Raises NotAllowedError before any request when ``actor`` may not read the Patient or
     search one of the types (a summary silently missing allergies would mislead),
@@ -74,19 +78,14 @@ def read_summary_resources(
         _Search(t, f"{t}?{p}=Patient/{pid}&_sort=_id&_count={PAGE_SIZE}") for t, p in SEARCHES
     ]
     found: dict[str, dict[str, Any]] = {}
-    answer = client.batch(
-        read_batch([f"Patient/{pid}", *(f"{s.url}&_total=accurate" for s in searches)])
-    )
+    answer = client.batch(read_batch([f"Patient/{pid}", *(_page_url(s, 0) for s in searches)]))
     entries = _entries(answer)
     patient = _resource(entries[0], "Patient")
     if patient.get("resourceType") != "Patient":
         raise SharingError("Patient: the read did not answer a Patient")
     found[f"Patient/{patient.get('id')}"] = patient
     for search, entry in zip(searches, entries[1:], strict=True):
-        bundle = _resource(entry, search.resource_type)
-        total = bundle.get("total")
-        search.total = total if isinstance(total, int) and not isinstance(total, bool) else None
-        _take(search, 0, _matches(bundle), found)
+        _take(search, 0, _resource(entry, search.resource_type), found)
     _check_size(searches)
     rounds = 1
     while any(not s.done for s in searches):
@@ -97,6 +96,11 @@ def read_summary_resources(
     return [r for r in found.values() if in_compartment(r, pid)]
 
 
+def _page_url(search: _Search, offset: int) -> str:
+    # a first page counts the matches: the total says which pages are left
+    return f"{search.url}&_total=accurate" if offset == 0 else f"{search.url}&_offset={offset}"
+
+
 def _next_round(
     client: FhirClient, pid: str, searches: list[_Search], found: dict[str, dict[str, Any]]
 ) -> None:
@@ -105,33 +109,45 @@ def _next_round(
     for search in searches:
         if search.done:
             continue
+        if search.restart:
+            search.restart, search.fetched = False, 0
+            for key in [
+                k for k, r in found.items() if r.get("resourceType") == search.resource_type
+            ]:
+                del found[key]
         end = search.total if search.total is not None else search.fetched + PAGE_SIZE
-        end = max(end, search.fetched + 1)  # grown past its total: one more page
+        end = max(end, search.fetched + 1)
         wanted += [(search, offset) for offset in range(search.fetched, end, PAGE_SIZE)]
-    urls = [f"{s.url}&_offset={offset}" for s, offset in wanted]
-    entries = _entries(client.batch(read_batch(urls)))
+    entries = _entries(client.batch(read_batch([_page_url(s, o) for s, o in wanted])))
     for (search, offset), entry in zip(wanted, entries, strict=True):
-        if search.done:
+        if search.done or search.restart:
             continue
-        items = _matches(_resource(entry, search.resource_type))
-        if items and all(_key(r) in found for r in items):
+        bundle = _resource(entry, search.resource_type)
+        items = _matches(bundle)
+        if offset and items and all(_key(r) in found for r in items):
             # the same page again: this server ignores _offset; read it by its next links
             _read_all(client, pid, search, found)
             continue
-        _take(search, offset, items, found)
+        _take(search, offset, bundle, found)
 
 
 def _take(
-    search: _Search, offset: int, items: list[dict[str, Any]], found: dict[str, dict[str, Any]]
+    search: _Search, offset: int, bundle: Mapping[str, Any], found: dict[str, dict[str, Any]]
 ) -> None:
+    """Keep a page's matches; decide whether the search is done or must start again."""
+    items = _matches(bundle)
+    if offset == 0:
+        total = bundle.get("total")
+        search.total = total if isinstance(total, int) and not isinstance(total, bool) else None
     for item in items:
         found.setdefault(_key(item), item)
-    search.pages += 1
     search.fetched = offset + len(items)
-    short = len(items) < PAGE_SIZE
-    search.done = short or (search.total is not None and search.fetched >= search.total)
-    if search.done and not short and search.total is not None and search.fetched > search.total:
-        search.done = False  # grew since the total was counted
+    if len(items) < PAGE_SIZE:
+        # a short page before the counted total: something was deleted meanwhile
+        search.restart = search.total is not None and search.fetched < search.total
+        search.done = not search.restart
+    else:
+        search.done = search.total is not None and search.fetched >= search.total
 
 
 def _read_all(
