@@ -5,12 +5,23 @@ physician share reads."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
+from symfhir.errors import FhirNotFoundError
+from symfhir.fhir.compartment import (
+    compartment_search_params,
+    load_compartment,
+    owner_field,
+    owner_ids,
+    patient_id_of,
+)
 from symfhir.fhir.reading import codings
-from tests.unit.fake_fhir import FakeFhir
+from tests.unit.fake_fhir import FakeFhir, _searchset
 
 PID = "p1"
 OTHER = "p2"
@@ -27,11 +38,20 @@ PNG_BYTES = base64.b64decode(
 
 @dataclass
 class ShareFhir(FakeFhir):
-    """FakeFhir with ``search``/``search_all`` and token search parameters."""
+    """FakeFhir with ``search``/``search_all``/``everything``, token search parameters, and
+    ``leaks``: resources a careless server adds to every search answer whatever was asked
+    (another client's, say), to prove the reader drops them."""
+
+    leaks: list[dict[str, Any]] = field(default_factory=list)
+    requests: int = 0
 
     def _search(self, resource_type: str, params: dict[str, str]) -> list[dict[str, Any]]:
         category = params.pop("category", None)
-        found = super()._search(resource_type, params)
+        bound = [n for n in params if n in compartment_search_params(resource_type)]
+        found = super()._search(resource_type, {k: v for k, v in params.items() if k not in bound})
+        for name in bound:
+            pid = patient_id_of(params[name])
+            found = [r for r in found if pid in owner_ids(r)]
         if category is not None:
             system, _, code = category.partition("|")
             found = [
@@ -39,14 +59,65 @@ class ShareFhir(FakeFhir):
                 for r in found
                 if any((system, code) in codings(c) for c in r.get("category") or [])
             ]
+        return found + [r for r in self.leaks if r.get("resourceType") == resource_type]
+
+    def batch(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        self.requests += 1
+        entries = bundle.get("entry", [])
+        plain = {
+            **bundle,
+            "entry": [e for e in entries if "$everything" not in e["request"]["url"]],
+        }
+        answer = iter(super().batch(plain)["entry"])
+        out = []
+        for entry in entries:
+            url = entry["request"]["url"]
+            if "$everything" in url:
+                path, _, query = url.partition("?")
+                found = self._everything(path.split("/")[1], dict(parse_qsl(query)))
+                out.append({"resource": _searchset(found), "response": {"status": "200 OK"}})
+            else:
+                out.append(next(answer))
+        return {"resourceType": "Bundle", "type": "batch-response", "entry": out}
+
+    def _everything(self, pid: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        wanted = set(params["_type"].split(",")) if params.get("_type") else None
+        found = [
+            r
+            for r in [*self.resources, *self.leaks]
+            if (wanted is None or r.get("resourceType") in wanted)
+            and (r.get("resourceType") not in load_compartment() or _mentions(r, pid))
+        ]
         return found
 
+    def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
+        self.requests += 1
+        return super().read(resource_type, resource_id)
+
+    def download_binary(self, binary_id: str, dest: Any, max_bytes: int | None = None) -> tuple:
+        """As ``FhirClient.download_binary``: (content type, size, SHA-1 hex)."""
+        self.requests += 1
+        data = self.binaries.get(binary_id)
+        if data is None:
+            raise FhirNotFoundError("read Binary", "not found", status=404)
+        dest.write(data)
+        return "image/png", len(data), hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+    def everything(self, patient_id: str, params: dict[str, Any] | None = None) -> Iterator[dict]:
+        self.requests += 1
+        yield from self._everything(patient_id, {k: str(v) for k, v in (params or {}).items()})
+
     def search(self, resource_type: str, params: dict[str, Any] | None = None) -> Iterator[dict]:
+        self.requests += 1
         query = {k: str(v) for k, v in (params or {}).items()}
         yield from self._search(resource_type, query)
 
     def search_all(self, resource_type: str, params: dict[str, Any] | None = None) -> list[dict]:
         return list(self.search(resource_type, params))
+
+
+def _mentions(resource: dict[str, Any], pid: str) -> bool:
+    return f'Patient/{pid}"' in json.dumps(resource) or resource.get("id") == pid
 
 
 def patient(pid: str = PID, doctor: str | None = DOCTOR) -> dict[str, Any]:
@@ -156,16 +227,12 @@ def media(
 
 def clinical(resource_type: str, rid: str, *, pid: str = PID, **extra: Any) -> dict[str, Any]:
     """A resource of the client's compartment, owner element set (subject or patient)."""
-    owner = "patient" if resource_type in ("AllergyIntolerance", "Consent") else "subject"
-    if resource_type == "Task":
-        owner = "for"
+    owner = owner_field(resource_type) or "subject"
     resource: dict[str, Any] = {"resourceType": resource_type, "id": rid}
     if resource_type == "AuditEvent":
         resource["entity"] = [{"what": {"reference": f"Patient/{pid}"}}]
     elif resource_type == "Provenance":
         resource["target"] = [{"reference": f"Patient/{pid}"}]
-    elif resource_type == "Binary":
-        resource["securityContext"] = {"reference": f"Patient/{pid}"}
     else:
         resource[owner] = {"reference": f"Patient/{pid}"}
     resource.update(extra)
