@@ -31,13 +31,25 @@ import requests
 from symfhir.audit import AuditTrail, DisclosureTo
 from symfhir.errors import (
     ConfigError,
+    FhirAuthError,
+    FhirCapabilityError,
+    FhirConflictError,
     FhirRequestError,
+    FhirResponseError,
     FhirServerError,
+    FhirTransportError,
     PushError,
     SharingError,
     SymfhirError,
 )
-from symfhir.fhir import BackendServicesAuth, BearerAuth, FhirClient, ServerConfig, outcomes
+from symfhir.fhir import (
+    BackendServicesAuth,
+    BearerAuth,
+    FhirClient,
+    ServerConfig,
+    outcomes,
+    redact,
+)
 from symfhir.fhir.paths import check_id
 from symfhir.fhir.retry import retry_policy
 from symfhir.sharing.gate import SharePlan, plan_share, sharing_consent
@@ -46,6 +58,15 @@ from symfhir.sharing.push_bundle import Source, push_transaction, resources_of
 from symfhir.smart.assertion import ClientKey
 from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
+
+_FAILURES: dict[type[FhirServerError], str] = {
+    FhirConflictError: "conflict",
+    FhirAuthError: "not authorized",
+    FhirResponseError: "not a FHIR answer",
+    FhirRequestError: "refused",
+    FhirTransportError: "not answered",
+    FhirCapabilityError: "not capable",
+}
 
 Mode = Literal["document", "transaction"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -410,7 +431,17 @@ def _recipient_name(plan: SharePlan, target: PushTarget) -> str:
 
 
 def _reason(exc: SymfhirError) -> str:
-    """A PHI-free reason: a server's own words may echo record values."""
-    if isinstance(exc, FhirServerError):
-        return exc.log_text
-    return str(exc)
+    """Why a push failed, in words safe for the page, the command line and the audit: a
+    server's diagnostics may echo record values, so only the operation, the status, the kind
+    of failure and each issue's code and (redacted) location are kept."""
+    if not isinstance(exc, FhirServerError):
+        return str(exc)
+    if not exc.body and not exc.issues:
+        return exc.log_text  # symfhir's own words (a timeout, a refused connection)
+    kind = _FAILURES.get(type(exc), "failed")
+    head = f"{exc.operation}: {kind}" + (f" (HTTP {exc.status})" if exc.status else "")
+    issues = [
+        f"{code or 'error'}" + (f" at {redact(expression)}" if expression else "")
+        for _severity, code, _diagnostics, expression in exc.issues[:3]
+    ]
+    return "; ".join([head, *issues])

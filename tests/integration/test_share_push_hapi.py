@@ -1,0 +1,229 @@
+"""Pushing to a physician's FHIR server: a client's records on the main HAPI server, pushed to a
+SECOND, empty HAPI (the physician's) as a document and as a transaction, then read back there:
+the same resources, the photo's bytes in a Binary, a Provenance naming the spa; the disclosure
+AuditEvent on the main server; a withdrawn consent pushes nothing; and a transfer answering a
+verified portability request lands the whole record and closes the request."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from symfhir.audit import ClientAuditTrail
+from symfhir.errors import ConsentMissing
+from symfhir.fhir import FhirClient, ServerConfig
+from symfhir.privacy.audit import RequestAuditTrail
+from symfhir.privacy.model import COMPLETED, Requester, Verification
+from symfhir.privacy.requests import NewRequest, submit_request
+from symfhir.sharing.push import PushTarget, push_share
+from symfhir.sharing.transfer import PUSH_OUTPUT, transfer_request
+from symfhir.spa import load_spa
+from symfhir.workspace.actor import Actor
+from tests.integration.conftest import synthetic_patient, synthetic_practitioner
+from tests.unit.sharing_fake import PNG_BYTES, clinical, consent, media
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 25, 9, 30, tzinfo=ZoneInfo("America/Chicago"))
+
+
+@pytest.fixture
+def ours(fhir_base: str) -> Iterator[FhirClient]:
+    with FhirClient(ServerConfig(base_url=fhir_base)) as fhir:
+        yield fhir
+
+
+@pytest.fixture
+def theirs(empty_fhir_base: str) -> Iterator[FhirClient]:
+    with FhirClient(ServerConfig(base_url=empty_fhir_base)) as fhir:
+        yield fhir
+
+
+def _new(resource: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resource.items() if k not in ("id", "meta")}
+
+
+def _client(client: FhirClient, *, withdrawn: bool = False) -> tuple[Actor, str, str]:
+    """A nurse, a physician and a client with a physician-sharing consent naming them
+    (summary, intake, photos; withdrawn when asked), a photo consent, an allergy, an
+    observation and a photo in a Binary. Returns (nurse, patient id, the client's id value)."""
+    nurse = synthetic_practitioner(client)
+    doctor = client.create(
+        {
+            "resourceType": "Practitioner",
+            "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}],
+            "name": [{"text": "Dr. Dana Ashgrove"}],
+        }
+    ).id
+    client_id = uuid.uuid4().hex
+    pid = synthetic_patient(client)
+    patient = client.read("Patient", pid)
+    patient["identifier"][0]["value"] = client_id
+    client.update(patient)
+    scopes = ("summary", "intake", "photos")
+    status = "inactive" if withdrawn else "active"
+    client.create(_new(consent("x", scopes=scopes, status=status, doctor=doctor, pid=pid)))
+    client.create(_new(consent("x", "photos_clinical", pid=pid)))
+    client.create(_new(clinical("AllergyIntolerance", "x", pid=pid, code={"text": "latex"})))
+    observation = clinical(
+        "Observation",
+        "x",
+        pid=pid,
+        status="final",
+        code={"text": "body weight"},
+        effectiveDateTime="2026-05-01",
+        valueQuantity={"value": 61, "unit": "kg"},
+        performer=[{"reference": nurse.fhir_user}],
+    )
+    client.create(_new(observation))
+    binary = client.upload_binary(io.BytesIO(PNG_BYTES), "image/png").id
+    client.create(_new(media("x", pid=pid, binary=binary)))
+    return nurse, pid, client_id
+
+
+def _patient_there(theirs: FhirClient, client_id: str) -> list[dict[str, Any]]:
+    system = f"{load_spa().identifier_base}/client-id"
+    return theirs.search_all("Patient", {"identifier": f"{system}|{client_id}"})
+
+
+def _disclosures(ours: FhirClient, pid: str) -> list[dict[str, Any]]:
+    events = ours.search_all("AuditEvent", {"entity": f"Patient/{pid}", "_count": "100"})
+    return [e for e in events if (e.get("type") or {}).get("code") == "110106"]
+
+
+def test_a_document_push_lands_the_summary_and_is_a_disclosure_on_our_server(
+    ours: FhirClient, theirs: FhirClient, empty_fhir_base: str
+) -> None:
+    nurse, pid, _ = _client(ours)
+    report = push_share(
+        ours,
+        nurse,
+        pid,
+        target=PushTarget(empty_fhir_base),
+        scopes=("summary",),
+        mode="document",
+        now=NOW,
+        audit=ClientAuditTrail(ours, pid, nurse.fhir_user),
+    )
+    kind, bundle_id = report.ids["Bundle"].split("/")
+    landed = theirs.read(kind, bundle_id)
+    assert landed["type"] == "document"
+    assert landed["entry"][0]["resource"]["resourceType"] == "Composition"
+    assert report.sent == dict(Counter(e["resource"]["resourceType"] for e in landed["entry"]))
+    assert "AllergyIntolerance" in report.sent
+    (event,) = _disclosures(ours, pid)
+    assert event["outcome"] == "0"
+    assert event["purposeOfEvent"][0]["coding"][0]["code"] == "TREAT"
+    names = [a.get("name", "") for a in event["agent"]]
+    assert any("Dr. Dana Ashgrove" in n for n in names)
+
+
+def test_a_transaction_push_lands_the_same_resources_and_the_photo_bytes(
+    ours: FhirClient, theirs: FhirClient, empty_fhir_base: str
+) -> None:
+    nurse, pid, client_id = _client(ours)
+    audit = ClientAuditTrail(ours, pid, nurse.fhir_user)
+    target = PushTarget(empty_fhir_base)
+    report = push_share(
+        ours,
+        nurse,
+        pid,
+        target=target,
+        scopes=("summary", "intake", "photos"),
+        mode="transaction",
+        now=NOW,
+        audit=audit,
+    )
+    (patient,) = _patient_there(theirs, client_id)
+    new_pid = patient["id"]
+    allergies = theirs.search_all("AllergyIntolerance", {"patient": f"Patient/{new_pid}"})
+    assert [a["code"]["text"] for a in allergies] == ["latex"]
+    (observation,) = theirs.search_all("Observation", {"subject": f"Patient/{new_pid}"})
+    assert observation["valueQuantity"]["value"] == 61
+    # The nurse is not shared: only a display of what it was stays.
+    assert "reference" not in observation["performer"][0]
+    (photo,) = theirs.search_all("Media", {"subject": f"Patient/{new_pid}"})
+    binary_id = photo["content"]["url"].split("/")[-1]
+    got = io.BytesIO()
+    theirs.download_binary(binary_id, got)
+    assert got.getvalue() == PNG_BYTES
+    assert report.photos == 1 and report.sent["Media"] == 1
+    provenances = theirs.search_all("Provenance", {"target": f"Patient/{new_pid}"})
+    assert len(provenances) == 1
+    assert provenances[0]["agent"][0]["who"]["display"] == load_spa().name
+    # Pushing again adds nothing: every create is conditional.
+    again = push_share(
+        ours,
+        nurse,
+        pid,
+        target=target,
+        scopes=("summary", "intake", "photos"),
+        mode="transaction",
+        now=NOW,
+        audit=audit,
+    )
+    assert len(_patient_there(theirs, client_id)) == 1
+    assert again.unchanged >= 4
+    assert len(theirs.search_all("Media", {"subject": f"Patient/{new_pid}"})) == 1
+    assert len(_disclosures(ours, pid)) == 2
+
+
+def test_a_withdrawn_consent_pushes_nothing(
+    ours: FhirClient, theirs: FhirClient, empty_fhir_base: str
+) -> None:
+    nurse, pid, client_id = _client(ours, withdrawn=True)
+    with pytest.raises(ConsentMissing):
+        push_share(
+            ours,
+            nurse,
+            pid,
+            target=PushTarget(empty_fhir_base),
+            scopes=("summary",),
+            mode="transaction",
+            now=NOW,
+            audit=ClientAuditTrail(ours, pid, nurse.fhir_user),
+        )
+    assert _patient_there(theirs, client_id) == []
+    assert _disclosures(ours, pid) == []
+
+
+def test_a_transfer_answers_a_verified_portability_request(
+    ours: FhirClient, theirs: FhirClient, empty_fhir_base: str
+) -> None:
+    # No physician-sharing consent needed: the client asked for the transfer themselves.
+    nurse, pid, client_id = _client(ours, withdrawn=True)
+    trail = RequestAuditTrail(ours, nurse.fhir_user, clock=lambda: NOW)
+    requester = Requester("Avery Quillfeather", date(1985, 4, 12), "avery@example.com")
+    new = NewRequest(
+        "portability",
+        requester,
+        inputs={"transfer-to": "Bayou Family Medicine"},
+        patient_id=pid,
+        verifications=(Verification("in-person", nurse.fhir_user, NOW),),
+    )
+    task_id = submit_request(ours, nurse, new, now=NOW, audit=trail).request.task_id
+    assert task_id is not None
+    done = transfer_request(
+        ours,
+        nurse,
+        task_id,
+        target=PushTarget(empty_fhir_base),
+        now=NOW,
+        audit=trail,
+    )
+    assert done.request.request.business_status == COMPLETED
+    outputs = {o.label: o for o in done.request.request.outputs}
+    assert empty_fhir_base in (outputs[PUSH_OUTPUT].text or "")
+    (patient,) = _patient_there(theirs, client_id)
+    photos = theirs.search_all("Media", {"subject": f"Patient/{patient['id']}"})
+    assert len(photos) == 1  # a transfer carries every photo
+    (event,) = _disclosures(ours, pid)
+    assert event["purposeOfEvent"][0]["coding"][0]["code"] == "PATRQT"
+    assert any("Bayou Family Medicine" in a.get("name", "") for a in event["agent"])
