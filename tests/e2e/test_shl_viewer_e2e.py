@@ -17,6 +17,7 @@ import base64
 import io
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -481,3 +482,53 @@ def test_expired_payload_says_expired_without_asking(
     manifest_path = link.manifest_url.removeprefix(links_service.base)
     assert not any(manifest_path in r["url"] for r in _sent(driver))
     _shot(driver, "shl-viewer-5-expired")
+
+
+def test_single_file_link_opens_without_a_manifest(
+    links_service: LinksService,  # noqa: F811
+    consented: tuple[str, str],
+    viewer_browser: webdriver.Chrome,
+) -> None:
+    """A U link (the summary alone): the viewer GETs the file itself with ?recipient=."""
+    driver = viewer_browser
+    patient_id, consent_id = consented
+    package = _package(patient_id, consent_id)
+    now = datetime.now(UTC)
+    link = create_link(
+        links_service.store,
+        SharePackage(plan=package.plan, files=package.files[:1], counts={}, photos=0),
+        label=None,
+        passcode=None,
+        expires_at=now + timedelta(hours=1),
+        max_accesses=None,
+        single_file=True,
+        created_by="Practitioner/e2e",
+        links_base=links_service.base,
+        viewer_base=links_service.viewer,
+        now=now,
+    )
+    assert link.flags == "U"
+    _sent(driver)
+    driver.get(link.viewer_url)
+    assert not _visible(driver, "access").find_element(By.ID, "passcode-field").is_displayed()
+    _open(driver, None)
+    _visible(driver, "record")
+    assert "Tretinoin cream 0.025%" in driver.find_element(By.ID, "summary").text
+    assert not driver.find_element(By.ID, "photos").is_displayed()
+    gets = [r for r in _sent(driver) if r["url"].startswith(link.manifest_url + "?")]
+    assert [r["method"] for r in gets] == ["GET"]
+    assert "recipient=" in gets[0]["url"] and link.payload["key"] not in gets[0]["url"]
+
+
+def test_viewer_page_is_static_under_the_csp(links_service: LinksService) -> None:  # noqa: F811
+    """The page carries no data and no inline script or style; the CSP allows only the
+    service's own script and fetches."""
+    answer = requests.get(links_service.viewer, timeout=10)
+    assert answer.status_code == 200
+    policy = answer.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "connect-src 'self'" in policy
+    assert answer.headers["Referrer-Policy"] == "no-referrer"
+    page = answer.text
+    assert re.findall(r"<script\b[^>]*>", page) == ['<script src="/static/viewer.js" defer>']
+    assert "<style" not in page and not re.search(r"<[^>]*\s(style|on\w+)\s*=", page, re.I)
+    assert requests.get(f"{links_service.base}/static/viewer.js", timeout=10).ok
