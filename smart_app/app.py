@@ -1,5 +1,5 @@
 """``create_app``: settings, keys, encrypted server-side sessions, security headers, error
-pages and the blueprints (launch, summary)."""
+pages and the blueprints (launch, summary, intake, consents, photos, privacy, sharing)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from smart_app.privacy import bp as privacy_bp
 from smart_app.privacy_corrections import bp as privacy_corrections_bp
 from smart_app.privacy_dashboard import bp as privacy_dashboard_bp
 from smart_app.session_store import EncryptedSessionInterface, FileSessionStore, cookie_flags
+from smart_app.sharing import bp as sharing_bp
 from smart_app.summary import bp as summary_bp
 from symfhir.cardnumbers import mask_log_records
 from symfhir.smart.assertion import ClientKey
@@ -84,6 +85,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(privacy_bp)
     app.register_blueprint(privacy_corrections_bp)
     app.register_blueprint(privacy_dashboard_bp)
+    app.register_blueprint(sharing_bp)
     app.register_blueprint(ehr_style.bp)
     app.jinja_env.globals["workspace_links"] = lambda: _workspace_links(app)
     return app
@@ -96,6 +98,7 @@ WORKSPACE_PAGES = (
     ("consents.index", "Consents", "nav-consents"),
     ("photos.gallery", "Photos", "nav-photos"),
     ("privacy.index", "Privacy", "nav-privacy"),
+    ("sharing.index", "Sharing", "nav-sharing"),
 )
 
 
