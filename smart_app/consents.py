@@ -9,10 +9,14 @@ from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
+from smart_app.app_store import app_store
 from smart_app.errors import AppError
 from smart_app.fhir_access import current_access, enforce_patient_context
 from symfhir.consent_kinds import load_consent_kinds
 from symfhir.errors import FhirValidationError, NotAllowedError
+from symfhir.sharing.scopes import load_sharing
+from symfhir.store import Store
+from symfhir.workspace.consents.capture import KIND_SHARING
 from symfhir.workspace.consents.guardians import NEW, NEW_RELATIONSHIPS
 from symfhir.workspace.consents.recording import (
     ConsentRecord,
@@ -71,6 +75,12 @@ def _render(
         withdraw_error=withdraw_error,
         saved=_saved_message(saved, request.args.get("kind", "")),
         saved_kind=request.args.get("kind", "") if saved else "",
+        physician=record.physician,
+        share_scopes=list(load_sharing().scopes.values()),
+        sharing_label=load_consent_kinds().kinds[KIND_SHARING].label,
+        # /consents?capture=physician_sharing opens the form on that kind (from Sharing).
+        preselect=request.args.get("capture", ""),
+        links_stopped=request.args.get("stopped", ""),
     )
     return page, status
 
@@ -136,7 +146,13 @@ def withdraw() -> Any:
     shown = (request.form.get("consent_id") or "", request.form.get("version") or "")
     try:
         result = withdraw_consent(
-            access.client, access.actor, access.patient_id, kind, shown, audit=access.audit
+            access.client,
+            access.actor,
+            access.patient_id,
+            kind,
+            shown,
+            audit=access.audit,
+            store=_links_store() if kind == KIND_SHARING else None,
         )
     except NotAllowedError:
         raise READ_ONLY from None
@@ -147,4 +163,16 @@ def withdraw() -> Any:
         return _render(result.record, status=400, withdraw_error=result.problem)
     if result.outcome == "changed":
         return _render(result.record, status=409, withdraw_error=result.problem)
-    return redirect(url_for("consents.index", saved="withdrawn", kind=kind) + "#consent-saved", 303)
+    stopped = {"stopped": str(result.links_stopped)} if result.links_stopped else {}
+    return redirect(
+        url_for("consents.index", saved="withdrawn", kind=kind, **stopped) + "#consent-saved", 303
+    )
+
+
+def _links_store() -> Store | None:
+    """The store the shared links live in; None where sharing is not set up (no links to
+    stop, and the link service re-checks the consent at every access anyway)."""
+    try:
+        return app_store()
+    except AppError:
+        return None

@@ -480,13 +480,271 @@ def test_physician_sharing_names_the_practitioner_on_file(page, tx, fake_ehr):
     assert actor["reference"] == doctor
 
 
-def test_physician_sharing_without_a_practitioner_on_file(page, tx, fake_ehr):
+def test_physician_sharing_without_a_practitioner_on_file_needs_one(page, tx, fake_ehr):
     _patient(fake_ehr).pop("generalPractitioner", None)
     token = csrf(page)
+    text = page.get("/consents?capture=physician_sharing").get_data(as_text=True)
+    assert 'id="no-physician-on-file"' in text
+    assert re.search(r'<option value="physician_sharing" selected>', text)
     response = page.post("/consents/capture", data=capture_form(token, kind="physician_sharing"))
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert re.search(r'id="err-physician-name"[^>]*role="alert">No physician is on file', text)
+    assert tx.bundles == []
+
+
+def test_a_declined_physician_sharing_consent_needs_no_physician(page, tx, fake_ehr):
+    _patient(fake_ehr).pop("generalPractitioner", None)
+    form = capture_form(csrf(page), kind="physician_sharing", decision="declined")
+    assert page.post("/consents/capture", data=form).status_code == 303
+    consent = tx.bundles[0]["entry"][0]["resource"]
+    assert consent["status"] == "rejected"
+    assert "dataPeriod" not in consent["provision"]
+
+
+PHYSICIAN_SCOPES = "user/Practitioner.crs user/PractitionerRole.crs"
+NEW_PHYSICIAN = {
+    "kind": "physician_sharing",
+    "share_scope_intake": "yes",
+    "share_scope_photos": "yes",
+    "share_start": "2026-01-01",
+    "share_end": "2026-06-30",
+    "physician_name": "Dr. Olamide Sorrel",
+    "physician_npi": "1234567893",
+    "physician_organization": "Bayou Family Medicine",
+    "physician_phone": "(337) 555-0199",
+    "physician_email": "sorrel@clinic.example.org",
+}
+
+
+@pytest.fixture
+def may_add_physician(fake_ehr: FakeEhr) -> FakeEhr:
+    fake_ehr.granted_scope = f"{fake_ehr.granted_scope} {PHYSICIAN_SCOPES}"
+    _patient(fake_ehr).pop("generalPractitioner", None)
+    return fake_ehr
+
+
+def test_a_physician_entered_at_capture_is_written_with_the_consent(may_add_physician, page, tx):
+    response = page.post("/consents/capture", data=capture_form(csrf(page), **NEW_PHYSICIAN))
+    assert response.status_code == 303, response.get_data(as_text=True)
+    (bundle,) = tx.bundles
+    entries = bundle["entry"]
+    types = [e["resource"]["resourceType"] for e in entries]
+    assert types == ["Practitioner", "PractitionerRole", "Consent", "Provenance"]
+    doctor, role, consent, provenance = (e["resource"] for e in entries)
+    # Conditional create on the NPI: a physician the EHR holds already is reused.
+    assert entries[0]["request"]["ifNoneExist"] == (
+        "identifier=http://hl7.org/fhir/sid/us-npi|1234567893"
+    )
+    assert doctor["name"] == [{"text": "Dr. Olamide Sorrel"}]
+    assert {t["system"]: t["value"] for t in doctor["telecom"]} == {
+        "phone": "+13375550199",
+        "email": "sorrel@clinic.example.org",
+    }
+    assert role["organization"] == {"display": "Bayou Family Medicine"}
+    (actor,) = consent["provision"]["actor"]
+    assert actor["role"]["coding"][0]["code"] == "IRCP"
+    assert actor["reference"]["reference"] == entries[0]["fullUrl"]
+    scopes = [c["coding"][0]["code"] for c in consent["provision"]["code"]]
+    assert scopes == ["summary", "intake", "photos"]
+    assert all(
+        c["coding"][0]["system"] == "http://symfhir.org/fhir/CodeSystem/share-scope"
+        for c in consent["provision"]["code"]
+    )
+    classes = {c["code"] for c in consent["provision"]["class"]}
+    assert {"Patient", "QuestionnaireResponse", "Media", "AllergyIntolerance"} <= classes
+    assert not {"Task", "AuditEvent", "Binary", "DocumentReference"} & classes
+    assert consent["provision"]["dataPeriod"] == {"start": "2026-01-01", "end": "2026-06-30"}
+    targets = {t["reference"] for t in provenance["target"]}
+    assert entries[0]["fullUrl"] in targets and entries[2]["fullUrl"] in targets
+
+
+def test_the_gate_reads_back_what_the_capture_wrote(may_add_physician, page, tx, fake_ehr):
+    from datetime import date
+
+    from symfhir.sharing.gate import consent_scopes, data_period, recipient_reference
+    from symfhir.spa import load_spa
+
+    assert (
+        page.post("/consents/capture", data=capture_form(csrf(page), **NEW_PHYSICIAN)).status_code
+        == 303
+    )
+    stored = next(
+        r
+        for r in fake_ehr.resources
+        if r["resourceType"] == "Consent" and r["id"].startswith("new")
+    )
+    assert consent_scopes(stored) == {"summary", "intake", "photos"}
+    assert data_period(stored, load_spa().zone) == (date(2026, 1, 1), date(2026, 6, 30))
+    assert recipient_reference(stored) == "Practitioner/new1-0"
+
+
+@pytest.mark.parametrize(
+    ("fields", "error_id", "says"),
+    [
+        ({"physician_npi": "1234567890"}, "physician-npi", "check digit"),
+        ({"physician_npi": "12345"}, "physician-npi", "10 digits"),
+        ({"physician_email": "not-an-address"}, "physician-email", "email"),
+        ({"physician_name": ""}, "physician-name", "name"),
+        ({"physician_name": "4111 1111 1111 1111"}, "physician-name", "card"),
+        ({"share_start": "2026-13-01"}, "share-start", "YYYY-MM-DD"),
+        ({"share_start": "1800-01-01"}, "share-start", "1900"),
+        ({"share_end": "2025-12-31"}, "share-end", "before the start"),
+        ({"share_scope_everything": "yes"}, "share-scopes", "listed scopes"),
+    ],
+)
+def test_sharing_errors_name_the_field(may_add_physician, page, tx, fields, error_id, says):
+    form = capture_form(csrf(page), **{**NEW_PHYSICIAN, **fields})
+    response = page.post("/consents/capture", data=form)
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    found = re.search(rf'id="err-{error_id}"[^>]*role="alert">([^<]*)<', text)
+    assert found and says.lower() in found.group(1).lower(), found
+    assert "4111" not in text.split('id="err-physician-name"')[1][:200]
+    assert tx.bundles == []
+
+
+def test_a_session_that_may_not_add_a_physician_is_told_so(page, tx, fake_ehr):
+    _patient(fake_ehr).pop("generalPractitioner", None)
+    response = page.post("/consents/capture", data=capture_form(csrf(page), **NEW_PHYSICIAN))
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert re.search(r'id="err-physician-name"[^>]*role="alert">This session may not add', text)
+    assert tx.bundles == []
+
+
+@pytest.fixture
+def may_add_practitioner_only(fake_ehr: FakeEhr) -> FakeEhr:
+    fake_ehr.granted_scope = f"{fake_ehr.granted_scope} user/Practitioner.crs"
+    _patient(fake_ehr).pop("generalPractitioner", None)
+    return fake_ehr
+
+
+def test_a_practice_needs_practitioner_role_create(may_add_practitioner_only, page, tx):
+    response = page.post("/consents/capture", data=capture_form(csrf(page), **NEW_PHYSICIAN))
+    assert response.status_code == 400
+    assert 'id="err-physician-organization" class="error-text" role="alert"' in (
+        response.get_data(as_text=True)
+    )
+    form = capture_form(csrf(page), **{**NEW_PHYSICIAN, "physician_organization": ""})
+    assert page.post("/consents/capture", data=form).status_code == 303
+    types = [e["resource"]["resourceType"] for e in tx.bundles[0]["entry"]]
+    assert types == ["Practitioner", "Consent", "Provenance"]
+
+
+def test_another_choice_of_scopes_is_a_new_consent(page, tx, fake_ehr):
+    doctor = {"reference": "Practitioner/doc7", "display": "Dr. Dana Ashgrove"}
+    _patient(fake_ehr)["generalPractitioner"] = [doctor]
+    for extra in ({}, {"share_scope_full": "yes"}):
+        form = capture_form(csrf(page), kind="physician_sharing", **extra)
+        assert page.post("/consents/capture", data=form).status_code == 303
+    first, second = (b["entry"][0] for b in tx.bundles)
+    assert first["request"]["ifNoneExist"] != second["request"]["ifNoneExist"]
+    assert [c["coding"][0]["code"] for c in second["resource"]["provision"]["code"]] == [
+        "summary",
+        "full",
+    ]
+
+
+def _given_sharing_consent(fake_ehr: FakeEhr) -> None:
+    fake_ehr.resources.append(
+        {
+            "resourceType": "Consent",
+            "id": "share1",
+            "meta": {"versionId": "2"},
+            "status": "active",
+            "patient": {"reference": f"Patient/{fake_ehr.patient_id}"},
+            "dateTime": "2026-10-02T10:00:00-05:00",
+            "scope": {"coding": [{"system": SCOPE, "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": KIND, "code": "physician_sharing"}]}],
+            "policy": [
+                {"uri": "http://symfhir.org/fhir/policy/physician-sharing-consent/2026-01-01"}
+            ],
+            "provision": {"type": "permit", "period": {"start": "2026-10-02"}},
+        }
+    )
+
+
+def _active_link(store, patient_id: str) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    from symfhir.sharing.gate import Recipient, SharePlan
+    from symfhir.sharing.links import create_link
+    from symfhir.sharing.package import SharedFile, SharePackage
+
+    now = datetime.now(UTC)
+    plan = SharePlan(
+        patient_id,
+        "Consent/share1",
+        Recipient("Practitioner/doc7", "Dr. A"),
+        frozenset({"summary"}),
+        frozenset({"Patient"}),
+        False,
+        None,
+        None,
+    )
+    document = b'{"resourceType": "Bundle", "type": "document"}'
+    files = (SharedFile("patient-summary.json", "application/fhir+json", lambda: document),)
+    link = create_link(
+        store,
+        SharePackage(plan, files, {"Patient": 1}, 0),
+        label="For Dr. A",
+        passcode=None,
+        expires_at=now + timedelta(days=3),
+        max_accesses=None,
+        single_file=False,
+        created_by="Practitioner/dr1",
+        links_base="http://links.example",
+        viewer_base="http://links.example/view",
+        now=now,
+    )
+    return link.link_id
+
+
+def test_withdrawing_physician_sharing_stops_every_active_link(app, page, tx, fake_ehr, store):
+    from symfhir.sharing.links import links_of
+
+    _given_sharing_consent(fake_ehr)
+    app.config["SYMFHIR_STORE"] = store
+    first = _active_link(store, fake_ehr.patient_id)
+    second = _active_link(store, fake_ehr.patient_id)
+    other = _active_link(store, "someone-else")
+    token = csrf(page)
+    response = page.post(
+        "/consents/withdraw", data={"csrf_token": token, "kind": "physician_sharing"}
+    )
     assert response.status_code == 303
-    (actor,) = tx.bundles[0]["entry"][0]["resource"]["provision"]["actor"]
-    assert actor["reference"] == {"display": "the client's physician"}
+    assert "stopped=2" in response.headers["Location"]
+    statuses = {r.link_id: r.status for r in links_of(store, fake_ehr.patient_id)}
+    assert statuses[first] != "active" and statuses[second] != "active"
+    assert [r.status for r in links_of(store, "someone-else") if r.link_id == other] == ["active"]
+    text = page.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'id="links-stopped"' in text and "2 shared links" in text
+
+
+def test_withdrawing_another_kind_stops_no_link(app, page, tx, fake_ehr, store):
+    from symfhir.sharing.links import links_of
+
+    _given_sharing_consent(fake_ehr)
+    app.config["SYMFHIR_STORE"] = store
+    link = _active_link(store, fake_ehr.patient_id)
+    token = csrf(page)
+    response = page.post("/consents/withdraw", data={"csrf_token": token, "kind": "marketing_sms"})
+    assert response.status_code == 303 and "stopped" not in response.headers["Location"]
+    assert [r.status for r in links_of(store, fake_ehr.patient_id) if r.link_id == link] == [
+        "active"
+    ]
+
+
+def test_withdrawing_physician_sharing_without_a_store_still_withdraws(app, page, tx, fake_ehr):
+    _given_sharing_consent(fake_ehr)
+    app.config["SYMFHIR_STORE"] = None
+    token = csrf(page)
+    response = page.post(
+        "/consents/withdraw", data={"csrf_token": token, "kind": "physician_sharing"}
+    )
+    assert response.status_code == 303
+    assert tx.bundles[0]["entry"][0]["resource"]["status"] == "inactive"
 
 
 @pytest.mark.parametrize("birth", [None, "2008"])

@@ -391,7 +391,9 @@ def test_physician_on_file(general, expected):
 
 
 def test_physician_sharing_capture_names_the_practitioner(ctx: MappingContext):
-    capture, errors = ws.parse_capture(form(kind="physician_sharing"), ctx.consent_kinds, ctx, 36)
+    capture, errors = ws.parse_capture(
+        form(kind="physician_sharing"), ctx.consent_kinds, ctx, 36, physician_on_file=True
+    )
     assert errors == {}
     doctor = {"reference": "Practitioner/d1", "display": "Dr. A"}
     consent, _ = ws.capture_entries(capture, "p1", None, ctx.consent_kinds, ctx, physician=doctor)

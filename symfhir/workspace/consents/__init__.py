@@ -14,6 +14,7 @@ Modules:
 - ``signature`` — a drawn or typed signature as a clean PNG (the signed form);
 - ``guardians`` — the parents and guardians on file (RelatedPerson), the one who signs, a new one;
 - ``capture`` — the capture form checked, and the Consent and Provenance it writes;
+- ``sharing_terms`` — a physician-sharing consent's scopes, date range and physician;
 - ``withdrawal`` — the update of a given Consent to ``inactive``;
 - ``writes`` — the Provenance and the R4 check that capture and withdrawal share.
 

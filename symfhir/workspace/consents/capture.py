@@ -22,7 +22,14 @@ from symfhir.model import ConsentRecord, SpaRecord
 from symfhir.model.age import ADULT_AGE
 from symfhir.model.client import Client
 from symfhir.model.consent import SignedForm
+from symfhir.sharing.scopes import load_sharing
 from symfhir.workspace.consents.guardians import Guardian, guardian_entry, parse_guardian
+from symfhir.workspace.consents.sharing_terms import (
+    SharingTerms,
+    apply_terms,
+    parse_sharing_terms,
+    physician_entries,
+)
 from symfhir.workspace.consents.signature import CARD_NUMBER, checked_name, signature_form
 from symfhir.workspace.consents.status import current_policy_version, is_minor
 from symfhir.workspace.consents.writes import check_valid, provenance_entry
@@ -37,6 +44,9 @@ UNKNOWN_AGE = (
     'known whether a parent or guardian must sign: record the client\'s "Date of birth" '
     "(Intake) before a consent is signed."
 )
+
+#: The kind whose capture also records scopes, a date range and the physician.
+KIND_SHARING = "physician_sharing"
 
 Decision = Literal["given", "declined"]
 Signer = Literal["client", "guardian"]
@@ -56,6 +66,8 @@ class Capture:
     form: SignedForm
     typed: bool  # the signature was typed, not drawn
     guardian: Guardian | None = None  # who signs when the signer is the guardian
+    #: A given physician-sharing consent's scopes, date range and (new) physician.
+    sharing: SharingTerms | None = None
 
 
 def parse_capture(
@@ -66,6 +78,7 @@ def parse_capture(
     guardians: Sequence[Guardian] = (),
     *,
     may_add_guardian: bool = True,
+    physician_on_file: bool = False,
 ) -> tuple[Capture | None, dict[str, str]]:
     """The capture form's fields, checked: (Capture, {}) or (None, {field: message}).
 
@@ -76,6 +89,9 @@ def parse_capture(
     ``status.patient_age``'s: unknown (None) is refused until the birth date is on file; a
     minor (``age`` < 18) must be signed for by the guardian: one of ``guardians`` (those on file
     for the client) or someone else, named with a relationship (``guardians.parse_guardian``).
+    A given physician-sharing consent also has its scopes, date range and, when no
+    physician is on file (``physician_on_file``), the physician
+    (``sharing_terms.parse_sharing_terms``).
     Error keys are the ids' suffixes of the page's error spans (``err-<key>``).
     """
     errors: dict[str, str] = {}
@@ -120,6 +136,12 @@ def parse_capture(
     )
     if problem:
         errors["signature"] = problem
+    terms = None
+    if kind == KIND_SHARING and decision == "given":
+        terms, problems = parse_sharing_terms(
+            form, load_sharing(), physician_on_file=physician_on_file
+        )
+        errors.update(problems)
     if errors or signed is None:
         return None, errors
     return (
@@ -132,6 +154,7 @@ def parse_capture(
             form=signed,
             typed=typed,
             guardian=guardian,
+            sharing=terms,
         ),
         {},
     )
@@ -165,6 +188,9 @@ def capture_entries(
     else a new RelatedPerson (first entry, ``guardians.guardian_entry``) by its urn:uuid.
     ``physician`` is a Reference to the client's Practitioner (``status.physician_on_file``):
     the information recipient of a physician-sharing Consent, else "the client's physician".
+    A physician-sharing capture's terms (``capture.sharing``) set the Consent's scopes, types
+    and date range; a physician entered with them is written first (Practitioner and
+    PractitionerRole, conditional creates) and is the recipient instead.
 
     Raises FhirValidationError when a resource is not valid R4.
     """
@@ -186,9 +212,14 @@ def capture_entries(
     patient = Entry({}, f"Patient/{patient_id}", "")
     org = _Logical({}, "", "", ref=organization_ref(ctx))
     mapping_ctx = replace(ctx, consent_kinds=kinds)
+    terms = capture.sharing if capture.kind == KIND_SHARING else None
+    new_doctor, new_ref = physician_entries(terms, patient_id, ctx) if terms else ([], None)
+    physician = new_ref or physician
     doctor = _Logical({}, "", "", ref=dict(physician)) if physician else None
     (mapped,) = consent_mapping.consents(spa_record, patient, None, org, mapping_ctx, doctor)
     resource = dict(mapped.resource)
+    if terms is not None:
+        resource = apply_terms(resource, terms, load_sharing())
     captured_at = ctx.now.isoformat()
     guardian = capture.guardian if capture.signer == "guardian" else None
     new_guardian = (
@@ -197,6 +228,8 @@ def capture_entries(
     parts = [capture.kind, capture.decision, capture.signer, capture.form.sha1_b64, basis]
     if guardian is not None:  # only then: a client's consent keeps the identifier it had
         parts.append(new_guardian.full_url if new_guardian else guardian.choice)
+    if terms is not None:  # another choice of scopes, dates or physician is a new Consent
+        parts.append(terms.key)
     key = digest(*parts)
     ident = dict(resource["identifier"][0])
     ident["value"] = f"{ident['value']}-{key}"
@@ -209,7 +242,7 @@ def capture_entries(
         attachment["title"] = f"{attachment['title']} (typed signature)"
     resource["sourceAttachment"] = attachment
     consent_entry = entry(resource, ident)
-    written = [new_guardian] if new_guardian else []
+    written = [*new_doctor, *([new_guardian] if new_guardian else [])]
     prov = provenance_entry(
         [consent_entry.reference, *(e.reference for e in written)],
         "CREATE",

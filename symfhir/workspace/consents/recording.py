@@ -9,7 +9,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from symfhir.audit import AuditTrail
 from symfhir.consent_kinds import load_consent_kinds
@@ -19,8 +19,14 @@ from symfhir.fhir.compartment import in_compartment
 from symfhir.fhir.paths import check_id
 from symfhir.fhir.reading import batch_resources, read_batch
 from symfhir.mapping.context import MappingContext
+from symfhir.model.client import Physician
 from symfhir.workspace.actor import Actor
-from symfhir.workspace.consents.capture import capture_bundle, capture_entries, parse_capture
+from symfhir.workspace.consents.capture import (
+    KIND_SHARING,
+    capture_bundle,
+    capture_entries,
+    parse_capture,
+)
 from symfhir.workspace.consents.guardians import Guardian, guardians_on_file
 from symfhir.workspace.consents.status import (
     KindStatus,
@@ -38,11 +44,21 @@ from symfhir.workspace.consents.withdrawal import (
 from symfhir.workspace.fallbacks import LABEL as FALLBACK_LABEL
 from symfhir.workspace.fallbacks import adapt_for_server, fallback_search, is_fallback, restore
 
+if TYPE_CHECKING:
+    from symfhir.store import Store
+
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 200
 RELATED_PAGE_SIZE = 50
 LABELS = ["Patient", "Consent", "RelatedPerson"]
+NO_PHYSICIAN_CREATE = (
+    "This session may not add a physician to the record: choose the client's physician in "
+    "the EHR first."
+)
+NO_PRACTICE_CREATE = (
+    "This session may not record the physician's practice: leave it empty, or record it in the EHR."
+)
 FALLBACK_WITHDRAWAL = (
     "This consent is kept as a document on this EHR (it cannot store consents as such): "
     "withdraw it in the EHR."
@@ -90,11 +106,13 @@ class CaptureResult:
 @dataclass(frozen=True)
 class WithdrawResult:
     """``withdrawn``; ``refused`` (nothing to withdraw: ``problem`` says why); or ``changed``
-    (the consent changed since it was shown: nothing written, ``record`` is read again)."""
+    (the consent changed since it was shown: nothing written, ``record`` is read again).
+    ``links_stopped``: the client's shared links a physician-sharing withdrawal stopped."""
 
     outcome: Literal["withdrawn", "refused", "changed"]
     record: ConsentRecord
     problem: str = ""
+    links_stopped: int = 0
 
 
 def consents_batch(
@@ -145,6 +163,18 @@ def read_record(
     )
 
 
+def _physician_permits(actor: Actor, physician: Physician | None) -> dict[str, str]:
+    # A physician entered at capture is written with the Consent: refused up front (with the
+    # field to blame) when the session may not create it, rather than failing the transaction.
+    if physician is None:
+        return {}
+    if not actor.may("Practitioner", "c"):
+        return {"physician-name": NO_PHYSICIAN_CREATE}
+    if physician.organization and not actor.may("PractitionerRole", "c"):
+        return {"physician-organization": NO_PRACTICE_CREATE}
+    return {}
+
+
 def _read_types(actor: Actor) -> str:
     types = ["Patient", "Consent"]
     types += [t for t in ("RelatedPerson", FALLBACK_LABEL) if actor.may(t, "s")]
@@ -191,8 +221,17 @@ def capture_consent(
     record = read_record(client, actor, patient_id, ctx)
     kinds = load_consent_kinds()
     parsed, errors = parse_capture(
-        form, kinds, ctx, record.age, record.guardians, may_add_guardian=record.may_add_guardian
+        form,
+        kinds,
+        ctx,
+        record.age,
+        record.guardians,
+        may_add_guardian=record.may_add_guardian,
+        physician_on_file=record.physician is not None,
     )
+    if parsed is not None and parsed.sharing is not None:
+        errors = _physician_permits(actor, parsed.sharing.physician)
+        parsed = None if errors else parsed
     if parsed is None:
         return CaptureResult("invalid", record, errors=errors)
     basis = basis_of(record.overview, parsed.kind)
@@ -203,6 +242,8 @@ def capture_consent(
     client.transaction(bundle)
     guardian = parsed.guardian
     what = " and a RelatedPerson" if guardian is not None and not guardian.on_file else ""
+    if parsed.sharing is not None and parsed.sharing.physician is not None:
+        what += " and the physician (Practitioner)"
     audit("create", description=f"consents page recorded a {parsed.kind} Consent{what}")
     return CaptureResult("saved", record, parsed.kind, parsed.decision, fallback=bool(fell_back))
 
@@ -216,10 +257,15 @@ def withdraw_consent(
     *,
     audit: AuditTrail,
     now: datetime | None = None,
+    store: Store | None = None,
 ) -> WithdrawResult:
     """Withdraw the client's current consent of ``kind``; ``shown`` is the (id, version) of
     the Consent the practitioner saw (("", "") when not known): if it has changed since,
     nothing is written.
+
+    Withdrawing a physician-sharing consent stops every active shared link of the client at
+    once when ``store`` (the app's own, where links live) is given; the link service also
+    re-checks the consent at every access, so a link stops even where no store is at hand.
 
     Raises NotAllowedError in a read-only session (before anything is read),
     FhirValidationError when the built Consent breaks the FHIR rules, FhirServerError when
@@ -245,4 +291,10 @@ def withdraw_consent(
         again = read_record(client, actor, patient_id, ctx)
         return WithdrawResult("changed", again, CHANGED_MEANWHILE)
     audit("update", description=f"consents page withdrew a {kind} Consent")
-    return WithdrawResult("withdrawn", record)
+    stopped = 0
+    if kind == KIND_SHARING and store is not None:
+        # Imported here: the sharing package reads consents through this module.
+        from symfhir.sharing.workflow import stop_shares
+
+        stopped = stop_shares(store, patient_id, now=ctx.now, audit=audit)
+    return WithdrawResult("withdrawn", record, links_stopped=stopped)
