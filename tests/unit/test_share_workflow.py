@@ -305,3 +305,10 @@ def test_the_portability_handler_builds_the_package_unless_a_transfer_is_asked(
     with pytest.raises(PrivacyRequestError, match="symfhir share transfer"):
         transfer.handle(fhir, ACTOR, asked, now=NOW, audit=Trail())
     assert seen == ["package"] and fhir.batches == []
+
+
+def test_the_privacy_processing_runs_the_transfer_aware_handler_for_portability() -> None:
+    from symfhir.privacy.processing import handler_for
+    from symfhir.privacy.tasks import Settings
+
+    assert handler_for("portability", Settings.load().policy.handlers) is transfer.handle
