@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +41,10 @@ class LinksService:
         return self.log.read_text(errors="replace")
 
 
-def links_env(stack: dict[str, str]) -> dict[str, str]:
-    """The environment ``scripts/serve links`` gets: the stack's store and this base URL."""
+def links_env(stack: dict[str, str], base: str = LINKS) -> dict[str, str]:
+    """The environment ``scripts/serve links`` gets: the stack's store and ``base``."""
     env = {
-        "SYMFHIR_LINKS_BASE_URL": LINKS,
+        "SYMFHIR_LINKS_BASE_URL": base,
         "SYMFHIR_STORE_URL": stack["store_url"],
         "SYMFHIR_STORE_KEYS": stack["store_keys"],
     }
@@ -54,17 +55,15 @@ def links_env(stack: dict[str, str]) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def links_service(
-    stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LinksService]:
-    """The link service for the whole session (one process on the links port)."""
-    log = tmp_path_factory.mktemp("links") / "links.log"
-    proc = _start("links", links_env(stack), log)
+@contextmanager
+def serve_links(stack: dict[str, str], base: str, log: Path, **env: str) -> Iterator[LinksService]:
+    """The link service on ``base`` with the stack's store while the block runs; ``env`` adds
+    to its environment (e.g. ``SYMFHIR_WORKERS``)."""
+    proc = _start("links", {**links_env(stack, base), **env}, log)
     store = Store(stack["store_url"], [stack["store_keys"]])
     try:
-        _wait(f"{LINKS}/view", proc, "link service", log)
-        yield LinksService(base=LINKS, store=store, log=log, fhir=stack["fhir"])
+        _wait(f"{base}/view", proc, "link service", log)
+        yield LinksService(base=base, store=store, log=log, fhir=stack["fhir"])
     finally:
         proc.terminate()
         try:
@@ -72,3 +71,13 @@ def links_service(
         except subprocess.TimeoutExpired:
             proc.kill()
         store.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def links_service(
+    stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LinksService]:
+    """The link service for the whole session (one process on the links port)."""
+    log = tmp_path_factory.mktemp("links") / "links.log"
+    with serve_links(stack, LINKS, log) as service:
+        yield service

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,11 +38,16 @@ from selenium.webdriver.support.ui import WebDriverWait
 from symfhir.fhir import FhirClient, ServerConfig
 from symfhir.sharing import shl
 from symfhir.sharing.gate import Recipient, SharePlan
+from symfhir.sharing.link_settings import load_link_settings
 from symfhir.sharing.links import NewLink, create_link, revoke_link
 from symfhir.sharing.package import SharedFile, SharePackage
 from symfhir.workspace.consents.status import KIND_SYSTEM
 from tests.e2e.conftest import CHROMEDRIVER, CHROMIUM, SHOTS
-from tests.e2e.links_stack import LinksService, links_service  # noqa: F401 - the fixture
+from tests.e2e.links_stack import (  # noqa: F401 - the fixture
+    LinksService,
+    links_service,
+    serve_links,
+)
 from tests.integration.conftest import synthetic_patient
 
 pytestmark = pytest.mark.e2e
@@ -532,3 +538,31 @@ def test_viewer_page_is_static_under_the_csp(links_service: LinksService) -> Non
     assert re.findall(r"<script\b[^>]*>", page) == ['<script src="/static/viewer.js" defer>']
     assert "<style" not in page and not re.search(r"<[^>]*\s(style|on\w+)\s*=", page, re.I)
     assert requests.get(f"{links_service.base}/static/viewer.js", timeout=10).ok
+
+
+def test_rate_limited_manifest_says_how_long_to_wait(
+    stack: dict[str, str],
+    consented: tuple[str, str],
+    viewer_browser: webdriver.Chrome,
+    tmp_path: Path,
+) -> None:
+    """Past the per-link rate limit the viewer says how long to wait. A service of its own
+    with one worker (the limit is counted per process) on a free port, on the same store."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        base = f"http://localhost:{probe.getsockname()[1]}"
+    with serve_links(stack, base, tmp_path / "links.log", SYMFHIR_WORKERS="1") as service:
+        driver = viewer_browser
+        link = _link(service, consented, passcode=None)
+        limit = load_link_settings().per_link.requests
+        # Malformed requests (400) count against the link's window like any other.
+        answers = [
+            requests.post(link.manifest_url, json={}, timeout=10).status_code for _ in range(limit)
+        ]
+        assert set(answers) == {400}
+        driver.get(link.viewer_url)
+        _open(driver, None)
+        message = _problem(driver)
+        assert re.search(r"Too many attempts\. Wait \d+ seconds", message), message
+        assert not driver.find_element(By.ID, "open").is_enabled()
+        _shot(driver, "shl-viewer-6-rate-limited")
