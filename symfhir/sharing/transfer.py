@@ -36,7 +36,7 @@ from symfhir.privacy.tasks import Settings, TrackedRequest
 from symfhir.sharing.gate import Recipient, transfer_plan
 from symfhir.sharing.links import NewLink, create_link
 from symfhir.sharing.package import build_package
-from symfhir.sharing.push import PushReport, PushTarget, push_plan
+from symfhir.sharing.push import MODES, PushReport, PushTarget, push_plan
 from symfhir.sharing.workflow import (
     CreatedShare,
     LinkSettings,
@@ -132,6 +132,8 @@ def transfer_request(
     name = (recipient or provider_of(request)).strip()
     if not name:
         raise SharingError("recipient: name the provider the record is transferred to")
+    if target is not None and mode not in MODES:
+        raise SharingError(f"mode: one of {', '.join(MODES)}")
     if target is None:
         if store is None or links is None:
             raise SharingError("target: a push target, or a store for the link, is needed")

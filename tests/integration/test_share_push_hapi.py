@@ -6,7 +6,9 @@ verified portability request lands the whole record and closes the request."""
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -22,10 +24,14 @@ from symfhir.fhir import FhirClient, ServerConfig
 from symfhir.privacy.audit import RequestAuditTrail
 from symfhir.privacy.model import COMPLETED, Requester, Verification
 from symfhir.privacy.requests import NewRequest, submit_request
+from symfhir.sharing.links import open_manifest
 from symfhir.sharing.push import PushTarget, push_share
-from symfhir.sharing.transfer import PUSH_OUTPUT, transfer_request
+from symfhir.sharing.transfer import LINK_OUTPUT, PUSH_OUTPUT, transfer_request
+from symfhir.sharing.workflow import LinkSettings
 from symfhir.spa import load_spa
+from symfhir.store import Store
 from symfhir.workspace.actor import Actor
+from tests import shl_decoder
 from tests.integration.conftest import synthetic_patient, synthetic_practitioner
 from tests.unit.sharing_fake import PNG_BYTES, clinical, consent, media
 
@@ -194,12 +200,7 @@ def test_a_withdrawn_consent_pushes_nothing(
     assert _disclosures(ours, pid) == []
 
 
-def test_a_transfer_answers_a_verified_portability_request(
-    ours: FhirClient, theirs: FhirClient, empty_fhir_base: str
-) -> None:
-    # No physician-sharing consent needed: the client asked for the transfer themselves.
-    nurse, pid, client_id = _client(ours, withdrawn=True)
-    trail = RequestAuditTrail(ours, nurse.fhir_user, clock=lambda: NOW)
+def _portability(ours: FhirClient, nurse: Actor, pid: str, trail: RequestAuditTrail) -> str:
     requester = Requester("Avery Quillfeather", date(1985, 4, 12), "avery@example.com")
     new = NewRequest(
         "portability",
@@ -210,6 +211,16 @@ def test_a_transfer_answers_a_verified_portability_request(
     )
     task_id = submit_request(ours, nurse, new, now=NOW, audit=trail).request.task_id
     assert task_id is not None
+    return task_id
+
+
+def test_a_transfer_answers_a_verified_portability_request(
+    ours: FhirClient, theirs: FhirClient, empty_fhir_base: str
+) -> None:
+    # No physician-sharing consent needed: the client asked for the transfer themselves.
+    nurse, pid, client_id = _client(ours, withdrawn=True)
+    trail = RequestAuditTrail(ours, nurse.fhir_user, clock=lambda: NOW)
+    task_id = _portability(ours, nurse, pid, trail)
     done = transfer_request(
         ours,
         nurse,
@@ -227,3 +238,35 @@ def test_a_transfer_answers_a_verified_portability_request(
     (event,) = _disclosures(ours, pid)
     assert event["purposeOfEvent"][0]["coding"][0]["code"] == "PATRQT"
     assert any("Bayou Family Medicine" in a.get("name", "") for a in event["agent"])
+
+
+def test_a_transfer_by_long_term_link_keeps_the_key_off_the_task(
+    ours: FhirClient, store: Store
+) -> None:
+    nurse, pid, _ = _client(ours, withdrawn=True)
+    trail = RequestAuditTrail(ours, nurse.fhir_user, clock=lambda: NOW)
+    task_id = _portability(ours, nurse, pid, trail)
+    links = LinkSettings("https://links.example.org", "https://links.example.org/view")
+    done = transfer_request(ours, nurse, task_id, store=store, links=links, now=NOW, audit=trail)
+    assert done.link is not None and done.link.flags == "L"
+    task = ours.read("Task", task_id)
+    payload = shl_decoder.parse(done.link.viewer_url)
+    assert payload["key"] not in json.dumps(task)  # the link is handed over, never stored
+    outputs = {o.label: o.text or "" for o in done.request.request.outputs}
+    assert done.link.link_id in outputs[LINK_OUTPUT]
+    access = open_manifest(
+        store,
+        payload["url"].rsplit("/", 1)[1],
+        recipient="Bayou Family Medicine",
+        passcode=None,
+        embedded_length_max=10**9,
+        files_base=links.links_base,
+        now=NOW,
+    )
+    key = shl_decoder.b64d(payload["key"])
+    files = [
+        json.loads(shl_decoder.decrypt(f["embedded"], key)[1]) for f in access.manifest["files"]
+    ]
+    photos = [f for f in files if f.get("resourceType") == "Media"]
+    assert len(photos) == 1
+    assert base64.b64decode(photos[0]["content"]["data"]) == PNG_BYTES

@@ -312,3 +312,24 @@ def test_the_privacy_processing_runs_the_transfer_aware_handler_for_portability(
     from symfhir.privacy.tasks import Settings
 
     assert handler_for("portability", Settings.load().policy.handlers) is transfer.handle
+
+
+def test_a_transfer_from_the_chart_needs_a_consent_to_the_full_record(store: Store) -> None:
+    with pytest.raises(ConsentMissing):
+        transfer.chart_transfer_link(
+            record(), ACTOR, PID, store=store, links=LINKS, label=None, now=NOW, audit=Trail()
+        )
+    created = transfer.chart_transfer_link(
+        record(scopes=("summary", "full", "photos")),
+        ACTOR,
+        PID,
+        store=store,
+        links=LINKS,
+        label="Transfer to Bayou Family Medicine",
+        photos=True,
+        now=NOW,
+        audit=Trail(),
+    )
+    assert created.link.flags == "L"
+    assert created.photos == 1
+    assert {"full", "photos"} <= created.plan.scopes
