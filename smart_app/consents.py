@@ -152,7 +152,7 @@ def withdraw() -> Any:
             kind,
             shown,
             audit=access.audit,
-            store=_links_store() if kind == KIND_SHARING else None,
+            store=links_store() if kind == KIND_SHARING else None,
         )
     except NotAllowedError:
         raise READ_ONLY from None
@@ -169,7 +169,7 @@ def withdraw() -> Any:
     )
 
 
-def _links_store() -> Store | None:
+def links_store() -> Store | None:
     """The store the shared links live in; None where sharing is not set up (no links to
     stop, and the link service re-checks the consent at every access anyway)."""
     try:

@@ -26,6 +26,7 @@ from typing import Any
 
 from flask import redirect, render_template, request, url_for
 
+from smart_app.consents import links_store
 from smart_app.errors import AppError
 from smart_app.fhir_access import PatientAccess
 from symfhir.errors import (
@@ -261,7 +262,8 @@ def _run(
         assign_patient(client, actor, task_id, form["patient_id"], **kw)
         return "assign"
     if action == "process":
-        process_request(client, actor, task_id, **kw)
+        # A restriction that withdraws a physician-sharing consent stops the shared links.
+        process_request(client, actor, task_id, store=links_store(), **kw)
         return "process"
     if action == "extend":
         if not form.get("reason"):

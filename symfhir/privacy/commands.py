@@ -259,9 +259,17 @@ def _match(args: argparse.Namespace, client: Any, actor: Actor, **kw: Any) -> in
 
 
 def _process(args: argparse.Namespace, client: Any, actor: Actor, **kw: Any) -> int:
+    from symfhir.errors import ConfigError
     from symfhir.privacy.processing import process_request
+    from symfhir.store import Store
 
-    processed = process_request(client, actor, args.task, **kw)
+    try:
+        # Where the app's store is configured, a withdrawn physician-sharing consent (a
+        # restriction request) also stops the client's shared links there.
+        store: Store | None = Store.from_env()
+    except ConfigError:
+        store = None
+    processed = process_request(client, actor, args.task, store=store, **kw)
     print(_line(processed.request))
     if processed.outcome.summary:
         print(processed.outcome.summary)

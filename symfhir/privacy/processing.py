@@ -1,7 +1,10 @@
 """Answering a privacy request (``process_request``): the handler of its kind, named in
 ``mappings/privacy.yaml``, is imported when needed and run; its Outcome closes the Task.
 
-A handler is ``handle(client, actor, request, *, now, audit) -> Outcome``. Deny by default: a
+A handler is ``handle(client, actor, request, *, now, audit) -> Outcome``; one that also takes
+``store`` (the restriction handler: a withdrawn physician-sharing consent stops the client's
+shared links, which live in the app's own store) gets the store when one is at hand. Deny by
+default: a
 kind with no handler listed, or whose module does not exist yet, is refused with
 PrivacyRequestError ("no handler for correction yet"), never skipped. Nothing runs before the
 requester's identity is verified and the request is matched to a client.
@@ -10,10 +13,11 @@ requester's identity is verified and the request is matched to a client.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from symfhir.audit import AuditTrail
 from symfhir.errors import FhirConflictError, PrivacyRequestError
@@ -22,6 +26,9 @@ from symfhir.privacy.model import FINAL_STATUSES, Outcome, PrivacyRequest
 from symfhir.privacy.requests import complete, get_request, record_progress, require_ready, start
 from symfhir.privacy.tasks import Settings, TrackedRequest
 from symfhir.workspace.actor import Actor
+
+if TYPE_CHECKING:
+    from symfhir.store import Store
 
 
 class Handler(Protocol):
@@ -74,6 +81,7 @@ def process_request(
     audit: AuditTrail,
     version: str | None = None,
     settings: Settings | None = None,
+    store: Store | None = None,
 ) -> Processed:
     """Run the handler of the request's kind and close the Task with its Outcome: the request
     goes in-progress, the handler acts, its status, outputs and summary land on the Task.
@@ -95,7 +103,10 @@ def process_request(
     started = start(
         client, actor, task_id, now=now, audit=audit, version=current.version, settings=settings
     )
-    outcome = handle(client, actor, started.request, now=now, audit=audit)
+    extra: dict[str, Any] = {}
+    if store is not None and "store" in inspect.signature(handle).parameters:
+        extra["store"] = store
+    outcome = handle(client, actor, started.request, now=now, audit=audit, **extra)
     if not isinstance(outcome, Outcome):
         raise PrivacyRequestError(f"the {current.request.kind} handler returned no Outcome")
     if outcome.business_status in FINAL_STATUSES:

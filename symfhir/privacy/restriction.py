@@ -4,13 +4,16 @@ workflow the app's Consents page uses (``withdraw_consent``).
 
 Every use reads consents live from the server (the gallery's and the marketing lists' photo
 checks, ``symfhir.workspace.photos.consents``), so a withdrawn photo consent takes the
-client's photos off every marketing list at once: nothing is cached to clear.
+client's photos off every marketing list at once: nothing is cached to clear. A withdrawn
+physician-sharing consent stops every shared link of the client at once when the app's store
+is given (and the link service re-checks the consent at every access in any case).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from symfhir.audit import AuditTrail, DisclosureTo
 from symfhir.consent_kinds import load_consent_kinds
@@ -28,6 +31,9 @@ from symfhir.privacy.model import (
 )
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.consents.recording import FALLBACK_WITHDRAWAL, withdraw_consent
+
+if TYPE_CHECKING:
+    from symfhir.store import Store
 
 #: The request's input naming the consents: consent-kind keys, comma-separated.
 CONSENTS_INPUT = "consents"
@@ -59,8 +65,10 @@ def handle(
     *,
     now: datetime,
     audit: AuditTrail,
+    store: Store | None = None,
 ) -> Outcome:
-    """Withdraw each consent the request names; the Outcome is ``completed`` when every one is
+    """Withdraw each consent the request names (a physician-sharing one also stops the
+    client's shared links in ``store``, when given); the Outcome is ``completed`` when every one is
     withdrawn or had nothing to withdraw, ``partially-completed`` when some could not be,
     ``denied`` when none of the names is a consent kind.
 
@@ -82,7 +90,7 @@ def handle(
         if kind not in known:
             results[kind] = UNKNOWN
             continue
-        results[kind] = _withdraw(client, actor, request.patient_id, kind, now, audit)
+        results[kind] = _withdraw(client, actor, request.patient_id, kind, now, audit, store)
     # Known kinds by key; anything else only counted: it is the requester's own text.
     lines = [f"{k}: {v}" for k, v in results.items() if v != UNKNOWN]
     unknown = sum(v == UNKNOWN for v in results.values())
@@ -129,12 +137,20 @@ def _naming_client(audit: AuditTrail, patient_id: str) -> AuditTrail:
 
 
 def _withdraw(
-    client: FhirClient, actor: Actor, patient_id: str, kind: str, now: datetime, audit: AuditTrail
+    client: FhirClient,
+    actor: Actor,
+    patient_id: str,
+    kind: str,
+    now: datetime,
+    audit: AuditTrail,
+    store: Store | None,
 ) -> str:
     # A consent changed between the read and the write (the desk, at the same moment) is
     # read again once: the withdrawal is what the client asked for, whatever changed.
     for _ in range(2):
-        result = withdraw_consent(client, actor, patient_id, kind, audit=audit, now=now)
+        result = withdraw_consent(
+            client, actor, patient_id, kind, audit=audit, now=now, store=store
+        )
         if result.outcome == "withdrawn":
             return WITHDRAWN
         if result.outcome == "refused":
