@@ -273,6 +273,9 @@
       fail(refusal(response, body));
       if (response.status === 429) {
         pause(retryAfter(response) || 5);
+      } else if (response.status === 401) {
+        $("passcode").focus();
+        $("passcode").select();
       }
       return null;
     }
@@ -899,10 +902,15 @@
       fail("This browser cannot decrypt the record (Web Crypto is missing). Use a current browser over https.");
       return;
     }
+    try {
+      state.key = await crypto.subtle.importKey("raw", payload.keyBytes, { name: "AES-GCM" }, false, [
+        "decrypt",
+      ]);
+    } catch (e) {
+      fail("This browser cannot use the link's key (AES-GCM is missing). Use a current browser.");
+      return;
+    }
     state.payload = payload;
-    state.key = await crypto.subtle.importKey("raw", payload.keyBytes, { name: "AES-GCM" }, false, [
-      "decrypt",
-    ]);
     payload.keyBytes = null; // kept only inside the non-extractable CryptoKey from here on
     $("link-label").textContent = payload.label || "—";
     $("link-expiry").textContent = payload.exp !== undefined ? when(payload.exp) : "no expiry date";
