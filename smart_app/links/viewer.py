@@ -3,9 +3,9 @@
 A static page and its script (``static/viewer.js``): the link follows in the URL fragment
 (``/view#shlink:/…``), which browsers never send to a server, and the script fetches the
 manifest, decrypts every file with Web Crypto and shows the summary, the records and the
-photos — the key never leaves the browser. The page itself carries no data, so it is the same
-for every link and may be cached like any static file; the CSP (script-src 'self', no inline
-script or style) is the link service's.
+photos — the key never leaves the browser. The page itself carries no data: it is the same
+for every link. The CSP (script-src 'self', connect-src 'self', no inline script or style) is
+the link service's, so this viewer opens the links of its own service only.
 """
 
 from __future__ import annotations
