@@ -241,10 +241,18 @@ def test_pdf_of_many_rows_pages_on():
     ]
     text = pdf_text(summary_pdf(document(copy.deepcopy(resources))))
     assert "Finding 299" in text
-    assert (
-        re.search(r"Page 1/\s*([0-9]+)", text)
-        and int(re.findall(r"Page \d+/\s*(\d+)", text)[0]) > 3
-    )
+    pages = int(re.findall(r"Page \d+/\s*(\d+)", text)[0])
+    assert pages > 3
+    # the table's header row is drawn again on every page it runs onto
+    assert text.count("\nValue\n") >= pages - 2
+
+
+def test_pdf_table_wraps_a_long_cell_and_keeps_every_word():
+    resources = record()
+    long = " ".join(f"word{i}" for i in range(80)) + " " + "x" * 150
+    next(r for r in resources if r["resourceType"] == "Condition")["code"] = {"text": long}
+    text = pdf_text(summary_pdf(document(resources)))
+    assert squeezed(long) in squeezed(text)
 
 
 def test_font_settings_from_the_environment(tmp_path):
