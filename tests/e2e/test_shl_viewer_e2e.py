@@ -462,6 +462,17 @@ def test_revoked_link_is_no_longer_active(
     box.send_keys("not a link at all")
     driver.find_element(By.ID, "paste-open").click()
     assert "not a SMART Health Link" in _problem(driver)
+    elsewhere = shl.link_payload(
+        f"https://links.example.org/shl/m/{shl.new_manifest_id()}",
+        shl.new_key(),
+        exp=None,
+        flags="",
+        label=None,
+    )
+    box.clear()
+    box.send_keys(shl.shlink(elsewhere))
+    driver.find_element(By.ID, "paste-open").click()
+    assert "belongs to another service (links.example.org)" in _problem(driver)
     box.clear()
     box.send_keys(link.viewer_url)
     driver.find_element(By.ID, "paste-open").click()

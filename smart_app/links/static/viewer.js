@@ -893,6 +893,13 @@
       fail(e.message);
       return;
     }
+    if (payload.url.origin !== window.location.origin) {
+      // The CSP lets this page fetch from its own service only.
+      show("access", false);
+      show("paste", true);
+      fail("This link belongs to another service (" + payload.url.host + "): open it with that service's viewer.");
+      return;
+    }
     show("paste", false);
     if (expired(payload)) {
       showExpired(payload);
