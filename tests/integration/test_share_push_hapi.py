@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -270,3 +271,45 @@ def test_a_transfer_by_long_term_link_keeps_the_key_off_the_task(
     photos = [f for f in files if f.get("resourceType") == "Media"]
     assert len(photos) == 1
     assert base64.b64decode(photos[0]["content"]["data"]) == PNG_BYTES
+
+
+def test_the_command_line_creates_lists_revokes_and_pushes(
+    ours: FhirClient,
+    theirs: FhirClient,
+    fhir_base: str,
+    empty_fhir_base: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from symfhir.cli import main
+
+    nurse, pid, client_id = _client(ours)
+    monkeypatch.setenv("SYMFHIR_STORE_URL", f"sqlite:///{tmp_path / 'store.db'}")
+    monkeypatch.setenv("SYMFHIR_STORE_KEYS", Fernet.generate_key().decode())
+    monkeypatch.setenv("SHARE_PASSCODE", "correct horse")
+    monkeypatch.setenv("PHYSICIAN_TOKEN", "synthetic-token")
+    server = ["--server", fhir_base, "--user", str(nurse.fhir_user)]
+    png = tmp_path / "qr.png"
+    created = main(
+        ["share", "create", "--patient", pid, "--scope", "intake", "--label", "For Dr. A",
+         "--passcode-env", "SHARE_PASSCODE", "--qr-png", str(png), *server]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert created == 0 and png.read_bytes().startswith(b"\x89PNG")
+    link_id = out.split("link id", 1)[1].split()[0]
+    assert shl_decoder.parse(out.split("viewer", 1)[1].split()[0])["flag"] == "P"
+    assert main(["share", "list", "--patient", pid]) == 0
+    assert f"{link_id}  active" in capsys.readouterr().out
+    assert main(["share", "revoke", "--patient", pid, link_id, *server]) == 0
+    assert main(["share", "list", "--patient", pid]) == 0
+    assert f"{link_id}  revoked" in capsys.readouterr().out
+    pushed = main(
+        ["share", "push", "--patient", pid, "--to", empty_fhir_base, "--mode", "transaction",
+         "--bearer-token-env", "PHYSICIAN_TOKEN", "--scope", "intake", *server]
+    )  # fmt: skip
+    assert pushed == 0
+    assert "synthetic-token" not in capsys.readouterr().out
+    assert len(_patient_there(theirs, client_id)) == 1
