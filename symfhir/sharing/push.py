@@ -13,24 +13,22 @@ Every push attempt that got as far as sending is a disclosure AuditEvent on our 
 (recipient the physician or provider, purpose TREAT, or PATRQT for the client's own transfer),
 a failed one too (``success=False``): the server may have acted on a request whose answer was
 lost.
+
+Where the push goes and how it signs in is ``symfhir.sharing.push_target`` (re-exported here).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any, Literal, get_args
-from urllib.parse import urlencode, urlsplit
-
-import requests
+from urllib.parse import urlencode
 
 from symfhir.audit import AuditTrail, DisclosureTo
 from symfhir.errors import (
-    ConfigError,
     FhirAuthError,
     FhirCapabilityError,
     FhirConflictError,
@@ -43,21 +41,27 @@ from symfhir.errors import (
     SymfhirError,
 )
 from symfhir.fhir import (
-    BackendServicesAuth,
-    BearerAuth,
     FhirClient,
-    ServerConfig,
     outcomes,
     redact,
 )
 from symfhir.fhir.paths import check_id
-from symfhir.fhir.retry import retry_policy
 from symfhir.sharing.gate import SharePlan, plan_share, sharing_consent
 from symfhir.sharing.package import SharePackage, build_package
 from symfhir.sharing.push_bundle import Source, push_transaction, resources_of
-from symfhir.smart.assertion import ClientKey
+from symfhir.sharing.push_target import PushTarget, open_target
 from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
+
+__all__ = [
+    "MODES",
+    "PushReport",
+    "PushTarget",
+    "needed_scope",
+    "open_target",
+    "push_plan",
+    "push_share",
+]
 
 _FAILURES: dict[type[FhirServerError], str] = {
     FhirConflictError: "conflict",
@@ -72,43 +76,6 @@ Mode = Literal["document", "transaction"]
 MODES: tuple[str, ...] = get_args(Mode)
 SUMMARY_FILE = "patient-summary.json"
 RECORDS_FILE = "records.json"
-
-
-@dataclass(frozen=True)
-class PushTarget:
-    """Where to push and how to sign in: a FHIR base URL with a bearer token, or SMART
-    Backend Services credentials (``client_id`` and a private key file; the token URL is read
-    from the target's ``.well-known/smart-configuration`` when not given; ``scope`` defaults to
-    exactly the creates the push needs), or neither (an open server). ``tuning`` holds
-    ``ServerConfig`` settings (timeouts, retries). Raises SharingError when the URL is not
-    http(s) or the credentials are half given or mixed."""
-
-    base_url: str
-    bearer_token: str | None = field(default=None, repr=False)
-    client_id: str | None = None
-    private_key_path: Path | None = None
-    token_url: str | None = None
-    scope: str | None = None
-    key_id: str | None = None
-    tuning: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        parts = urlsplit(self.base_url or "")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SharingError("base_url: the FHIR base URL must be an http(s) URL")
-        if parts.username or parts.password or parts.query or parts.fragment:
-            raise SharingError("base_url: must not carry credentials, a query or a fragment")
-        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
-        if self.bearer_token is not None and not self.bearer_token.strip():
-            raise SharingError("token: the bearer token is empty")
-        if self.bearer_token and self.client_id:
-            raise SharingError("token: a bearer token or Backend Services credentials, not both")
-        if bool(self.client_id) != bool(self.private_key_path):
-            raise SharingError("client_id: Backend Services needs a client id and a key file")
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.base_url).hostname or self.base_url
 
 
 @dataclass(frozen=True)
@@ -194,7 +161,7 @@ def push_plan(
     purpose: str = "TREAT",
     now: datetime,
     audit: AuditTrail,
-    connect: Any = None,
+    connect: Callable[[PushTarget, str], FhirClient] | None = None,
 ) -> PushReport:
     """Push what ``plan`` allows (already decided by the gate) to ``target``. ``purpose`` is
     the disclosure's (TREAT for a physician, PATRQT for the client's own transfer);
@@ -242,54 +209,6 @@ def push_plan(
         disclosure=to,
     )
     return report
-
-
-def open_target(target: PushTarget, scope: str) -> FhirClient:
-    """The FHIR client for ``target``, signed as it says (see ``PushTarget``). Raises
-    SharingError for unusable settings or a key file that cannot be read, PushError when the
-    token URL cannot be discovered."""
-    try:
-        config = ServerConfig(base_url=target.base_url, **dict(target.tuning))
-    except (ConfigError, TypeError) as exc:
-        raise SharingError(f"target: {exc}") from None
-    auth: Any = None
-    if target.bearer_token:
-        auth = BearerAuth(target.bearer_token)
-    elif target.client_id and target.private_key_path:
-        try:
-            pem = Path(target.private_key_path).read_bytes()
-        except OSError as exc:
-            raise SharingError(f"target: cannot read the key file ({exc.strerror})") from None
-        token_url = target.token_url or discover_token_url(target.base_url, config.timeout)
-        try:
-            key = ClientKey.from_pem(pem, target.key_id)
-        except ConfigError as exc:
-            raise SharingError(f"target: the key file: {exc}") from None
-        auth = BackendServicesAuth(
-            token_url,
-            target.client_id,
-            key,
-            scope=scope,
-            timeout=config.timeout,
-            retry=retry_policy(config),
-        )
-    return FhirClient(config, auth)
-
-
-def discover_token_url(base_url: str, timeout: tuple[float, float]) -> str:
-    """The ``token_endpoint`` of the target's ``.well-known/smart-configuration``. Raises
-    PushError when it cannot be read or names none."""
-    url = f"{base_url}/.well-known/smart-configuration"
-    try:
-        response = requests.get(url, timeout=timeout, allow_redirects=False)
-        document = response.json() if response.status_code == 200 else None
-    except (requests.RequestException, ValueError):
-        document = None
-    token_url = document.get("token_endpoint") if isinstance(document, dict) else None
-    parts = urlsplit(token_url) if isinstance(token_url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PushError("the target's SMART configuration names no token endpoint: give one")
-    return str(token_url)
 
 
 def needed_scope(plan: SharePlan, mode: str) -> str:
