@@ -23,7 +23,7 @@ from symfhir.cardnumbers import luhn_valid
 from symfhir.errors import ConsentMissing
 from symfhir.fhir import FhirClient, ServerConfig
 from symfhir.model.client import NPI_PREFIX
-from symfhir.sharing.gate import plan_share, sharing_consent
+from symfhir.sharing.gate import consent_active, plan_share, sharing_consent
 from symfhir.sharing.package import build_package
 from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
@@ -221,8 +221,13 @@ def test_a_consent_captured_at_the_desk_gates_the_package(client: FhirClient, ac
     assert "url" not in photo["content"]
     assert package.counts["Media"] == 1 and package.photos == 1
 
+    # The link service's re-check (a category search on the server), before and after.
+    assert consent_active(client, found.consent_id, now=now)
+    assert consent_active(client, found.consent_id, now=now, patient_id=pid)
+
     # Withdrawn: nothing more leaves.
     withdrawn = withdraw_consent(client, actor, pid, "physician_sharing", audit=trail, now=now)
     assert withdrawn.outcome == "withdrawn"
     with pytest.raises(ConsentMissing):
         sharing_consent(client, actor, pid, now=now)
+    assert not consent_active(client, found.consent_id, now=now)
