@@ -33,6 +33,7 @@ class SectionSpec:
     empty_reason: str | None
     empty_text: str
     skip: Mapping[str, frozenset[str]]
+    kinds: tuple[str, ...] = ()  # consents: the consent kinds shown
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ def parse_spec(data: Mapping[str, Any]) -> SummarySpec:
         skip = raw.get("skip") or {}
         if not isinstance(skip, Mapping) or not all(isinstance(v, list) for v in skip.values()):
             raise ConfigError(f"{SPEC_FILE}: section {key}: 'skip' maps elements to lists")
+        kinds = raw.get("kinds") or []
+        if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+            raise ConfigError(f"{SPEC_FILE}: section {key}: 'kinds' must be a list of names")
         specs.append(
             SectionSpec(
                 key=str(key),
@@ -84,6 +88,7 @@ def parse_spec(data: Mapping[str, Any]) -> SummarySpec:
                 empty_reason=str(reason) if reason else None,
                 empty_text=str(raw.get("empty_text") or ""),
                 skip={str(k): frozenset(map(str, v)) for k, v in skip.items()},
+                kinds=tuple(kinds),
             )
         )
     return SummarySpec(

@@ -152,6 +152,15 @@ def test_consents_show_the_current_answer_per_kind():
     assert table.rows == (("Consent to treatment", "given", "2026-10-01", "2026-01-01"),)
 
 
+def test_consents_of_no_concern_to_a_physician_are_left_out():
+    doc = build()
+    # the client's marketing e-mail consent is in the input, never in the document
+    assert [c["category"][0]["coding"][0]["code"] for c in entries_of(doc, "59284-0")] == [
+        "treatment"
+    ]
+    assert "marketing" not in json.dumps(doc).lower()
+
+
 # --- empty sections -----------------------------------------------------------------------
 
 
