@@ -12,18 +12,16 @@ here and escaped, is the text a reader sees.
 
 from __future__ import annotations
 
-import copy
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
-import orjson
-
 from symfhir.consent_kinds import load_consent_kinds
 from symfhir.errors import FhirValidationError, SharingError
 from symfhir.fhir.compartment import in_compartment, owner_field
+from symfhir.sharing.summary_embed import embed, embedded, references
 from symfhir.sharing.summary_narrative import Block, Paragraph, Table, narrative_xhtml
 from symfhir.sharing.summary_sections import (
     HEADERS,
@@ -49,7 +47,6 @@ from symfhir.workspace.contraindications import contraindications
 # Fixed: the same document id and input give the same full URLs (reproducible documents).
 _NAMESPACE = uuid.UUID("0c5e6a1e-5b0f-5d2b-9a0e-6c1d4f3b2a17")
 _SPA_KEY = "Organization/spa"
-NOT_INCLUDED = "not included in this summary"
 _VALIDATOR = FastValidator()
 
 Resource = dict[str, Any]
@@ -92,7 +89,7 @@ def patient_summary(
     own = [r for r in pool.values() if in_compartment(r, patient_id)]
     sections = _sections(spec, own, patient_id, now, spa.zone)
     start = [f"Patient/{patient_id}", *(k for s in sections for k in s.entries)]
-    keys = _embedded(pool, start, spec.not_embedded)
+    keys = embedded(pool, start, spec.not_embedded)
     urls = {key: _full_url(doc, key) for key in [_SPA_KEY, *keys]}
     composition = _composition(spec, spa, sections, patient, urls, now, author, patient_id)
     composition_url = _full_url(doc, "Composition/summary")
@@ -101,7 +98,7 @@ def patient_summary(
     entries.append({"fullUrl": urls[_SPA_KEY], "resource": _organization(spa, urls[_SPA_KEY])})
     known = frozenset(urls.values())
     for key in keys:
-        resource = _embed(pool[key], urls, known, key, spec)
+        resource = embed(pool[key], urls, known, key, spec.strip)
         entries.append({"fullUrl": urls[key], "resource": resource})
     bundle = {
         "resourceType": "Bundle",
@@ -124,7 +121,7 @@ def check_document(bundle: dict[str, Any]) -> None:
         if not isinstance(first, Mapping) or first.get("resourceType") != "Composition":
             problems.append(("Bundle.entry[0]", "a document starts with its Composition"))
         known = {e.get("fullUrl") for e in entries if isinstance(e, Mapping)}
-        for path, reference in _references(bundle, "Bundle"):
+        for path, reference in references(bundle, "Bundle"):
             if not reference.startswith("#") and reference not in known:
                 problems.append((path, "reference not resolvable inside the document"))
     if problems:
@@ -160,111 +157,6 @@ def _pool(resources: Sequence[Mapping[str, Any]], patient_id: str) -> dict[str, 
         if owner_field(kind) is None or in_compartment(resource, patient_id):
             pool.setdefault(f"{kind}/{rid}", resource)
     return pool
-
-
-def _embedded(pool: Mapping[str, Resource], start: list[str], skip: frozenset[str]) -> list[str]:
-    """``start`` and, transitively, every resource of ``pool`` they reference (but those of
-    the ``skip`` types), in order."""
-    found: list[str] = []
-    seen: set[str] = set()
-    queue = list(start)
-    while queue:
-        key = queue.pop(0)
-        if key in seen or key not in pool:
-            continue
-        seen.add(key)
-        found.append(key)
-        for _, reference in _references(pool[key], ""):
-            target = _target(reference)
-            if target in pool and target not in seen and target.split("/")[0] not in skip:
-                queue.append(target)
-    return found
-
-
-def _target(reference: str) -> str | None:
-    """The "Type/id" a literal reference names (relative, absolute, versioned); None for a
-    contained, urn or malformed one."""
-    if reference.startswith(("#", "urn:")):
-        return None
-    parts = reference.split("/")
-    if len(parts) >= 4 and parts[-2] == "_history":
-        parts = parts[:-2]
-    if len(parts) < 2 or (len(parts) > 2 and "://" not in reference):
-        return None
-    kind, rid = parts[-2], parts[-1]
-    return f"{kind}/{rid}" if kind[:1].isupper() and kind.isalpha() and rid else None
-
-
-def _references(node: object, path: str) -> Iterator[tuple[str, str]]:
-    """(path, reference string) of every ``reference`` in a JSON tree."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str):
-                yield f"{path}.reference", value
-            else:
-                yield from _references(value, f"{path}.{key}")
-    elif isinstance(node, list):
-        for index, item in enumerate(node):
-            yield from _references(item, f"{path}[{index}]")
-
-
-def _embed(
-    resource: Resource, urls: Mapping[str, str], known: frozenset[str], key: str, spec: SummarySpec
-) -> Resource:
-    """A copy for the document: its id the full URL's UUID, without ``meta`` and narrative,
-    the stripped elements removed, every reference resolved inside the document."""
-    out = _copy(resource)
-    out.pop("meta", None)
-    out.pop("text", None)
-    out["id"] = urls[key].removeprefix("urn:uuid:")
-    for path in spec.strip.get(str(out.get("resourceType")), ()):
-        _drop(out, path)
-    _rewrite(out, urls, known)
-    return out
-
-
-def _copy(resource: Resource) -> Resource:
-    """A deep copy (JSON in, JSON out: orjson is several times faster than copy.deepcopy);
-    anything not JSON is copied the slow way."""
-    try:
-        return orjson.loads(orjson.dumps(resource))
-    except TypeError:
-        return copy.deepcopy(resource)
-
-
-def _drop(node: object, path: tuple[str, ...]) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _drop(item, path)
-    elif isinstance(node, dict) and path and path[0] in node:
-        if len(path) == 1:
-            del node[path[0]]
-        else:
-            _drop(node[path[0]], path[1:])
-            if node[path[0]] in ({}, []):
-                del node[path[0]]
-
-
-def _rewrite(node: object, urls: Mapping[str, str], known: frozenset[str]) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _rewrite(item, urls, known)
-        return
-    if not isinstance(node, dict):
-        return
-    reference = node.get("reference")
-    # a Reference object met twice (shared within the input) is rewritten once
-    if isinstance(reference, str) and not reference.startswith("#") and reference not in known:
-        target = _target(reference)
-        if target in urls:
-            node["reference"] = urls[target]
-        else:
-            del node["reference"]
-            if not node.get("display") and not node.get("identifier"):
-                node["display"] = NOT_INCLUDED
-    for key, value in node.items():
-        if key != "reference":
-            _rewrite(value, urls, known)
 
 
 # --- sections -----------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from symfhir.errors import FhirValidationError, SharingError
-from symfhir.sharing.summary import NOT_INCLUDED, check_document, patient_summary
+from symfhir.sharing.summary import check_document, patient_summary
+from symfhir.sharing.summary_embed import NOT_INCLUDED
 from symfhir.sharing.summary_narrative import Paragraph, Table, narrative_blocks
 from symfhir.sharing.summary_sections import load_summary_spec
 from symfhir.validation import validate_resource
