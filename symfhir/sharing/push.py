@@ -175,7 +175,8 @@ def push_plan(
     whose = (f"Patient/{plan.patient_id}", plan.basis)
     with opener(target, target.scope or needed_scope(plan, mode)) as remote:
         try:
-            binary = _check_capabilities(_capabilities(remote, target), mode, plan)
+            caps = _capabilities(remote, target)
+            binary = _check_capabilities(caps, mode)
         except PushError as exc:
             # Nothing of the record was read or sent: a refused push, not a disclosure.
             audit("read", success=False, description=f"push refused: {exc}", resources=whose)
@@ -188,7 +189,12 @@ def push_plan(
             if mode == "document":
                 report = _push_document(remote, package, target, to)
             else:
-                report = _push_transaction(remote, package, target, to, now=now, binary=binary)
+                report = _push_transaction(
+                    remote, package, target, to, now=now, binary=binary, caps=caps
+                )
+        except _Refused as exc:
+            audit("read", success=False, description=f"push refused: {exc}", resources=whose)
+            raise
         except (FhirServerError, PushError) as exc:
             reason = _reason(exc)
             audit(
@@ -216,7 +222,7 @@ def needed_scope(plan: SharePlan, mode: str) -> str:
     create makes) of exactly the types it sends."""
     if mode == "document":
         return "system/Bundle.cs"
-    types = set(plan.types) | {"Patient", "Provenance"}
+    types = set(plan.types) | {"Patient", "Provenance", "Organization"}
     if plan.photos:
         types |= {"Media", "Binary"}
     return " ".join(f"system/{t}.cs" for t in sorted(types))
@@ -236,19 +242,27 @@ def _capabilities(remote: FhirClient, target: PushTarget) -> Any:
         ) from exc
 
 
-def _check_capabilities(caps: Any, mode: str, plan: SharePlan) -> bool:
-    """Refuse a target that cannot take the push; whether photos go up as Binary."""
+class _Refused(PushError):
+    """The target cannot take what is about to be sent: nothing was sent."""
+
+
+def _check_capabilities(caps: Any, mode: str) -> bool:
+    """Refuse a target that cannot take this kind of push at all; whether photos can go up
+    as Binary. The types a transaction holds are checked once it is built (``_require``)."""
     if mode == "document":
         if not caps.can("Bundle", "create"):
-            raise PushError("the target cannot create Bundle (needed to store the document)")
+            raise _Refused("the target cannot create Bundle (needed to store the document)")
         return False
     if not caps.can_system("transaction"):
-        raise PushError("the target does not support transaction (needed to send the records)")
-    types = set(plan.types) | {"Patient", "Provenance"} | ({"Media"} if plan.photos else set())
-    missing = sorted(t for t in types if not caps.can(t, "create"))
-    if missing:
-        raise PushError(f"the target cannot create {', '.join(missing)}")
+        raise _Refused("the target does not support transaction (needed to send the records)")
+    _require(caps, {"Patient", "Provenance"})
     return caps.can("Binary", "create")
+
+
+def _require(caps: Any, types: Iterable[str]) -> None:
+    missing = sorted(t for t in set(types) if not caps.can(t, "create"))
+    if missing:
+        raise _Refused(f"the target cannot create {', '.join(missing)}")
 
 
 def _push_document(
@@ -293,6 +307,7 @@ def _push_transaction(
     *,
     now: datetime,
     binary: bool,
+    caps: Any,
 ) -> PushReport:
     # records.json holds every shared resource the summary was made of (with their own ids);
     # the summary's resources are copies under new ids, so only one of the two is sent.
@@ -304,6 +319,7 @@ def _push_transaction(
     spa = load_spa()
     source = Source(spa.name, spa.identifier_system, spa.identifier_value, spa.identifier_base)
     transaction = push_transaction(entries, photos, source=source, now=now, binary=binary)
+    _require(caps, (e["resource"]["resourceType"] for e in transaction.bundle["entry"]))
     answer = remote.transaction(transaction.bundle)
     ids: dict[str, str] = {}
     sent: Counter[str] = Counter()

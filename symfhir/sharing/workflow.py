@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from symfhir.audit import AuditTrail
-from symfhir.errors import FhirRequestError, SharingError
+from symfhir.errors import FhirRequestError, SharingError, SymfhirError
 from symfhir.fhir import FhirClient
 from symfhir.fhir.paths import check_id
 from symfhir.sharing import shl
@@ -135,6 +135,8 @@ def create_share(
     label = check_link_options(label, passcode, expires_at, max_accesses, single_file, now)
     actor.require(())  # a read-only session shares nothing
     requested = frozenset(scopes)
+    if single_file and requested - {"summary"}:
+        raise SharingError("single_file: a single-file link (U) carries the summary only")
     whose = (f"Patient/{patient_id}",)
     try:
         consent = sharing_consent(client, actor, patient_id, now=now)
@@ -147,21 +149,30 @@ def create_share(
             resources=whose,
         )
         raise
-    package = build_package(client, actor, patient_id, plan, now=now)
-    link = create_link(
-        store,
-        package,
-        label=label,
-        passcode=passcode,
-        expires_at=expires_at,
-        max_accesses=max_accesses,
-        single_file=single_file,
-        long_term=long_term,
-        created_by=actor.fhir_user or "unknown",
-        links_base=links.links_base,
-        viewer_base=links.viewer_base,
-        now=now,
-    )
+    try:
+        package = build_package(client, actor, patient_id, plan, now=now)
+        link = create_link(
+            store,
+            package,
+            label=label,
+            passcode=passcode,
+            expires_at=expires_at,
+            max_accesses=max_accesses,
+            single_file=single_file,
+            long_term=long_term,
+            created_by=actor.fhir_user or "unknown",
+            links_base=links.links_base,
+            viewer_base=links.viewer_base,
+            now=now,
+        )
+    except SymfhirError as exc:
+        audit(
+            "create",
+            success=False,
+            description=f"SMART Health Link not made: {type(exc).__name__}",
+            resources=(*whose, plan.basis),
+        )
+        raise
     audit(
         "create",
         description=describe_link(plan, link),

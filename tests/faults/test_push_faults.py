@@ -288,11 +288,7 @@ def test_a_malformed_answer_is_a_push_error(
     [
         ("document", statement({"Patient": EVERY}, ("transaction",)), "cannot create Bundle"),
         ("transaction", statement(), "does not support transaction"),
-        (
-            "transaction",
-            statement({"Patient": EVERY, "Provenance": EVERY}, ("transaction",)),
-            "cannot create",
-        ),
+        ("transaction", statement({"Patient": EVERY}, ("transaction",)), "cannot create"),
     ],
 )
 def test_a_target_that_cannot_take_it_is_refused_before_the_record_is_read(
@@ -317,6 +313,19 @@ def test_a_target_that_cannot_take_it_is_refused_before_the_record_is_read(
     assert asked and not [u for u in asked if u.startswith(("AllergyIntolerance", "Observation"))]
     assert trail.disclosures[-1] is None  # nothing left: a refused push, not a disclosure
     assert trail.events[-1][1] is False
+
+
+def test_a_type_the_target_cannot_create_is_refused_before_anything_is_sent(
+    httpserver: HTTPServer, script: Callable[..., Script]
+) -> None:
+    post = script(transaction_answer)
+    caps = statement({"Patient": EVERY, "Provenance": EVERY}, ("transaction",))
+    serve(httpserver, script, post, caps=caps, path="/fhir")
+    trail = Trail()
+    with pytest.raises(PushError, match="cannot create AllergyIntolerance"):
+        push(httpserver, ours(), trail, "transaction")
+    assert post.count == 0
+    assert trail.events[-1][1] is False and trail.disclosures[-1] is None
 
 
 def test_a_withdrawn_consent_pushes_nothing_not_even_a_capability_read(

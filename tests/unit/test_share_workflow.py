@@ -201,6 +201,7 @@ def test_photos_leave_only_with_the_scope_and_both_consents(store: Store) -> Non
         ({"expires_at": datetime(2027, 1, 1)}, "expires_at"),
         ({"expires_at": NOW + timedelta(days=10_000)}, "expires_at"),
         ({"max_accesses": 0}, "max_accesses"),
+        ({"single_file": True}, "single_file"),  # beyond the summary: more than one file
     ],
 )
 def test_bad_options_are_refused_before_anything_is_read(
@@ -333,3 +334,20 @@ def test_a_transfer_from_the_chart_needs_a_consent_to_the_full_record(store: Sto
     assert created.link.flags == "L"
     assert created.photos == 1
     assert {"full", "photos"} <= created.plan.scopes
+
+
+def test_a_single_file_link_carries_the_summary_alone(store: Store) -> None:
+    created = share(record(), store, Trail(), scopes=("summary",), single_file=True)
+    assert created.link.flags == "U"
+    assert [f["type"] for f in opened_single(store, created.link)] == ["document"]
+
+
+def opened_single(store: Store, link: Any) -> list[dict[str, Any]]:
+    from symfhir.sharing.links import open_single
+
+    payload = shl_decoder.parse(link.viewer_url)
+    token, _ = open_single(
+        store, payload["url"].rsplit("/", 1)[1], recipient="Dr. A", now=NOW + timedelta(minutes=1)
+    )
+    text = token.decode() if isinstance(token, bytes) else str(token)
+    return [json.loads(shl_decoder.decrypt(text, shl_decoder.b64d(payload["key"]))[1])]
