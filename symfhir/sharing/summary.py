@@ -284,16 +284,19 @@ def _composition(
     patient_id: str,
 ) -> Resource:
     local = now.astimezone(spa.zone)
+    author = " ".join(author.split())
+    if author.casefold() == spa.name.casefold():
+        author = ""  # the spa is the author already
     prepared = f"Prepared by {spa.name} on {local.date().isoformat()}" + (
-        f" ({author})" if author.strip() else ""
+        f" ({author})" if author else ""
     )
     intro: list[Block] = [
         Paragraph(f"{spec.title}: {patient_line(patient)}"),
         Paragraph(prepared),
     ]
     authors: list[dict[str, str]] = [{"reference": urls[_SPA_KEY], "display": spa.name}]
-    if author.strip():
-        authors.append({"display": " ".join(author.split())})
+    if author:
+        authors.append({"display": author})
     return {
         "resourceType": "Composition",
         "text": {"status": "generated", "div": narrative_xhtml(intro)},

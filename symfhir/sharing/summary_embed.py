@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from symfhir.fhir.reading import reference_id
+
 NOT_INCLUDED = "not included in this summary"
 
 Resource = dict[str, Any]
@@ -41,17 +43,18 @@ def embedded(pool: Mapping[str, Resource], start: list[str], skip: frozenset[str
 
 
 def reference_target(reference: str) -> str | None:
-    """The "Type/id" a literal reference names (relative, absolute, versioned); None for a
-    contained, urn or malformed one."""
+    """The "Type/id" a literal reference names (relative, absolute, versioned: the rules of
+    ``reading.reference_id``); None for a contained, urn or malformed one."""
     if reference.startswith(("#", "urn:")):
         return None
     parts = reference.split("/")
     if len(parts) >= 4 and parts[-2] == "_history":
         parts = parts[:-2]
-    if len(parts) < 2 or (len(parts) > 2 and "://" not in reference):
+    kind = parts[-2] if len(parts) >= 2 else ""
+    if not (kind[:1].isupper() and kind.isalpha()):
         return None
-    kind, rid = parts[-2], parts[-1]
-    return f"{kind}/{rid}" if kind[:1].isupper() and kind.isalpha() and rid else None
+    rid = reference_id(reference, kind)
+    return f"{kind}/{rid}" if rid else None
 
 
 def references(node: object, path: str) -> Iterator[tuple[str, str]]:

@@ -12,7 +12,7 @@ import pytest
 
 from symfhir.errors import FhirValidationError, SharingError
 from symfhir.sharing.summary import check_document, patient_summary
-from symfhir.sharing.summary_embed import NOT_INCLUDED
+from symfhir.sharing.summary_embed import NOT_INCLUDED, reference_target
 from symfhir.sharing.summary_narrative import Paragraph, Table, narrative_blocks
 from symfhir.sharing.summary_sections import load_summary_spec
 from symfhir.validation import validate_resource
@@ -344,8 +344,45 @@ def test_junk_in_the_input_is_ignored(junk):
     assert composition(doc)["resourceType"] == "Composition"
 
 
+def test_the_spa_as_author_is_named_once():
+    comp = composition(build(author="  Symetrie   Studio Spa "))
+    assert len(comp["author"]) == 1
+    (_, prepared) = narrative_blocks(comp["text"]["div"])
+    assert prepared.text == "Prepared by Symetrie Studio Spa on 2026-12-04"
+
+
 def test_utc_now_is_accepted():
     doc = patient_summary(
         record(), patient_id=PID, now=datetime(2026, 12, 4, tzinfo=UTC), author=""
     )
     assert len(composition(doc)["author"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("reference", "target"),
+    [
+        ("Patient/p1", "Patient/p1"),
+        ("Patient/p1/_history/2", "Patient/p1"),
+        ("https://ehr.example.org/fhir/Practitioner/dr1", "Practitioner/dr1"),
+        ("a/Patient/p1", None),
+        ("#contained", None),
+        ("urn:uuid:6e1c1a7e-8a3b-4c2d-9e0f-112233445566", None),
+        ("Patient", None),
+        ("patient/p1", None),
+        ("Patient/", None),
+    ],
+)
+def test_reference_targets(reference, target):
+    assert reference_target(reference) == target
+
+
+def test_absolute_and_versioned_references_resolve_inside_the_document():
+    resources = record()
+    condition = next(r for r in resources if r["resourceType"] == "Condition")
+    condition["subject"] = {"reference": "https://ehr.example.org/fhir/Patient/p1"}
+    condition["asserter"] = {"reference": "Practitioner/dr1/_history/4"}
+    doc = build(resources)
+    by_url = resolve(doc)
+    (listed,) = entries_of(doc, "11450-4")
+    assert by_url[listed["subject"]["reference"]]["resourceType"] == "Patient"
+    assert by_url[listed["asserter"]["reference"]]["resourceType"] == "Practitioner"
