@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.orm import Session
 
 from symfhir.errors import LinkInactive, PasscodeRejected
 from symfhir.sharing.link_records import (
@@ -110,6 +111,17 @@ def open_single(
     return data, access
 
 
+def _live(now: datetime) -> tuple[Any, ...]:
+    """``link_status(...) == "active"`` as SQL, for the conditional updates."""
+    return (
+        ShareLink.ready.is_(True),
+        ShareLink.revoked_at.is_(None),
+        ShareLink.expires_at > now,
+        ShareLink.failures < ShareLink.max_failures,
+        or_(ShareLink.max_accesses.is_(None), ShareLink.accesses < ShareLink.max_accesses),
+    )
+
+
 def _take(
     store: Store,
     manifest_id: str,
@@ -119,51 +131,50 @@ def _take(
     still_allowed: StillAllowed | None,
     settings: LinkServiceSettings,
 ) -> tuple[ShareLink, LinkContext]:
-    """Find the link, check it is active, take one allowed failure when a passcode is given,
-    re-check the consent, verify the passcode. Returns the link row and its context."""
+    """Find the link and check it is active, re-check the consent, and for a passcode take
+    one allowed failure (a conditional update: parallel guesses cannot share one) before
+    verifying it. Returns the link row and its context. An unknown id is looked up and
+    logged exactly as an inactive link is."""
     valid = isinstance(manifest_id, str) and bool(TOKEN.match(manifest_id))
     digest = token_hash(manifest_id if valid else PLACEHOLDER)
-    sealed_recipient = store.seal(recipient)
-    outcome = OK
-    remaining = 0
-    with store.exclusive(LOCK + digest) as session:
+    sealed = store.seal(recipient)
+    with store.session(readonly=True) as session:
         row = session.execute(
             select(ShareLink).where(ShareLink.manifest_hash == digest)
         ).scalar_one_or_none()
-        status = link_status(row if row is not None else UNKNOWN_LINK, now)
-        if status != "active":
-            outcome = INACTIVE if row is not None else UNKNOWN
-        elif row is not None and row.passcode_hash is not None:
-            if not passcode:
-                # Not a guess: nothing is counted, but nothing is given either.
-                outcome = NO_PASSCODE
-                remaining = row.max_failures - row.failures
-            else:
-                row.failures += 1
-                remaining = row.max_failures - row.failures
-        if outcome != OK:
-            session.add(
-                ShareAccess(
-                    link_pk=row.id if row is not None else None,
-                    at=now,
-                    recipient_sealed=sealed_recipient,
-                    outcome=outcome,
-                )
-            )
-    if outcome == NO_PASSCODE:
-        raise PasscodeRejected(remaining)
-    if outcome != OK or row is None:
+    status = link_status(row if row is not None else UNKNOWN_LINK, now)
+    if status != "active" or row is None:
+        _log(store, row.id if row is not None else None, sealed, INACTIVE if row else UNKNOWN, now)
         raise LinkInactive("inactive")
+    guarded = row.passcode_hash is not None
+    if guarded and not passcode:
+        # Not a guess: nothing is counted, but nothing is given either.
+        _log(store, row.id, sealed, NO_PASSCODE, now)
+        raise PasscodeRejected(row.max_failures - row.failures)
     context = link_context(store, row)
     if still_allowed is not None and not still_allowed(context):
         stop_links(store, context.patient_id, reason="consent withdrawn", now=now)
-        _log(store, row.id, sealed_recipient, INACTIVE, now)
+        _log(store, row.id, sealed, INACTIVE, now)
         raise LinkInactive("consent withdrawn")
-    if row.passcode_hash is not None and not _passcode_matches(
-        row.passcode_hash, passcode or "", settings
-    ):
-        _log(store, row.id, sealed_recipient, WRONG_PASSCODE, now)
-        raise PasscodeRejected(remaining)
+    if not guarded:
+        return row, context
+    with store.exclusive(LOCK + digest) as session:
+        taken = session.execute(
+            update(ShareLink)
+            .where(ShareLink.id == row.id, *_live(now))
+            .values(failures=ShareLink.failures + 1)
+        ).rowcount
+        if taken == 1:
+            failures = session.execute(
+                select(ShareLink.failures).where(ShareLink.id == row.id)
+            ).scalar_one()
+        else:  # locked (or revoked) since it was read
+            _insert_log(session, row.id, sealed, INACTIVE, now)
+    if taken != 1:
+        raise LinkInactive("inactive")
+    if not _passcode_matches(row.passcode_hash or "", passcode or "", settings):
+        _log(store, row.id, sealed, WRONG_PASSCODE, now)
+        raise PasscodeRejected(row.max_failures - failures)
     return row, context
 
 
@@ -174,9 +185,19 @@ def _passcode_matches(digest: str, passcode: str, settings: LinkServiceSettings)
         return False
 
 
+def _insert_log(
+    session: Session, link_pk: int | None, sealed: bytes, outcome: str, now: datetime
+) -> None:
+    session.execute(
+        insert(ShareAccess).values(
+            link_pk=link_pk, at=now, recipient_sealed=sealed, outcome=outcome
+        )
+    )
+
+
 def _log(store: Store, link_pk: int | None, sealed: bytes, outcome: str, now: datetime) -> None:
     with store.session() as session:
-        session.add(ShareAccess(link_pk=link_pk, at=now, recipient_sealed=sealed, outcome=outcome))
+        _insert_log(session, link_pk, sealed, outcome, now)
 
 
 def _finish(
@@ -188,50 +209,56 @@ def _finish(
     embed: int | None,
     settings: LinkServiceSettings,
 ) -> list[tuple[str, str | None, str | None]]:
-    """Count the access (giving back the failure a right passcode took), log it, and give
-    each file as (content type, embedded JWE or None, ticket or None); ``embed`` None: no
-    files (a single-file link's direct read)."""
+    """In one transaction: give back the failure a right passcode took, count the access
+    (unless the link went inactive meanwhile), log it, and give each file as (content type,
+    embedded JWE or None, ticket or None); ``embed`` None: no files (a single-file link's
+    direct read). Raises LinkInactive."""
     sealed = store.seal(recipient)
     files: list[tuple[str, str | None, str | None]] = []
     with store.exclusive(LOCK + link.manifest_hash) as session:
-        row = session.get(ShareLink, link.id)
-        if row is None:
-            raise LinkInactive("inactive")
-        if refund and row.passcode_hash is not None:
-            row.failures = max(0, row.failures - 1)
-        if link_status(row, now) != "active":
-            session.add(
-                ShareAccess(link_pk=row.id, at=now, recipient_sealed=sealed, outcome=INACTIVE)
+        if refund and link.passcode_hash is not None:
+            session.execute(
+                update(ShareLink)
+                .where(ShareLink.id == link.id, ShareLink.failures > 0)
+                .values(failures=ShareLink.failures - 1)
             )
-            active = False
-        else:
-            active = True
-            row.accesses += 1
-            session.add(ShareAccess(link_pk=row.id, at=now, recipient_sealed=sealed, outcome=OK))
-            if embed is None:
-                return files
+        counted = session.execute(
+            update(ShareLink)
+            .where(ShareLink.id == link.id, *_live(now))
+            .values(accesses=ShareLink.accesses + 1)
+        ).rowcount
+        _insert_log(session, link.id, sealed, OK if counted == 1 else INACTIVE, now)
+        if counted == 1 and embed is not None:
             shown = session.execute(
                 select(ShareFile.id, ShareFile.content_type, ShareFile.size)
-                .where(ShareFile.link_pk == row.id)
+                .where(ShareFile.link_pk == link.id)
                 .order_by(ShareFile.position)
             ).all()
-            for file_pk, content_type, size in shown:
-                if size <= embed:
-                    jwe = session.execute(
-                        select(ShareFile.jwe).where(ShareFile.id == file_pk)
-                    ).scalar_one()
-                    files.append((content_type, jwe.decode("ascii"), None))
+            small = [file_pk for file_pk, _, size in shown if size <= embed]
+            embedded = dict(
+                session.execute(
+                    select(ShareFile.id, ShareFile.jwe).where(ShareFile.id.in_(small))
+                ).all()
+                if small
+                else ()
+            )
+            tickets = []
+            for file_pk, content_type, _ in shown:
+                if file_pk in embedded:
+                    files.append((content_type, embedded[file_pk].decode("ascii"), None))
                 else:
                     ticket = secrets.token_urlsafe(32)
-                    session.add(
-                        FileTicket(
-                            ticket_hash=token_hash(ticket),
-                            file_pk=file_pk,
-                            expires_at=now + settings.ticket_lifetime,
-                        )
+                    tickets.append(
+                        {
+                            "ticket_hash": token_hash(ticket),
+                            "file_pk": file_pk,
+                            "expires_at": now + settings.ticket_lifetime,
+                        }
                     )
                     files.append((content_type, None, ticket))
-    if not active:
+            if tickets:
+                session.execute(insert(FileTicket), tickets)
+    if counted != 1:
         raise LinkInactive("inactive")
     return files
 

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from symfhir.errors import LinkInactive, SharingError
 from symfhir.sharing import shl
@@ -148,8 +148,10 @@ def create_link(
             compress = not shared.name.startswith("photo-")
             token = shl.encrypt(shared.read(), key, shared.content_type, compress=compress)
             with store.session() as session:
-                session.add(
-                    ShareFile(
+                # A Core insert, not an ORM object: an object's reference cycle would keep
+                # its megabytes until the next garbage collection.
+                session.execute(
+                    insert(ShareFile).values(
                         link_pk=link_pk,
                         position=position,
                         content_type=shared.content_type,

@@ -13,6 +13,7 @@ characters. Files are compact JWE (``alg=dir``, ``enc=A256GCM``, ``cty`` set, op
 from __future__ import annotations
 
 import base64
+import gc
 import io
 import json
 import secrets
@@ -34,6 +35,7 @@ FLAG_ORDER = "LPU"
 PREFIX = "shlink:/"
 VERSION = 1
 FHIR_JSON = "application/fhir+json"
+_COLLECT_ABOVE = 1024 * 1024
 #: The only algorithms a link's files use (and a registry that allows nothing else).
 ALGORITHMS = ("dir", "A256GCM", "DEF")
 
@@ -69,6 +71,11 @@ def encrypt(data: bytes, key: bytes, content_type: str, *, compress: bool = Fals
     if compress:
         header["zip"] = "DEF"
     token = jwe.encrypt_compact(header, data, OctKey.import_key(key), algorithms=ALGORITHMS)
+    if len(data) > _COLLECT_ABOVE:
+        # joserfc's message and its recipient refer to each other, so the plaintext and the
+        # base64 ciphertext they hold would wait for the cyclic collector; freeing them now
+        # keeps memory flat across a package of photos (a young-generation pass: ~0.1 ms).
+        gc.collect(0)
     return token.encode("ascii")
 
 

@@ -425,3 +425,19 @@ def test_purge_drops_dead_tickets_and_old_files_keeps_the_record(
         assert session.execute(select(func.count(FileTicket.id))).scalar_one() == 0
     record = links_of(store, "p1", now=now + timedelta(days=32))[0]
     assert record.status == "expired" and len(record.accesses) == 1
+
+
+def test_memory_stays_flat_across_a_package_of_photos(store: Store, now: datetime) -> None:
+    import tracemalloc
+
+    def peak(photos: int) -> int:
+        package = make_package(photos=photos, photo_size=2 * 1024 * 1024)
+        tracemalloc.start()
+        try:
+            make_link(store, now, package)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    one, six = peak(1), peak(6)
+    assert six < one * 1.3, (one, six)  # one photo in memory at a time, whatever the count
