@@ -14,6 +14,7 @@ for, never from a page.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -455,6 +456,28 @@ def allowed(resource: Mapping[str, Any], plan: SharePlan) -> bool:
     return True
 
 
+def without_images(resource: Mapping[str, Any], plan: SharePlan) -> dict[str, Any]:
+    """A copy of an allowed resource as it may leave: every image it carries inline or by
+    URL (Patient.photo, a Consent's signed form, an attachment of a note or an answer) cut to
+    its description, since a picture of the client leaves only as a photo file, through a Media
+    the photo rules allow. A Media (a photo file) and a transfer on the client's own request
+    keep theirs. Pure."""
+    out = copy.deepcopy(dict(resource))
+    if plan.transfer or out.get("resourceType") == "Media":
+        return out
+    stack: list[Any] = [out]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if str(node.get("contentType", "")).lower().startswith("image/"):
+                node.pop("data", None)
+                node.pop("url", None)
+            stack.extend(v for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, dict | list))
+    return out
+
+
 def dated(resource: Mapping[str, Any], sharing: Sharing, zone: ZoneInfo) -> date | None:
     """The spa-local day of the first dating element of the resource's type that is present
     (``dated_by`` of the rules); None when it has none readable."""
@@ -516,4 +539,5 @@ __all__ = [
     "recipient_reference",
     "sharing_consent",
     "transfer_plan",
+    "without_images",
 ]

@@ -1,7 +1,8 @@
 """A share's package: the files that leave for a plan (``symfhir.sharing.gate.SharePlan``).
 
-Every resource read goes through ``gate.allowed`` (the one filter) before it is put in any file;
-nothing else decides what leaves. The files, in this order (the viewer and decoders rely on it):
+Every resource read goes through ``gate.allowed`` (the one filter) before it is put in any file,
+and ``gate.without_images`` (no picture of the client but a photo file); nothing else decides
+what leaves. The files, in this order (the viewer and decoders rely on it):
 
 1. ``patient-summary.json``: the patient summary document Bundle (``summary.patient_summary``),
    always first;
@@ -34,7 +35,7 @@ from symfhir.export.attachments import FileRef, attachments_of, write_file
 from symfhir.export.collect import collect
 from symfhir.export.spool import Spool
 from symfhir.fhir import FhirClient
-from symfhir.sharing.gate import SharePlan, allowed
+from symfhir.sharing.gate import SharePlan, allowed, without_images
 from symfhir.sharing.scopes import SUMMARY, load_sharing
 from symfhir.sharing.summary import patient_summary
 from symfhir.sharing.summary_read import read_summary_resources
@@ -97,7 +98,8 @@ def build_package(
     photos: list[_Photo] = []
     records: bytes | None = None
     if not plan.beyond_summary and not plan.photos:
-        kept = [r for r in read_summary_resources(client, actor, patient_id) if allowed(r, plan)]
+        read = read_summary_resources(client, actor, patient_id)
+        kept = [without_images(r, plan) for r in read if allowed(r, plan)]
         counts.update(str(r["resourceType"]) for r in kept)
         summary_input = kept
     else:
@@ -113,6 +115,7 @@ def build_package(
                 if resource["resourceType"] == "Media":
                     photos.append(_photo(resource, base))
                     continue
+                resource = without_images(resource, plan)
                 if resource["resourceType"] in summary_types:
                     summary_input.append(resource)
                 if out is not None:

@@ -19,6 +19,7 @@ from symfhir.sharing.gate import (
     plan_share,
     sharing_consent,
     transfer_plan,
+    without_images,
 )
 from symfhir.sharing.scopes import load_sharing
 from symfhir.workspace.actor import Actor
@@ -442,3 +443,20 @@ def test_a_transfer_takes_every_photo_but_no_image_document():
     assert not allowed(image_doc, plan)
     assert allowed(note, plan)
     assert allowed(practitioner(DOCTOR), plan)
+
+
+def test_without_images_cuts_every_picture_but_a_photo_files_and_a_transfers():
+    pictured = patient()
+    pictured["photo"] = [{"contentType": "image/jpeg", "data": "AAAA", "title": "face"}]
+    pictured["extension"] = [
+        {"url": "urn:x", "valueAttachment": {"contentType": "IMAGE/PNG", "url": "Binary/9"}},
+        {"url": "urn:y", "valueAttachment": {"contentType": "text/plain", "data": "bm90ZQ=="}},
+    ]
+    plan = plan_share(given({"full"}), ["full"])
+    cut = without_images(pictured, plan)
+    assert cut["photo"] == [{"contentType": "image/jpeg", "title": "face"}]
+    assert cut["extension"][0]["valueAttachment"] == {"contentType": "IMAGE/PNG"}
+    assert cut["extension"][1]["valueAttachment"]["data"] == "bm90ZQ=="  # not an image
+    assert pictured["photo"][0]["data"] == "AAAA"  # a copy: the input is left as it was
+    assert without_images(media("m1"), plan)["content"]["data"]
+    assert without_images(pictured, transfer_plan(PID, DR, "t1")) == pictured

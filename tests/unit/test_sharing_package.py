@@ -177,6 +177,23 @@ def _record() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, byt
     ]
     for index, resource in enumerate(bad):
         _mark(resource, f"LEAK-{index}-{resource['resourceType']}")
+    # Pictures of the client outside a photo file: a Patient.photo, a signed form, an image
+    # answer. Their bytes never leave (valid base64 that reads LEAK).
+    by_id = {r["id"]: r for r in good}
+    by_id[PID]["photo"] = [{"contentType": "image/jpeg", "data": "LEAKLEAKLEAK"}]
+    by_id["c1"]["sourceAttachment"] = {"contentType": "image/png", "data": "LEAKLEAKLEAK"}
+    by_id["ok-Condition"]["extension"] = [
+        {
+            "url": "urn:test:picture",
+            "valueAttachment": {"contentType": "image/png", "data": "LEAKLEAKLEAK"},
+        }
+    ]
+    by_id["ok-QuestionnaireResponse"]["item"] = [
+        {
+            "linkId": "skin.photo",
+            "answer": [{"valueAttachment": {"contentType": "image/jpeg", "url": "Binary/LEAK-1"}}],
+        }
+    ]
     leaks = [
         _mark(clinical("Observation", "x-leak-obs", pid=OTHER, status="final"), "LEAK-server-obs"),
         _mark(patient(OTHER, doctor=None), "LEAK-server-patient"),
@@ -425,6 +442,8 @@ def test_a_transfer_carries_every_photo_but_never_the_never_types(record, now: d
     client = _client(record)
     package = build_package(client, ACTOR, PID, transfer_plan(PID, DR, "t1"), now=now)
     files = _opened(package)
+    # The client's own record, pictures included (the signed form, Patient.photo).
+    assert files["records.json"].count(b"LEAKLEAKLEAK") == 3
     names = [f for f in files if f.startswith("photo-")]
     # A transfer on the client's own request takes the photos taken before the photo consent
     # and undated ones too; never a video, another client's, or a document image.
