@@ -20,7 +20,13 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from smart_app.app_store import app_store
 from smart_app.errors import AppError
 from smart_app.fhir_access import PatientAccess, current_access, enforce_patient_context
-from symfhir.errors import ConsentMissing, NotAllowedError, PushError, SharingError
+from symfhir.errors import (
+    ConsentMissing,
+    FhirValidationError,
+    NotAllowedError,
+    PushError,
+    SharingError,
+)
 from symfhir.sharing.gate import SharingConsent, sharing_consent
 from symfhir.sharing.link_settings import LinkServiceSettings, load_link_settings
 from symfhir.sharing.push import PushTarget
@@ -58,6 +64,13 @@ OUTCOMES = {
     "inactive": "refused (link no longer active)",
 }
 LINK_FIELDS = ("label", "passcode", "expires_days", "max_accesses", "start", "end")
+INVALID_DOCUMENT = AppError(
+    500,
+    "invalid_summary",
+    "The patient summary could not be built",
+    "symfhir built a summary document the FHIR rules do not accept, so nothing was shared. "
+    "Please report it.",
+)
 READ_ONLY = AppError(
     403,
     "read_only",
@@ -256,6 +269,9 @@ def create_link() -> Any:
         )
     except NotAllowedError:
         raise READ_ONLY from None
+    except FhirValidationError as exc:
+        log.warning("share: invalid summary document (%d problems)", len(exc.problems))
+        raise INVALID_DOCUMENT from None
     except ConsentMissing as exc:
         refused = _refused(exc, _scope_labels())
         return _render(status=403, errors={"share": refused}, form=shown)
@@ -338,6 +354,9 @@ def push() -> Any:
         )
     except NotAllowedError:
         raise READ_ONLY from None
+    except FhirValidationError as exc:
+        log.warning("push: invalid summary document (%d problems)", len(exc.problems))
+        raise INVALID_DOCUMENT from None
     except ConsentMissing as exc:
         refused = _refused(exc, _scope_labels())
         return _render(status=403, push_errors={"push": refused}, push_form=shown)
@@ -353,12 +372,16 @@ def _summary_document(access: PatientAccess) -> dict[str, Any]:
     """The patient summary document of the launched client, for the practitioner (a read
     of the chart, audited as one; not a disclosure: sharing it goes through a link or a push)."""
     resources = read_summary_resources(access.client, access.actor, access.patient_id)
-    document = patient_summary(
-        resources,
-        patient_id=access.patient_id,
-        now=_now(),
-        author=load_spa().name,
-    )
+    try:
+        document = patient_summary(
+            resources,
+            patient_id=access.patient_id,
+            now=_now(),
+            author=load_spa().name,
+        )
+    except FhirValidationError as exc:
+        log.warning("summary: invalid document (%d problems)", len(exc.problems))
+        raise INVALID_DOCUMENT from None
     access.audit("read", description=f"patient summary document ({len(resources)} resources)")
     return document
 

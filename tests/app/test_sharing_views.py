@@ -626,3 +626,23 @@ def test_another_clients_link_is_neither_listed_nor_revoked(chart, real_links, s
     assert response.status_code == 404
     (record,) = links_of(store, "someone-else")
     assert record.status == "active"
+
+
+def test_an_invalid_summary_document_shares_nothing_and_says_so(chart, sharing, monkeypatch):
+    from symfhir.errors import FhirValidationError
+
+    problem = FhirValidationError([("Bundle.entry[3]", "reference not resolvable")])
+    sharing.fail = problem
+    response = chart.post("/sharing/links", data=link_form(csrf(chart)))
+    assert response.status_code == 500
+    assert 'data-error-code="invalid_summary"' in response.get_data(as_text=True)
+    response = chart.post("/sharing/push", data=push_form(csrf(chart)))
+    assert response.status_code == 500
+
+    def invalid(resources, **kwargs):
+        raise problem
+
+    monkeypatch.setattr(views, "patient_summary", invalid)
+    response = chart.get("/sharing/summary.pdf")
+    assert response.status_code == 500
+    assert 'data-error-code="invalid_summary"' in response.get_data(as_text=True)
