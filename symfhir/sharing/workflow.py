@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from urllib.parse import urlsplit
 
 from symfhir.audit import AuditTrail
 from symfhir.errors import FhirRequestError, SharingError, SymfhirError
@@ -70,7 +71,8 @@ class LinkSettings:
         """``SYMFHIR_LINKS_BASE_URL`` (default http://localhost:5300), the viewer at its
         ``/view``. Raises SharingError for a base that is not an http(s) URL."""
         base = (environ.get(LINKS_BASE_ENV) or DEFAULT_LINKS_BASE).strip().rstrip("/")
-        if not base.startswith(("http://", "https://")) or "#" in base or "?" in base:
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.hostname or "#" in base or "?" in base:
             raise SharingError(f"{LINKS_BASE_ENV}: must be an http(s) URL without query")
         return cls(base, base + "/view")
 

@@ -279,7 +279,7 @@ def test_link_settings_come_from_the_environment() -> None:
     )
     custom = LinkSettings.from_env({"SYMFHIR_LINKS_BASE_URL": "https://links.spa.example/"})
     assert custom.viewer_base == "https://links.spa.example/view"
-    for bad in ("ftp://x", "https://x/?q=1", "links.example"):
+    for bad in ("ftp://x", "https://x/?q=1", "links.example", "https://"):
         with pytest.raises(SharingError):
             LinkSettings.from_env({"SYMFHIR_LINKS_BASE_URL": bad})
 
