@@ -43,6 +43,7 @@ FHIR = os.environ.get("FHIR_BASE_URL", "http://localhost:8080/fhir").rstrip("/")
 TREATMENT = "http://symfhir.org/fhir/CodeSystem/spa-treatment"
 INTAKE = "http://symfhir.org/fhir/CodeSystem/intake-observation"
 CONSENT_KIND = "http://symfhir.org/fhir/CodeSystem/consent-kind"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 TREATMENTS = [
     ("botulinum-toxin", "Botulinum toxin injection"),
     ("dermal-filler", "Dermal filler injection"),
@@ -78,6 +79,7 @@ def _resources(pid: str, total: int) -> list[dict[str, Any]]:
         out.append(
             {
                 "resourceType": "AllergyIntolerance",
+                "clinicalStatus": {"coding": [{"system": ALLERGY_CLINICAL, "code": "active"}]},
                 "patient": subject,
                 "code": {"text": f"Substance {i}"},
                 "reaction": [{"manifestation": [{"text": "Hives"}]}],

@@ -23,6 +23,7 @@ from tests.integration.conftest import synthetic_patient
 
 pytestmark = pytest.mark.integration
 
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 # Observations and Procedures past HAPI's 200-a-page cap, so both need 3 pages.
 COUNTS = {
     "AllergyIntolerance": 12,
@@ -43,7 +44,12 @@ def client(fhir_base: str) -> Iterator[FhirClient]:
 def _resource(kind: str, pid: str, i: int) -> dict[str, Any]:
     subject = {"reference": f"Patient/{pid}"}
     if kind == "AllergyIntolerance":
-        return {"resourceType": kind, "patient": subject, "code": {"text": f"Substance {i}"}}
+        return {
+            "resourceType": kind,
+            "clinicalStatus": {"coding": [{"system": ALLERGY_CLINICAL, "code": "active"}]},
+            "patient": subject,
+            "code": {"text": f"Substance {i}"},
+        }
     if kind == "MedicationStatement":
         return {
             "resourceType": kind,
@@ -176,6 +182,21 @@ def test_the_document_from_the_read_validates(client, patients):
     sections = {s["code"]["coding"][0]["code"]: s for s in doc["entry"][0]["resource"]["section"]}
     assert len(sections["48765-2"]["entry"]) == COUNTS["AllergyIntolerance"]
     assert len(sections["30954-2"]["entry"]) == COUNTS["Observation"]
+
+
+def test_hapis_own_validator_finds_no_error_in_the_document(client, patients, fhir):
+    """An independent check: HAPI's FHIR validator (Bundle/$validate) on the document."""
+    pid, _ = patients
+    found = read_summary_resources(client, Actor(None), pid)
+    doc = patient_summary(found, patient_id=pid, now=datetime.now(UTC), author="test")
+    answer = fhir.post(f"{client.base_url}/Bundle/$validate", json=doc, timeout=120)
+    assert answer.status_code == 200
+    errors = [
+        (i.get("location"), i.get("diagnostics"))
+        for i in answer.json().get("issue", [])
+        if i.get("severity") in ("error", "fatal")
+    ]
+    assert errors == []
 
 
 def test_not_allowed_types_refuse_before_any_request(client, patients):
