@@ -72,7 +72,8 @@ class LinkSettings:
         ``/view``. Raises SharingError for a base that is not an http(s) URL."""
         base = (environ.get(LINKS_BASE_ENV) or DEFAULT_LINKS_BASE).strip().rstrip("/")
         parts = urlsplit(base)
-        if parts.scheme not in ("http", "https") or not parts.hostname or "#" in base or "?" in base:
+        usable = parts.scheme in ("http", "https") and parts.hostname
+        if not usable or parts.query or parts.fragment or "?" in base or "#" in base:
             raise SharingError(f"{LINKS_BASE_ENV}: must be an http(s) URL without query")
         return cls(base, base + "/view")
 
