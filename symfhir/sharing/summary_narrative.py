@@ -125,6 +125,9 @@ class _Reader(HTMLParser):
 
     def finish(self) -> list[Block]:
         self.close()
+        # an unclosed cell, row or table still counts (a narrative cut short)
+        self.handle_endtag("td")
+        self.handle_endtag("tr")
         if self._rows is not None:
             self._end_table()
         self._flush()

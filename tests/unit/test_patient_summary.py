@@ -386,3 +386,65 @@ def test_absolute_and_versioned_references_resolve_inside_the_document():
     (listed,) = entries_of(doc, "11450-4")
     assert by_url[listed["subject"]["reference"]]["resourceType"] == "Patient"
     assert by_url[listed["asserter"]["reference"]]["resourceType"] == "Practitioner"
+
+
+# --- the sections file --------------------------------------------------------------------
+
+
+def _spec_data():
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).parents[2] / "mappings/patient-summary.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def test_the_bundled_sections_file_parses():
+    from symfhir.sharing.summary_sections import parse_spec
+
+    spec = parse_spec(_spec_data())
+    assert [s.key for s in spec.sections][:3] == ["allergies", "medications", "problems"]
+    assert spec.strip["Consent"] == (("sourceAttachment", "data"),)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("sections"), "'document' and 'sections'"),
+        (lambda d: d["sections"]["allergies"].update(empty_reason="nope"), "unknown empty_reason"),
+        (lambda d: d["sections"]["allergies"].update(skip={"status": "x"}), "'skip'"),
+        (lambda d: d["sections"]["allergies"].pop("code"), "allergies code"),
+        (lambda d: d["sections"]["consents"].update(kinds="treatment"), "'kinds'"),
+        (lambda d: d.update(strip={"Consent": "x"}), "'strip'"),
+        (lambda d: d.update(empty_reasons=[]), "empty_reasons"),
+    ],
+)
+def test_a_broken_sections_file_is_refused(change, message):
+    from symfhir.errors import ConfigError
+    from symfhir.sharing.summary_sections import parse_spec
+
+    data = _spec_data()
+    change(data)
+    with pytest.raises(ConfigError, match=message):
+        parse_spec(data)
+
+
+# --- narrative blocks ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("xhtml", "blocks"),
+    [
+        (None, []),
+        ("", []),
+        ("<div>plain <b>bold</b> text</div>", [Paragraph("plain bold text")]),
+        ("<div><p>a</p><p>b &amp; c</p></div>", [Paragraph("a"), Paragraph("b & c")]),
+        ("<div><table><tr><td>x</td></tr></table></div>", [Table((), (("x",),))]),
+        ("<div><table><tr><th>h</th></tr><tr><td>v", [Table(("h",), (("v",),))]),
+        ("<div><ul><li>one</li><li>two</li></ul></div>", [Paragraph("one"), Paragraph("two")]),
+        ("<div><script>x()</script><style>p{}</style>kept</div>", [Paragraph("kept")]),
+    ],
+)
+def test_narrative_blocks_read_text_only(xhtml, blocks):
+    assert narrative_blocks(xhtml) == blocks
