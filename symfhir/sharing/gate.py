@@ -419,9 +419,10 @@ def allowed(resource: Mapping[str, Any], plan: SharePlan) -> bool:
     It must be of a type the plan lists (never Task, AuditEvent or Binary; Media only when
     the plan shares photos), not entered in error, the plan's client's own (a practice
     resource, in a full share, belongs to nobody), within the date range unless its type is
-    standing, and, for a photo, an image the photos_clinical consent covers on the day it was
-    taken (a transfer on the client's own request takes every photo). A photo kept as a
-    DocumentReference never leaves as one: photos leave as Media only.
+    standing; for a photo, an image the photos_clinical consent covers on the day it was
+    taken (a transfer on the client's own request takes every photo); for a Consent short of a
+    full share, one of the kinds that bear on care (``consent_kinds`` of the rules). A photo
+    kept as a DocumentReference never leaves as one: photos leave as Media only.
     """
     sharing = load_sharing()
     resource_type = resource.get("resourceType")
@@ -451,6 +452,8 @@ def allowed(resource: Mapping[str, Any], plan: SharePlan) -> bool:
             return False
     if resource_type == "Media":
         return _photo_allowed(resource, plan, sharing, zone)
+    if resource_type == "Consent" and "full" not in plan.scopes:
+        return consent_kind_of(resource, load_consent_kinds()) in sharing.consent_kinds
     if resource_type == "DocumentReference":
         return not _carries_image(resource)
     return True

@@ -1,5 +1,6 @@
 """The physician-sharing scopes of ``mappings/sharing.yaml``: the resource types each lets
-leave, what ``full`` covers, the types that never leave, and the element that dates each type.
+leave, what ``full`` covers, the types that never leave, the element that dates each type, and
+the consent kinds a share short of ``full`` may carry.
 
 Deny by default: a type no scope of a share lists is not shared (``types_of``); ``full`` is
 the patient compartment (``mappings/patient-compartment.yaml``) less ``never``.
@@ -50,6 +51,8 @@ class Sharing:
     standing: frozenset[str]
     dated_by: Mapping[str, tuple[str, ...]]
     photo_content_types: frozenset[str]
+    #: The consent kinds whose Consents a share short of ``full`` may carry.
+    consent_kinds: frozenset[str] = frozenset()
 
     def scope(self, code: str) -> ShareScope:
         """The scope ``code`` names. Raises KeyError for an unknown code."""
@@ -121,6 +124,7 @@ def parse_sharing(data: Mapping[str, Any]) -> Sharing:
         standing=_names(data.get("standing"), "standing"),
         dated_by=dated_by,
         photo_content_types=_names(data.get("photo_content_types"), "photo_content_types"),
+        consent_kinds=_names(data.get("consent_kinds"), "consent_kinds"),
     )
 
 

@@ -460,3 +460,16 @@ def test_without_images_cuts_every_picture_but_a_photo_files_and_a_transfers():
     assert pictured["photo"][0]["data"] == "AAAA"  # a copy: the input is left as it was
     assert without_images(media("m1"), plan)["content"]["data"]
     assert without_images(pictured, transfer_plan(PID, DR, "t1")) == pictured
+
+
+def test_consents_short_of_a_full_share_are_those_that_bear_on_care():
+    summary = plan_share(given({"full"}), [])
+    full = plan_share(given({"full"}), ["full"])
+    for kind in ("treatment", "photos_clinical", "physician_sharing"):
+        assert allowed(consent("k", kind), summary), kind
+    for kind in ("marketing_email", "photos_website", "research", "testimonials", None):
+        resource = consent("k", kind or "physician_sharing")
+        if kind is None:
+            resource["category"] = []  # a Consent of no known kind: deny by default
+        assert not allowed(resource, summary), kind
+        assert allowed(resource, full), kind
