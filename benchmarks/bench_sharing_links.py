@@ -141,6 +141,7 @@ def service_app(sync: str = "FULL") -> Any:
         load_link_settings(),
         per_link=Window(requests=10**6, seconds=60),
         per_client=Window(requests=10**6, seconds=60),
+        files_per_client=Window(requests=10**6, seconds=60),
     )
     return create_app(
         {

@@ -117,6 +117,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["symfhir_links_limits"] = {
         "link": SlidingWindow(links.per_link),
         "client": SlidingWindow(links.per_client),
+        "files": SlidingWindow(links.files_per_client),
     }
     policy = content_security_policy()
 

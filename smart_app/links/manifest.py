@@ -222,7 +222,7 @@ def direct_file(manifest_id: str) -> tuple[Response, int]:
 @bp.get("/shl/f/<ticket>")
 def file(ticket: str) -> tuple[Response, int]:
     """A file behind a location URL, while its ticket lives."""
-    refused = _limited(("client", _client_key()))
+    refused = _limited(("files", _client_key()))
     if refused:
         return refused
     try:

@@ -48,6 +48,7 @@ class LinkServiceSettings:
     request_bytes: int
     per_link: Window
     per_client: Window
+    files_per_client: Window
 
 
 def _block(data: Any, key: str) -> dict[str, Any]:
@@ -104,6 +105,7 @@ def parse_link_settings(data: dict[str, Any]) -> LinkServiceSettings:
         request_bytes=_whole(manifest, "request_bytes", minimum=256, what="manifest"),
         per_link=_window(limits, "per_link"),
         per_client=_window(limits, "per_client"),
+        files_per_client=_window(limits, "files_per_client"),
     )
     if settings.label_max > LABEL_MAX:
         raise ConfigError(f"link settings: links.label_max cannot exceed the spec's {LABEL_MAX}")

@@ -460,3 +460,17 @@ def test_nothing_leaves_when_the_disclosure_cannot_be_recorded(
 def test_an_unknown_route_is_a_json_404(client: FlaskClient) -> None:
     response = client.get("/shl/x")
     assert response.status_code == 404 and response.get_json() == {"error": "not_found"}
+
+
+def test_file_downloads_are_limited_apart_from_manifests(
+    store: Store, fhir: ServiceFhir, clock: Clock, now: datetime
+) -> None:
+    settings = replace(
+        load_link_settings(),
+        per_client=Window(requests=1, seconds=60),
+        files_per_client=Window(requests=3, seconds=60),
+    )
+    client = service(store, fhir, clock, SYMFHIR_LINKS_SETTINGS=settings).test_client()
+    files = post(client, make_link(store, now, make_package(photos=4))).get_json()["files"]
+    got = [client.get(urlsplit(f["location"]).path).status_code for f in files]
+    assert got == [200, 200, 200, 429, 429]  # the manifest's own limit is not theirs
