@@ -206,7 +206,8 @@ def capture_consent(
     now: datetime | None = None,
 ) -> CaptureResult:
     """Record the consent ``form`` describes (kind, decision, signer, signature, policy
-    version, guardian).
+    version, guardian; for physician sharing, the scopes, dates and a physician entered when
+    none is on file, written in the same transaction: ``sharing_terms``).
 
     On a server that cannot create Consent (its CapabilityStatement), the Consent is stored
     as a DocumentReference, as the import does (``fallback`` says so).
