@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from symfhir.consent_kinds import load_consent_kinds
@@ -66,12 +66,16 @@ def patient_summary(
     now: datetime,
     author: str,
     document_id: str | None = None,
+    period: tuple[date | None, date | None] | None = None,
 ) -> dict[str, Any]:
     """The summary document of ``patient_id`` from ``resources`` (the Patient and what the share
     lets leave; anything of another client is ignored), dated ``now`` (time-zone aware; time
     windows of the contraindication rules count back from the spa's calendar day). ``author``
     names who prepared it (shown with the spa, which is the Composition's author and custodian);
     ``document_id`` (a UUID) fixes the document's identifier, else a random one is drawn.
+    ``period`` (first day, last day; either open) is the date range the share was limited to:
+    the Composition's ``event.period`` (the span of care the summary covers, IPS style, its end
+    the document's day when open) and a line of the narrative say so.
 
     Raises SharingError (``now`` without a time zone, ``document_id`` not a UUID, no Patient
     ``patient_id`` among ``resources``), FhirValidationError when the document breaks FHIR R4
@@ -91,7 +95,11 @@ def patient_summary(
     start = [f"Patient/{patient_id}", *(k for s in sections for k in s.entries)]
     keys = embedded(pool, start, spec.not_embedded)
     urls = {key: _full_url(doc, key) for key in [_SPA_KEY, *keys]}
-    composition = _composition(spec, spa, sections, patient, urls, now, author, patient_id)
+    if period is not None and period[0] and period[1] and period[0] > period[1]:
+        raise SharingError("period: the first day is after the last")
+    composition = _composition(
+        spec, spa, sections, patient, urls, now, author, patient_id, period or (None, None)
+    )
     composition_url = _full_url(doc, "Composition/summary")
     composition["id"] = composition_url.removeprefix("urn:uuid:")
     entries = [{"fullUrl": composition_url, "resource": composition}]
@@ -282,6 +290,7 @@ def _composition(
     now: datetime,
     author: str,
     patient_id: str,
+    period: tuple[date | None, date | None],
 ) -> Resource:
     local = now.astimezone(spa.zone)
     author = " ".join(author.split())
@@ -294,6 +303,14 @@ def _composition(
         Paragraph(f"{spec.title}: {patient_line(patient)}"),
         Paragraph(prepared),
     ]
+    first, last = period
+    if first or last:
+        span = f"from {first.isoformat()}" if first else ""
+        span += f"{' ' if span else ''}until {last.isoformat()}" if last else ""
+        intro.append(Paragraph(f"Records dated {span} only, as the client agreed to share."))
+    covered: dict[str, str] = {"end": (last or local.date()).isoformat()}
+    if first:
+        covered = {"start": first.isoformat(), **covered}
     authors: list[dict[str, str]] = [{"reference": urls[_SPA_KEY], "display": spa.name}]
     if author:
         authors.append({"display": author})
@@ -308,6 +325,7 @@ def _composition(
         "title": spec.title,
         "confidentiality": spec.confidentiality,
         "custodian": {"reference": urls[_SPA_KEY], "display": spa.name},
+        "event": [{"code": [{"coding": [dict(spec.event_code)]}], "period": covered}],
         "section": [_section(spec, s, urls) for s in sections],
     }
 

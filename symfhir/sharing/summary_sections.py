@@ -39,6 +39,7 @@ class SectionSpec:
 @dataclass(frozen=True)
 class SummarySpec:
     document_type: Mapping[str, str]
+    event_code: Mapping[str, str]
     title: str
     confidentiality: str
     treatment_system: str
@@ -93,6 +94,7 @@ def parse_spec(data: Mapping[str, Any]) -> SummarySpec:
         )
     return SummarySpec(
         document_type=_coding(document.get("type"), "document type"),
+        event_code=_coding(document.get("event"), "document event"),
         title=str(document.get("title") or "Patient summary"),
         confidentiality=str(document.get("confidentiality") or "N"),
         treatment_system=str(document.get("treatment_system") or ""),

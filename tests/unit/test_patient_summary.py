@@ -448,3 +448,39 @@ def test_a_broken_sections_file_is_refused(change, message):
 )
 def test_narrative_blocks_read_text_only(xhtml, blocks):
     assert narrative_blocks(xhtml) == blocks
+
+
+# --- the period covered -------------------------------------------------------------------
+
+PCPR = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ActClass",
+    "code": "PCPR",
+    "display": "care provision",
+}
+
+
+def test_without_a_range_the_summary_covers_care_up_to_its_day():
+    (event,) = composition(build())["event"]
+    assert event["code"] == [{"coding": [PCPR]}]
+    assert event["period"] == {"end": "2026-12-04"}  # the spa's day, not UTC's
+
+
+def test_a_shared_date_range_is_the_period_covered_and_said_in_the_narrative():
+    from datetime import date
+
+    comp = composition(build(period=(date(2025, 1, 1), date(2026, 6, 30))))
+    assert comp["event"][0]["period"] == {"start": "2025-01-01", "end": "2026-06-30"}
+    texts = [b.text for b in narrative_blocks(comp["text"]["div"])]
+    assert (
+        "Records dated from 2025-01-01 until 2026-06-30 only, as the client agreed to share."
+        in texts
+    )
+    open_end = composition(build(period=(date(2025, 1, 1), None)))
+    assert open_end["event"][0]["period"] == {"start": "2025-01-01", "end": "2026-12-04"}
+
+
+def test_a_reversed_range_is_refused():
+    from datetime import date
+
+    with pytest.raises(SharingError, match="period"):
+        build(period=(date(2026, 1, 2), date(2026, 1, 1)))
