@@ -131,5 +131,6 @@ def _rewrite(node: object, urls: Mapping[str, str], known: frozenset[str]) -> No
             if not node.get("display") and not node.get("identifier"):
                 node["display"] = NOT_INCLUDED
     for key, value in node.items():
-        if key != "reference":
+        # Consent.provision.actor.reference is an element named "reference" holding a Reference
+        if key != "reference" or not isinstance(value, str):
             _rewrite(value, urls, known)

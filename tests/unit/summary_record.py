@@ -13,7 +13,8 @@ SUBJECT = {"reference": f"Patient/{PID}"}
 
 def record(name: str = "Avery Quillfeather") -> list[dict[str, Any]]:
     """The Patient, an allergy, a medication, a condition, a reported procedure, a spa treatment
-    with an Observation of it, an intake Observation, a treatment and a marketing consent, a
+    with an Observation of it, an intake Observation, a treatment, a physician-sharing
+    (naming the Practitioner and one not given) and a marketing consent, a
     Practitioner, and
     resources of another client that must never appear."""
     given, _, family = name.partition(" ")
@@ -137,6 +138,49 @@ def record(name: str = "Avery Quillfeather") -> list[dict[str, Any]]:
             "dateTime": "2026-10-01T10:00:00Z",
             "policy": [{"uri": "http://symfhir.org/fhir/policy/treatment-consent/2026-01-01"}],
             "sourceAttachment": {"contentType": "image/png", "data": "iVBORw0KGgo="},
+        },
+        {
+            "resourceType": "Consent",
+            "id": "k-physician",
+            "status": "active",
+            "scope": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                        "code": "patient-privacy",
+                    }
+                ]
+            },
+            "category": [{"coding": [{"system": CONSENT_KIND, "code": "physician_sharing"}]}],
+            "patient": SUBJECT,
+            "dateTime": "2026-11-01T10:00:00Z",
+            "provision": {
+                "type": "permit",
+                "actor": [
+                    {
+                        "role": {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                    "code": "IRCP",
+                                }
+                            ]
+                        },
+                        "reference": {"reference": "Practitioner/dr1"},
+                    },
+                    {
+                        "role": {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                    "code": "IRCP",
+                                }
+                            ]
+                        },
+                        "reference": {"reference": "Practitioner/elsewhere"},
+                    },
+                ],
+            },
         },
         {
             "resourceType": "Consent",

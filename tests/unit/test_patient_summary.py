@@ -125,7 +125,7 @@ def test_each_section_lists_its_resources():
     assert texts(entries_of(doc, "30954-2")) == ["Skin type"]
     treatment = entries_of(doc, "aesthetic-treatments")
     assert [r["resourceType"] for r in treatment] == ["Procedure", "Observation"]
-    assert [r["resourceType"] for r in entries_of(doc, "59284-0")] == ["Consent"]
+    assert [r["resourceType"] for r in entries_of(doc, "59284-0")] == ["Consent", "Consent"]
 
 
 def test_treatment_row_shows_product_lot_amount_and_findings():
@@ -150,16 +150,32 @@ def test_contraindications_come_from_the_rules_and_are_narrative_only():
 
 def test_consents_show_the_current_answer_per_kind():
     (table,) = narrative_blocks(sections(build())["59284-0"]["text"]["div"])
-    assert table.rows == (("Consent to treatment", "given", "2026-10-01", "2026-01-01"),)
+    assert table.rows == (
+        ("Consent to treatment", "given", "2026-10-01", "2026-01-01"),
+        ("Sharing my records with my physician", "given", "2026-11-01", ""),
+    )
 
 
 def test_consents_of_no_concern_to_a_physician_are_left_out():
     doc = build()
     # the client's marketing e-mail consent is in the input, never in the document
-    assert [c["category"][0]["coding"][0]["code"] for c in entries_of(doc, "59284-0")] == [
-        "treatment"
-    ]
+    kinds = [c["category"][0]["coding"][0]["code"] for c in entries_of(doc, "59284-0")]
+    assert kinds == ["treatment", "physician_sharing"]
     assert "marketing" not in json.dumps(doc).lower()
+
+
+def test_a_reference_held_in_an_element_named_reference_resolves():
+    # Consent.provision.actor.reference is a Reference in an element called "reference"
+    doc = build()
+    by_url = resolve(doc)
+    physician = next(
+        c
+        for c in entries_of(doc, "59284-0")
+        if c["category"][0]["coding"][0]["code"] == "physician_sharing"
+    )
+    named, elsewhere = (a["reference"] for a in physician["provision"]["actor"])
+    assert by_url[named["reference"]]["resourceType"] == "Practitioner"
+    assert elsewhere == {"display": NOT_INCLUDED}
 
 
 # --- empty sections -----------------------------------------------------------------------
