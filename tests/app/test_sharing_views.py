@@ -646,3 +646,25 @@ def test_an_invalid_summary_document_shares_nothing_and_says_so(chart, sharing, 
     response = chart.get("/sharing/summary.pdf")
     assert response.status_code == 500
     assert 'data-error-code="invalid_summary"' in response.get_data(as_text=True)
+
+
+def test_the_summary_is_rendered_by_the_real_document_and_renderers(
+    chart, sharing: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from symfhir.sharing import summary, summary_render
+
+    monkeypatch.setattr(views, "patient_summary", summary.patient_summary)
+    monkeypatch.setattr(views, "summary_html", summary_render.summary_html)
+    monkeypatch.setattr(views, "summary_pdf", summary_render.summary_pdf)
+    patient = {
+        "resourceType": "Patient",
+        "id": "p1",
+        "name": [{"given": ["Zoë"], "family": "Nguyễn"}],
+        "birthDate": "1990-12-06",
+    }
+    monkeypatch.setattr(views, "read_summary_resources", lambda client, actor, pid: [patient])
+    page = chart.get("/sharing/summary.html")
+    assert page.status_code == 200
+    assert "Nguyễn" in page.get_data(as_text=True)
+    pdf = chart.get("/sharing/summary.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
