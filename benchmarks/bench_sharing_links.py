@@ -2,18 +2,18 @@
 encrypting a 100 MB package.
 
 (a) The link service (``smart_app.links``) under gunicorn as ``scripts/serve links`` runs it
-(2 workers x 4 threads) over a SQLite store file, with an in-memory FHIR client (the consent
-re-check answers at once and the disclosure AuditEvent is kept in memory: the FHIR server's
-own time is not app time). 50 clients keep one manifest request each in flight; the app time
-of each request is gunicorn's (from the worker taking it to the answer, without the wait in
-the listen queue), and the clients' own latency is printed beside it. Links without a
-passcode, then links with one (each request then runs one Argon2id check at OWASP's
-parameters, which takes a core for tens of milliseconds: on a 2-core machine that is the
-honest floor under load, printed as measured). The passcode run mixes right and wrong
-passcodes and a brute-forced link, then checks the exact counts: every wrong one got 401,
-every right one 200, each link's failures are its wrong ones, the brute-forced link stopped at
-5. Run with SQLite's ``synchronous=FULL`` (as the store ships) and ``NORMAL`` (WAL's usual:
-a commit then waits for no fsync). Goal: p95 under 50 ms.
+(2 workers x 1 thread; ``--workers``/``--threads`` to compare) over a SQLite store file, with
+an in-memory FHIR client (the consent re-check answers at once and the disclosure AuditEvent
+is kept in memory: the FHIR server's own time is not app time). 50 clients keep one manifest
+request each in flight; the app time of each request is gunicorn's (from the worker taking it
+to the answer, without the wait in the listen queue), and the clients' own latency is printed
+beside it. Links without a passcode, then links with one (each request then runs one
+Argon2id check at OWASP's parameters, which takes a core for tens of milliseconds: on a
+2-core machine that is the honest floor under load, printed as measured). The passcode run
+mixes right and wrong passcodes and a brute-forced link, then checks the exact counts: every
+wrong one got 401, every right one 200, each link's failures are its wrong ones, the
+brute-forced link stopped at 5. Run with SQLite's ``synchronous=FULL`` (as the store ships)
+and ``NORMAL`` (WAL's usual: a commit then waits for no fsync). Goal: p95 under 50 ms.
 
 (b) A 100 MB package of photos (Media JSON with base64 images, 5 MB each), encrypted as our
 compact JWE (joserfc) and with raw AES-256-GCM (``cryptography``) side by side, and
@@ -22,7 +22,7 @@ package and on a one-photo package under tracemalloc: the peaks should be alike 
 memory at a time). Goal: JWE at least half raw AES-GCM's speed, memory flat.
 
     python benchmarks/bench_sharing_links.py [--concurrency 50] [--rounds 6] [--mb 100]
-        [--sync FULL NORMAL]
+        [--sync FULL NORMAL] [--workers 2] [--threads 1] [--skip-encryption]
 """
 
 from __future__ import annotations
@@ -155,9 +155,11 @@ def service_app(sync: str = "FULL") -> Any:
 
 
 @contextmanager
-def gunicorn(store_url: str, key: str, sync: str) -> Iterator[tuple[str, Path]]:
-    """The service under gunicorn as ``scripts/serve links`` runs it (2 workers x 4 threads,
-    gthread), its access log giving each request's status and time in the worker (us)."""
+def gunicorn(
+    store_url: str, key: str, sync: str, workers: int, threads: int
+) -> Iterator[tuple[str, Path]]:
+    """The service under gunicorn as ``scripts/serve links`` runs it (gthread), its access
+    log giving each request's status and time in the worker (us)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -173,9 +175,9 @@ def gunicorn(store_url: str, key: str, sync: str) -> Iterator[tuple[str, Path]]:
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
-        "2",
+        str(workers),
         "--threads",
-        "4",
+        str(threads),
         "--worker-class",
         "gthread",
         "--preload",
@@ -251,11 +253,11 @@ def path_of(link: NewLink) -> str:
     return "/shl/m/" + link.manifest_url.rsplit("/", 1)[1]
 
 
-def manifest_bench(concurrency: int, rounds: int, sync: str) -> None:
+def manifest_bench(concurrency: int, rounds: int, sync: str, workers: int, threads: int) -> None:
     label = "as shipped" if sync == "FULL" else "WAL's usual"
     print(
-        f"(a) manifest endpoint under gunicorn (2 workers x 4 threads), {concurrency} concurrent "
-        f"clients, SQLite synchronous={sync} ({label})"
+        f"(a) manifest endpoint under gunicorn ({workers} workers x {threads} threads), "
+        f"{concurrency} concurrent clients, SQLite synchronous={sync} ({label})"
     )
     with tempfile.TemporaryDirectory() as tmp:
         key = Fernet.generate_key().decode()
@@ -265,7 +267,7 @@ def manifest_bench(concurrency: int, rounds: int, sync: str) -> None:
         plain = [make(store, f"p{n}", None) for n in range(concurrency)]
         guarded = [make(store, f"q{n}", PASSCODE) for n in range(concurrency)]
         brute = make(store, "brute", PASSCODE)
-        with gunicorn(url, key, sync) as (base, log):
+        with gunicorn(url, key, sync, workers, threads) as (base, log):
             # Without a passcode: each link opened `rounds` times.
             jobs = [(path_of(link), {"recipient": "Dr. Bench"}) for link in plain]
             run_load(base, log, jobs, concurrency)  # warm up
@@ -414,10 +416,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--mb", type=int, default=100)
     parser.add_argument("--sync", nargs="+", default=["FULL", "NORMAL"])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="per worker (as scripts/serve)")
+    parser.add_argument("--skip-encryption", action="store_true")
     args = parser.parse_args()
     for sync in args.sync:
-        manifest_bench(args.concurrency, args.rounds, sync.upper())
-    encryption_bench(args.mb)
+        manifest_bench(args.concurrency, args.rounds, sync.upper(), args.workers, args.threads)
+    if not args.skip_encryption:
+        encryption_bench(args.mb)
 
 
 if __name__ == "__main__":
