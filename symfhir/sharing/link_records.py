@@ -60,6 +60,9 @@ class NewLink:
 
 @dataclass(frozen=True)
 class AccessRecord:
+    """One manifest request to a link: when, the recipient string given, and its outcome
+    (``ok``, ``wrong-passcode``, ``no-passcode``, ``inactive``)."""
+
     at: datetime
     recipient: str
     outcome: str
