@@ -265,12 +265,15 @@ def links_of(store: Store, patient_id: str, *, now: datetime | None = None) -> l
 
 
 def purge_share_links(store: Store, *, now: datetime, keep: timedelta = timedelta(days=30)) -> int:
-    """Delete expired tickets, and the files of links expired or revoked more than ``keep``
-    ago (the records and their access log stay for the chart and the accounting). Returns
-    how many files were deleted."""
+    """Delete expired tickets, the log of requests for unknown ids older than ``keep``, and
+    the files of links expired or revoked more than ``keep`` ago (the records and their
+    access log stay for the chart and the accounting). Returns how many files were deleted."""
     cutoff = now - keep
     with store.session() as session:
         session.execute(delete(FileTicket).where(FileTicket.expires_at <= now))
+        session.execute(
+            delete(ShareAccess).where(ShareAccess.link_pk.is_(None), ShareAccess.at <= cutoff)
+        )
         dead = select(ShareLink.id).where(
             (ShareLink.expires_at <= cutoff) | (ShareLink.revoked_at <= cutoff)
         )

@@ -419,10 +419,22 @@ def test_purge_drops_dead_tickets_and_old_files_keeps_the_record(
 ) -> None:
     link = make_link(store, now, make_package(photos=1), expires_at=now + timedelta(hours=1))
     open_(store, link, now)
+    with pytest.raises(LinkInactive):
+        open_manifest(
+            store,
+            "x",
+            recipient="r",
+            passcode=None,
+            embedded_length_max=None,
+            files_base=LINKS,
+            now=now,
+        )
     assert purge_share_links(store, now=now + timedelta(days=1)) == 0  # files kept 30 days
     assert purge_share_links(store, now=now + timedelta(days=32)) == 2
     with store.session(readonly=True) as session:
         assert session.execute(select(func.count(FileTicket.id))).scalar_one() == 0
+        unknown = select(func.count()).where(ShareAccess.link_pk.is_(None))
+        assert session.execute(unknown).scalar_one() == 0
     record = links_of(store, "p1", now=now + timedelta(days=32))[0]
     assert record.status == "expired" and len(record.accesses) == 1
 
