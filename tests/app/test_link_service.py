@@ -474,3 +474,40 @@ def test_file_downloads_are_limited_apart_from_manifests(
     files = post(client, make_link(store, now, make_package(photos=4))).get_json()["files"]
     got = [client.get(urlsplit(f["location"]).path).status_code for f in files]
     assert got == [200, 200, 200, 429, 429]  # the manifest's own limit is not theirs
+
+
+@dataclass
+class ScopedFhir(ServiceFhir):
+    """Records what the service asks of the FHIR server, as (type, SMART v2 letter)."""
+
+    asked: set[tuple[str, str]] = field(default_factory=set)
+
+    def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
+        self.asked.add((resource_type, "r"))
+        return super().read(resource_type, resource_id)
+
+    def search_all(self, resource_type: str, params: Any = None) -> list[dict]:
+        self.asked.add((resource_type, "s"))
+        return super().search_all(resource_type, params)
+
+    def create(self, resource: dict[str, Any], if_none_exist: str | None = None) -> Any:
+        self.asked.add((resource["resourceType"], "c"))
+        return super().create(resource, if_none_exist)
+
+
+def test_the_service_needs_only_its_system_scopes(
+    store: Store, clock: Clock, now: datetime
+) -> None:
+    from symfhir.sharing.link_service import LINKS_SCOPE
+
+    fhir = ScopedFhir(resources=[consent("c1")])
+    client = service(store, fhir, clock).test_client()
+    link = make_link(store, now, passcode=PASSCODE)
+    assert post(client, link, passcode="wrong-one").status_code == 401
+    assert post(client, link, passcode=PASSCODE).status_code == 200
+    granted = {
+        (scope.split("/")[1].split(".")[0], letter)
+        for scope in LINKS_SCOPE.split()
+        for letter in scope.split(".")[1]
+    }
+    assert fhir.asked and fhir.asked <= granted, fhir.asked - granted
