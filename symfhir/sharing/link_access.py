@@ -102,9 +102,9 @@ def open_single(
     link's URL), and who received what. Raises LinkInactive (as open_manifest, and for a
     link without the U flag), StoreError."""
     settings = settings or load_link_settings()
-    link, context = _take(store, manifest_id, recipient, None, now, still_allowed, settings)
-    if "U" not in link.flags:
-        raise LinkInactive("not a single-file link")
+    link, context = _take(
+        store, manifest_id, recipient, None, now, still_allowed, settings, direct=True
+    )
     _finish(store, link, recipient, False, now, None, settings)
     with store.session(readonly=True) as session:
         data = session.execute(
@@ -151,11 +151,14 @@ def _take(
     now: datetime,
     still_allowed: StillAllowed | None,
     settings: LinkServiceSettings,
+    *,
+    direct: bool = False,
 ) -> tuple[ShareLink, LinkContext]:
     """Find the link and check it is active, re-check the consent, and for a passcode take
     one allowed failure (a conditional update: parallel guesses cannot share one) before
     verifying it. Returns the link row and its context. An unknown id is looked up and
-    logged exactly as an inactive link is."""
+    logged exactly as an inactive link is; so is any link but a single-file one when
+    ``direct``."""
     valid = isinstance(manifest_id, str) and bool(TOKEN.match(manifest_id))
     digest = token_hash(manifest_id if valid else PLACEHOLDER)
     sealed = store.seal(recipient)
@@ -164,6 +167,8 @@ def _take(
             select(ShareLink).where(ShareLink.manifest_hash == digest)
         ).scalar_one_or_none()
     status = link_status(row if row is not None else UNKNOWN_LINK, now)
+    if direct and row is not None and "U" not in row.flags:
+        status = "not single-file"  # only a U link is fetched directly: as if unknown
     if status != "active" or row is None:
         _log(store, row.id if row is not None else None, sealed, INACTIVE if row else UNKNOWN, now)
         raise LinkInactive("inactive")

@@ -453,3 +453,13 @@ def test_memory_stays_flat_across_a_package_of_photos(store: Store, now: datetim
 
     one, six = peak(1), peak(6)
     assert six < one * 1.3, (one, six)  # one photo in memory at a time, whatever the count
+
+
+def test_only_a_single_file_link_is_read_directly(store: Store, now: datetime) -> None:
+    for link in (make_link(store, now), make_link(store, now, passcode=PASSCODE)):
+        with pytest.raises(LinkInactive):
+            open_single(store, manifest_id(link), recipient="r", now=now)
+    with store.session(readonly=True) as session:
+        outcomes = session.execute(select(ShareAccess.outcome)).scalars().all()
+    assert outcomes == ["inactive", "inactive"]  # logged as any inactive link, nothing counted
+    assert {r.access_count for r in links_of(store, "p1", now=now)} == {0}
