@@ -264,6 +264,8 @@ def _project_codings() -> list[tuple[str, dict[str, Any]]]:
         for k, spec in CONSENT_KINDS["kinds"].items()
         for c in _codings(spec)
     ]
+    for name in ("sharing.yaml", "patient-summary.yaml"):
+        found += [(name, c) for c in _codings(_load_yaml(name))]
     return [(where, c) for where, c in found if str(c["system"]).startswith(PROJECT)]
 
 
