@@ -6,6 +6,7 @@ fails the passcode (the attempts left are shown), then sees the summary and the 
 decrypted in the browser; the practitioner sees the access on the Sharing tab and revokes the
 link; the link then gives 404 (the viewer says it is no longer active, a direct manifest POST
 answers 404); and the accounting of disclosures (``symfhir disclosures``) lists the access.
+A push from the chart lands the summary document on a second HAPI (the physician's server).
 
 The link service runs as ``make demo`` runs it (``scripts/serve links``) on the stack's store;
 the link is also opened with the independent decoder written from the specification
@@ -33,7 +34,7 @@ from tests import shl_decoder
 from tests.e2e.conftest import shot
 from tests.e2e.links_stack import LinksService, links_service  # noqa: F401 - the fixture
 from tests.e2e.test_launch_e2e import _launch_url, _patient_id
-from tests.integration.conftest import ROOT
+from tests.integration.conftest import ROOT, empty_fhir_base  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.e2e
 
@@ -245,3 +246,61 @@ def test_share_with_the_physician_from_the_chart_to_the_viewer_and_revoke(
     ]
     assert len(opened) >= 2, rows  # the viewer's and the decoder's
     assert all(r["outcome"] == "completed" for r in opened)
+
+
+def _push(browser, base_url: str, mode: str) -> dict[str, str]:
+    """Fill "Send to the physician's FHIR server" and send; the report's rows by type."""
+    form = browser.find_element(By.ID, "push-form")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", form)
+    for scope in ("intake", "photos"):
+        boxes = browser.find_elements(By.ID, f"push-scope-{scope}")
+        if boxes and boxes[0].is_enabled() and not boxes[0].is_selected():
+            boxes[0].click()
+    url = browser.find_element(By.ID, "base_url")
+    url.clear()
+    url.send_keys(base_url)
+    browser.find_element(By.ID, "token").send_keys("synthetic-bearer-token")
+    browser.find_element(By.ID, f"mode-{mode}").click()
+    browser.find_element(By.ID, "push-submit").click()
+    _wait(browser, 120).until(
+        lambda d: d.find_elements(By.ID, "push-report") or d.find_elements(By.ID, "err-push")
+    )
+    refused = browser.find_elements(By.ID, "err-push")
+    assert not refused, refused[0].text
+    report = browser.find_element(By.ID, "push-report")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", report)
+    assert "synthetic-bearer-token" not in browser.page_source  # never sent back
+    return {
+        row.get_attribute("data-type"): row.find_elements(By.TAG_NAME, "td")[1].text
+        for row in report.find_elements(By.CSS_SELECTOR, "#push-sent tbody tr")
+    }
+
+
+def test_push_from_the_chart_lands_on_the_physicians_server(
+    stack,
+    browser,
+    empty_fhir_base: str,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The push, from the chart, to a second HAPI standing in for the physician's server: the
+    summary document lands there and is read back (the transaction mode and its faults are
+    tested with the push itself, tests/integration/test_share_push_hapi.py)."""
+    fhir = stack["fhir"]
+    patient = _patient_id(fhir, CLIENT)
+    browser.get(_launch_url(stack, patient))
+    _wait(browser).until(ec.presence_of_element_located((By.ID, "summary-title")))
+    browser.find_element(By.ID, "nav-sharing").click()
+    _wait(browser).until(ec.presence_of_element_located((By.ID, "push-form")))
+
+    sent = _push(browser, empty_fhir_base, "document")
+    shot(browser, "sharing-10-pushed-document")
+    assert sent["Composition"] == "1" and sent["Patient"] == "1"
+    found = requests.get(
+        f"{empty_fhir_base}/Bundle", params={"type": "document", "_count": 50}, timeout=30
+    ).json()
+    documents = [e["resource"] for e in found.get("entry", [])]
+    assert any(
+        r["resource"].get("resourceType") == "Patient"
+        and r["resource"]["name"][0]["family"] == "Pellham"
+        for d in documents
+        for r in d.get("entry", [])
+    )
