@@ -23,10 +23,11 @@ from symfhir.errors import ConfigError
 # one, filed at the desk and read for the summary's "disputed" marker; where the server's
 # CapabilityStatement shows Consent or Media stored as DocumentReference, the fallback adds
 # the same interactions as theirs (symfhir.smart.launch.launch_scope).
-# Physician sharing (the Sharing tab): user/Practitioner.crs and user/PractitionerRole.rs —
+# Physician sharing (the Sharing tab): user/Practitioner.crs and user/PractitionerRole.crs —
 # the physician a physician-sharing consent names is a Practitioner outside the client's
 # record (read for the link's recipient: name, NPI, practice), and one entered at capture when
-# none is on file is created (conditionally, on its NPI). Everything else a share reads is
+# none is on file is created (conditionally, on its NPI) with a PractitionerRole naming the
+# practice. Everything else a share reads is
 # the compartment already listed here.
 DEFAULT_SCOPES = (
     "openid fhirUser launch offline_access patient/Patient.ru patient/AllergyIntolerance.crus "
@@ -35,7 +36,7 @@ DEFAULT_SCOPES = (
     "patient/QuestionnaireResponse.crus "
     "patient/Media.crs patient/Binary.cr patient/Provenance.cr "
     "patient/AuditEvent.c patient/Task.crus patient/DocumentReference.crs "
-    "user/Practitioner.crs user/PractitionerRole.rs"
+    "user/Practitioner.crs user/PractitionerRole.crs"
 )
 
 DEFAULTS: dict[str, Any] = {
