@@ -101,6 +101,15 @@ def register(sub: Any) -> None:
     _server(t)
     t.set_defaults(run=_transfer)
 
+    pg = _action(
+        actions,
+        "purge",
+        "daily clean-up: expired file tickets, and the encrypted files of links expired or "
+        "revoked more than --keep-days ago (their records and access logs stay)",
+    )
+    pg.add_argument("--keep-days", type=int, default=30, help="days a dead link's files stay")
+    pg.set_defaults(run=_purge)
+
 
 def _action(actions: Any, name: str, text: str) -> argparse.ArgumentParser:
     # No abbreviations: "--passcode 1234" must fail, not name a variable called 1234.
@@ -246,6 +255,17 @@ def _log(args: argparse.Namespace) -> int:
             f"{access.outcome:<15} {access.recipient}"
         )
     print(f"{len(accesses)} accesses", file=sys.stderr)
+    return EXIT_OK
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from symfhir.sharing.links import purge_share_links
+    from symfhir.store import Store
+
+    if args.keep_days < 0:
+        raise SharingError("--keep-days: must be 0 or more")
+    files = purge_share_links(Store.from_env(), now=_now(), keep=timedelta(days=args.keep_days))
+    print(f"purged the files of {files} dead links")
     return EXIT_OK
 
 

@@ -96,7 +96,7 @@ def calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[list[tupl
 def test_share_is_registered_with_every_action() -> None:
     assert "symfhir.sharing.commands" in cli.FEATURE_COMMANDS
     assert commands.MODES == MODES
-    for action in ("create", "list", "revoke", "log", "push", "transfer"):
+    for action in ("create", "list", "revoke", "log", "push", "transfer", "purge"):
         with pytest.raises(SystemExit) as done:
             cli.main(["share", action, "--help"])
         assert done.value.code == 0
@@ -215,3 +215,12 @@ def test_a_refusal_is_exit_2_with_its_reason(
 ) -> None:
     assert cli.main(["share", "transfer", "--task", "t1", "--link"]) == 2
     assert "does not cover: photos" in capsys.readouterr().err
+
+
+def test_purge_removes_dead_links_files_and_refuses_a_negative_keep(
+    calls: list[tuple[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["share", "purge", "--keep-days", "0"]) == 0
+    assert "purged the files of 0 dead links" in capsys.readouterr().out
+    assert cli.main(["share", "purge", "--keep-days", "-1"]) == 2
+    assert "--keep-days" in capsys.readouterr().err
