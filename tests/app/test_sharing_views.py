@@ -241,6 +241,8 @@ def test_the_links_are_listed_with_their_accesses(chart, sharing: Recorder) -> N
             "active",
             created,
             failures=2,
+            access_count=1,
+            max_accesses=3,
             accesses=(
                 AccessRecord(created + timedelta(hours=1), "Dr. Sorrel's office", "wrong-passcode"),
                 AccessRecord(created + timedelta(hours=2), "Dr. Sorrel's office", "ok"),
@@ -265,6 +267,7 @@ def test_the_links_are_listed_with_their_accesses(chart, sharing: Recorder) -> N
     assert row.count("Dr. Sorrel&#39;s office") == 2
     assert "wrong passcode" in row and "opened" in row
     assert re.search(r'class="passcode-failures">2 of 5<', row)
+    assert "opened 1 of 3 times" in row
     assert "revoked by a practitioner" in text
     assert 'id="revoke-L2"' in row
     assert 'id="revoke-L1"' not in text  # a revoked link has nothing left to revoke
@@ -483,6 +486,8 @@ def test_a_push_sends_and_shows_the_report(chart, sharing: Recorder, caplog) -> 
     ("fields", "field_id"),
     [
         ({"base_url": "ftp://x"}, "base_url"),
+        ({"base_url": "http://fhir.physician.example/r4"}, "base_url"),  # the token in clear
+        ({"base_url": "https://"}, "base_url"),
         ({"base_url": ""}, "base_url"),
         ({"token": ""}, "token"),
         ({"mode": "everything"}, "mode"),
@@ -505,6 +510,13 @@ def test_a_refused_push_says_why(chart, sharing: Recorder) -> None:
     text = response.get_data(as_text=True)
     assert re.search(r'id="err-push"[^>]*>The server cannot take a transaction\.<', text)
     assert "secret-bearer-token-123" not in text
+
+
+def test_a_push_to_a_server_on_this_machine_may_use_http(chart, sharing: Recorder) -> None:
+    form = push_form(csrf(chart), base_url="http://localhost:8081/fhir")
+    assert chart.post("/sharing/push", data=form).status_code == 200
+    (call,) = sharing.named("push")
+    assert call["target"].base_url == "http://localhost:8081/fhir"
 
 
 def test_a_push_without_consent_is_refused(chart, sharing: Recorder) -> None:
