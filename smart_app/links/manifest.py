@@ -1,6 +1,8 @@
 """The SMART Health Link endpoints (hl7.org/fhir/uv/smart-health-cards-and-links):
 ``POST /shl/m/<id>`` the manifest, ``GET /shl/m/<id>?recipient=`` a single-file (U) link's
-file, ``GET /shl/f/<ticket>`` a file behind a short-lived location URL.
+file, ``GET /shl/f/<ticket>`` a file behind a short-lived location URL. A file leaves as a compact
+JWE (``application/jose``) streamed from the parts the store keeps, base64url a chunk at a
+time, with its Content-Length (known from the parts' sizes).
 
 Answers: 200 with the manifest; 400 for a malformed or oversized request; 401
 ``{"remainingAttempts": n}`` for a wrong or missing passcode; 404 ``{"error": "not_found"}``
@@ -28,6 +30,7 @@ from symfhir.errors import LinkInactive, PasscodeRejected, SymfhirError
 from symfhir.sharing.gate import consent_active
 from symfhir.sharing.link_settings import LinkServiceSettings
 from symfhir.sharing.links import LinkContext, ManifestAccess, open_manifest, open_single, read_file
+from symfhir.sharing.shl import EncryptedFile
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +149,14 @@ def _record_disclosure(access: ManifestAccess, now: datetime) -> bool:
     return True
 
 
+def _jose(parts: EncryptedFile) -> tuple[Response, int]:
+    """The compact JWE of ``parts``, streamed: a photo's base64url is never whole in
+    memory, and the first bytes leave before the last are encoded."""
+    response = Response(parts.compact_chunks(), mimetype=JOSE)
+    response.content_length = parts.compact_length
+    return response, 200
+
+
 def _unavailable() -> tuple[Response, int]:
     response, status = _json(503, error="unavailable")
     response.headers["Retry-After"] = "30"
@@ -204,7 +215,7 @@ def direct_file(manifest_id: str) -> tuple[Response, int]:
         return _json(400, error="bad_request", field=exc.field)
     now = _now()
     try:
-        data, access = open_single(
+        parts, access = open_single(
             current_app.config["SYMFHIR_STORE"],
             manifest_id,
             recipient=recipient or "",
@@ -216,7 +227,7 @@ def direct_file(manifest_id: str) -> tuple[Response, int]:
         return _not_found()
     if not _record_disclosure(access, now):
         return _unavailable()
-    return Response(data, mimetype=JOSE), 200
+    return _jose(parts)
 
 
 @bp.get("/shl/f/<ticket>")
@@ -226,7 +237,7 @@ def file(ticket: str) -> tuple[Response, int]:
     if refused:
         return refused
     try:
-        data = read_file(current_app.config["SYMFHIR_STORE"], ticket, now=_now())
+        parts = read_file(current_app.config["SYMFHIR_STORE"], ticket, now=_now())
     except LinkInactive:
         return _not_found()
-    return Response(data, mimetype=JOSE), 200
+    return _jose(parts)

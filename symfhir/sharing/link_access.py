@@ -43,6 +43,7 @@ from symfhir.sharing.link_records import (
     token_hash,
 )
 from symfhir.sharing.link_settings import LinkServiceSettings, load_link_settings
+from symfhir.sharing.shl import EncryptedFile
 from symfhir.store import Store
 from symfhir.store.tables import FileTicket, ShareAccess, ShareFile, ShareLink
 
@@ -78,10 +79,10 @@ def open_manifest(
     files = _finish(store, link, recipient, passcode is not None, now, embed, settings)
     manifest_files = []
     base = files_base.rstrip("/")
-    for content_type, jwe_text, ticket in files:
+    for content_type, parts, ticket in files:
         entry: dict[str, Any] = {"contentType": content_type}
-        if jwe_text is not None:
-            entry["embedded"] = jwe_text
+        if parts is not None:
+            entry["embedded"] = parts.compact()
         else:
             entry["location"] = f"{base}/shl/f/{ticket}"
         manifest_files.append(entry)
@@ -97,21 +98,30 @@ def open_single(
     now: datetime,
     still_allowed: StillAllowed | None = None,
     settings: LinkServiceSettings | None = None,
-) -> tuple[bytes, ManifestAccess]:
+) -> tuple[EncryptedFile, ManifestAccess]:
     """The one file of a single-file (U) link, fetched directly (the spec's GET on the
-    link's URL), and who received what. Raises LinkInactive (as open_manifest, and for a
-    link without the U flag), StoreError."""
+    link's URL), as its JWE's parts (serve ``compact_chunks``), and who received what.
+    Raises LinkInactive (as open_manifest, and for a link without the U flag), StoreError."""
     settings = settings or load_link_settings()
     link, context = _take(
         store, manifest_id, recipient, None, now, still_allowed, settings, direct=True
     )
     _finish(store, link, recipient, False, now, None, settings)
     with store.session(readonly=True) as session:
-        data = session.execute(
-            select(ShareFile.jwe).where(ShareFile.link_pk == link.id).order_by(ShareFile.position)
-        ).scalar_one()
+        row = session.execute(
+            select(*_PARTS).where(ShareFile.link_pk == link.id).order_by(ShareFile.position)
+        ).one()
     access = ManifestAccess(manifest={}, context=context, recipient_text=recipient)
-    return data, access
+    return _parts(row), access
+
+
+#: A file's JWE parts, in EncryptedFile's order.
+_PARTS = (ShareFile.protected, ShareFile.iv, ShareFile.ciphertext, ShareFile.tag)
+
+
+def _parts(row: Any) -> EncryptedFile:
+    protected, iv, ciphertext, tag = row
+    return EncryptedFile(protected, iv, ciphertext, tag)
 
 
 #: This process's SQLite writers, one at a time (see ``_writing``).
@@ -234,13 +244,13 @@ def _finish(
     now: datetime,
     embed: int | None,
     settings: LinkServiceSettings,
-) -> list[tuple[str, str | None, str | None]]:
+) -> list[tuple[str, EncryptedFile | None, str | None]]:
     """In one transaction: give back the failure a right passcode took, count the access
     (unless the link went inactive meanwhile), log it, and give each file as (content type,
-    embedded JWE or None, ticket or None); ``embed`` None: no files (a single-file link's
-    direct read). Raises LinkInactive."""
+    the JWE's parts to embed or None, ticket or None); ``embed`` None: no files (a
+    single-file link's direct read). Raises LinkInactive."""
     sealed = store.seal(recipient)
-    files: list[tuple[str, str | None, str | None]] = []
+    files: list[tuple[str, EncryptedFile | None, str | None]] = []
     with _writing(store, LOCK + link.manifest_hash) as session:
         if refund and link.passcode_hash is not None:
             session.execute(
@@ -261,17 +271,20 @@ def _finish(
                 .order_by(ShareFile.position)
             ).all()
             small = [file_pk for file_pk, _, size in shown if size <= embed]
-            embedded = dict(
-                session.execute(
-                    select(ShareFile.id, ShareFile.jwe).where(ShareFile.id.in_(small))
-                ).all()
-                if small
-                else ()
-            )
+            embedded = {
+                file_pk: _parts(parts)
+                for file_pk, *parts in (
+                    session.execute(
+                        select(ShareFile.id, *_PARTS).where(ShareFile.id.in_(small))
+                    ).all()
+                    if small
+                    else ()
+                )
+            }
             tickets = []
             for file_pk, content_type, _ in shown:
                 if file_pk in embedded:
-                    files.append((content_type, embedded[file_pk].decode("ascii"), None))
+                    files.append((content_type, embedded[file_pk], None))
                 else:
                     ticket = secrets.token_urlsafe(32)
                     tickets.append(
@@ -289,23 +302,23 @@ def _finish(
     return files
 
 
-def read_file(store: Store, ticket: str, *, now: datetime) -> bytes:
-    """The JWE behind a location ticket while it lives and its link is neither revoked,
-    expired nor locked. Raises LinkInactive otherwise (unknown, malformed, past its time),
-    StoreError."""
+def read_file(store: Store, ticket: str, *, now: datetime) -> EncryptedFile:
+    """The JWE's parts behind a location ticket (serve ``compact_chunks``) while it lives and
+    its link is neither revoked, expired nor locked. Raises LinkInactive otherwise (unknown,
+    malformed, past its time), StoreError."""
     valid = isinstance(ticket, str) and bool(TOKEN.match(ticket))
     digest = token_hash(ticket if valid else PLACEHOLDER)
     with store.session(readonly=True) as session:
         found = session.execute(
-            select(ShareFile.jwe, ShareLink)
+            select(*_PARTS, ShareLink)
             .join(FileTicket, FileTicket.file_pk == ShareFile.id)
             .join(ShareLink, ShareLink.id == ShareFile.link_pk)
             .where(FileTicket.ticket_hash == digest, FileTicket.expires_at > now)
         ).first()
     if found is None:
         raise LinkInactive("inactive")
-    data, link = found
+    *parts, link = found
     # Opened by an access that counted: "used up" by that very access still reads.
     if link_status(link, now) not in ("active", "used up"):
         raise LinkInactive("inactive")
-    return data
+    return _parts(parts)

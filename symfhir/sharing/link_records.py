@@ -6,7 +6,8 @@ ManifestAccess), a link's status, the hashes and the passcode hasher, and ``stop
 What is kept (``symfhir.store.tables``: ShareLink, ShareFile, ShareAccess, FileTicket): the
 manifest id only as its SHA-256 (256 random bits: nothing to brute-force); the patient found
 by a keyed lookup hash; who and what a link discloses (patient, basis, recipient, resource
-types, label) sealed; the files as the compact JWE the link's key made (the key itself is kept
+types, label) sealed; the files as the binary parts (protected header, IV, ciphertext, tag)
+of the compact JWE the link's key made, serialized only when served (the key itself is kept
 nowhere on the server: it is only in the link); a passcode only as an Argon2id hash; each
 manifest request's recipient string sealed.
 """

@@ -35,7 +35,7 @@ from symfhir.store import Store
 from symfhir.store.tables import FileTicket, ShareAccess, ShareFile, ShareLink
 
 if TYPE_CHECKING:
-    from symfhir.sharing.package import SharePackage
+    from symfhir.sharing.package import SharedFile, SharePackage
 
 __all__ = [
     "AccessRecord",
@@ -44,6 +44,7 @@ __all__ = [
     "ManifestAccess",
     "NewLink",
     "create_link",
+    "encrypt_file",
     "links_of",
     "open_manifest",
     "open_single",
@@ -77,8 +78,8 @@ def create_link(
 ) -> NewLink:
     """A new link to ``package``'s files, served at ``links_base`` (the link service) and
     opened by the viewer at ``viewer_base``. ``expires_at`` None: the default expiry of
-    links.yaml. The files are read and encrypted one at a time (memory stays flat); the link
-    answers only once all are stored.
+    links.yaml. The files are read, encrypted and stored one at a time (memory stays flat),
+    as their JWE's binary parts; the link answers only once all are stored.
 
     Raises SharingError naming the field (label, passcode, expires_at, max_accesses,
     single_file, links_base, package), StoreError when the store fails."""
@@ -143,10 +144,9 @@ def create_link(
         link_pk, link_id = row.id, row.link_id
     try:
         for position, shared in enumerate(package.files):
-            # One file in memory at a time; a photo's base64 JPEG barely deflates, so only the
-            # FHIR JSON documents are compressed (DEFLATE would cost more than it saves).
-            compress = not shared.name.startswith("photo-")
-            token = shl.encrypt(shared.read(), key, shared.content_type, compress=compress)
+            # One file in memory at a time, kept as the JWE's binary parts (the compact
+            # form's base64url is made only when the file is served).
+            parts = encrypt_file(shared, key)
             with store.session() as session:
                 # A Core insert, not an ORM object: an object's reference cycle would keep
                 # its megabytes until the next garbage collection.
@@ -155,11 +155,14 @@ def create_link(
                         link_pk=link_pk,
                         position=position,
                         content_type=shared.content_type,
-                        size=len(token),
-                        jwe=token,
+                        size=parts.compact_length,
+                        protected=parts.protected,
+                        iv=parts.iv,
+                        ciphertext=parts.ciphertext,
+                        tag=parts.tag,
                     )
                 )
-            del token
+            del parts
         with store.session() as session:
             session.execute(update(ShareLink).where(ShareLink.id == link_pk).values(ready=True))
     except BaseException:
@@ -180,6 +183,15 @@ def create_link(
         expires_at=expires_at,
         flags=flag,
     )
+
+
+def encrypt_file(shared: SharedFile, key: bytes) -> shl.EncryptedFile:
+    """``shared`` read and encrypted under the link's ``key`` (a fresh IV): the encryption
+    step of ``create_link``. A photo's base64 JPEG barely deflates, so only the FHIR JSON
+    documents are compressed (DEFLATE would cost more than it saves). Raises SharingError
+    (shl.encrypt_parts) and whatever reading the file raises."""
+    compress = not shared.name.startswith("photo-")
+    return shl.encrypt_parts(shared.read(), key, shared.content_type, compress=compress)
 
 
 def _check_passcode(passcode: str, settings: LinkServiceSettings) -> None:

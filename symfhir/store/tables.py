@@ -114,7 +114,10 @@ class ShareLink(Base):
 
 
 class ShareFile(Base):
-    """One file of a link, in package order: a compact JWE (already ciphertext)."""
+    """One file of a link, in package order: its compact JWE's parts, binary (already
+    ciphertext; ``symfhir.sharing.shl.EncryptedFile``): the base64url protected header, the
+    IV, the ciphertext and the tag. ``size`` is the length of the compact serialization made
+    of them when served (what a manifest's ``embeddedLengthMax`` is compared with)."""
 
     __tablename__ = "share_files"
     __table_args__ = (Index("ix_share_files_link", "link_pk", "position"),)
@@ -124,7 +127,10 @@ class ShareFile(Base):
     position: Mapped[int] = mapped_column(Integer)
     content_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(Integer)
-    jwe: Mapped[bytes] = mapped_column(LargeBinary)
+    protected: Mapped[str] = mapped_column(String(200))
+    iv: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    tag: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ShareAccess(Base):

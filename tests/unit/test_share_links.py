@@ -4,6 +4,7 @@ the access log; files decoded with the independent decoder."""
 
 from __future__ import annotations
 
+import base64
 import threading
 from datetime import datetime, timedelta
 
@@ -74,7 +75,16 @@ def test_only_hashes_ciphertext_and_sealed_fields_are_kept(store: Store, now: da
     assert row.passcode_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
 
 
-def test_files_are_the_package_in_order_as_jwe_under_the_links_key(
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def compact_of(row: ShareFile) -> str:
+    """A stored file's compact JWE, put together here from the kept parts (RFC 7516 §7.1)."""
+    return f"{row.protected}..{b64(row.iv)}.{b64(row.ciphertext)}.{b64(row.tag)}"
+
+
+def test_files_are_the_package_in_order_as_jwe_parts_under_the_links_key(
     store: Store, now: datetime
 ) -> None:
     package = make_package(photos=2)
@@ -82,15 +92,21 @@ def test_files_are_the_package_in_order_as_jwe_under_the_links_key(
     with store.session(readonly=True) as session:
         rows = session.execute(select(ShareFile).order_by(ShareFile.position)).scalars().all()
     assert [r.position for r in rows] == [0, 1, 2]
-    headers = []
+    headers, plains = [], []
     for row in rows:
-        header, plain = shl_decoder.decrypt(row.jwe.decode(), key_of(link))
+        assert len(row.iv) == 12 and len(row.tag) == 16
+        header, plain = shl_decoder.decrypt(compact_of(row), key_of(link))
         headers.append(header)
-        assert row.size == len(row.jwe)
-    assert plain.startswith(b'{"resourceType": "Media", "id": "m1"')
-    assert shl_decoder.decrypt(rows[0].jwe.decode(), key_of(link))[1] == summary_bytes()
+        plains.append(plain)
+        assert row.size == len(compact_of(row))
+    assert plains[2].startswith(b'{"resourceType": "Media", "id": "m1"')
+    assert plains[0] == summary_bytes()
     assert headers[0]["zip"] == "DEF"  # the summary is deflated
     assert "zip" not in headers[1]  # a photo's base64 JPEG is not
+    # Kept binary, not as base64url: a photo's ciphertext is exactly its plaintext's length.
+    assert len(rows[2].ciphertext) == len(plains[2])
+    assert len(rows[2].ciphertext) < rows[2].size * 0.76
+    assert len({r.iv for r in rows}) == 3  # a fresh IV per file
 
 
 def test_files_are_read_and_stored_one_at_a_time(store: Store, now: datetime) -> None:
@@ -181,8 +197,9 @@ def test_a_single_file_link_carries_exactly_one_file(store: Store, now: datetime
         make_link(store, now, make_package(photos=1), single_file=True)
     link = make_link(store, now, single_file=True)
     assert link.flags == "U"
-    data, access = open_single(store, manifest_id(link), recipient="Dr. R", now=now)
-    assert shl_decoder.decrypt(data.decode(), key_of(link))[1] == summary_bytes()
+    parts, access = open_single(store, manifest_id(link), recipient="Dr. R", now=now)
+    compact = b"".join(parts.compact_chunks()).decode()
+    assert shl_decoder.decrypt(compact, key_of(link))[1] == summary_bytes()
     assert access.patient_id == "p1"
 
 
@@ -199,7 +216,9 @@ def test_manifest_embeds_up_to_the_asked_length_else_locations(store: Store, now
     assert set(second) == {"contentType", "location"}
     assert second["location"].startswith(f"{LINKS}/shl/f/")
     ticket = second["location"].rsplit("/", 1)[1]
-    assert len(read_file(store, ticket, now=now)) == big
+    served = read_file(store, ticket, now=now)
+    assert served.compact_length == big == len(b"".join(served.compact_chunks()))
+    assert shl_decoder.decrypt(first["embedded"], key_of(link))[1] == summary_bytes()
     # No length asked: the default (locations only); a huge one is capped (5 MiB > 20 KB: all).
     assert all("location" in f for f in open_(store, link, now).manifest["files"])
     huge = open_(store, link, now, embedded_length_max=10**12).manifest["files"]
