@@ -680,3 +680,17 @@ def test_the_summary_is_rendered_by_the_real_document_and_renderers(
     assert "Nguyễn" in page.get_data(as_text=True)
     pdf = chart.get("/sharing/summary.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+
+
+def test_the_store_is_made_once_from_the_environment(chart, app, monkeypatch, tmp_path) -> None:
+    from cryptography.fernet import Fernet
+
+    app.config["SYMFHIR_STORE"] = None
+    monkeypatch.setenv("SYMFHIR_STORE_URL", f"sqlite:///{tmp_path / 'links.db'}")
+    monkeypatch.setenv("SYMFHIR_STORE_KEYS", Fernet.generate_key().decode())
+    assert chart.get("/sharing").status_code == 200
+    made = app.extensions["symfhir_store"]
+    assert str(made.url).endswith("links.db")
+    assert chart.get("/sharing").status_code == 200
+    assert app.extensions["symfhir_store"] is made
+    made.dispose()
