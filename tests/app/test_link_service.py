@@ -199,6 +199,38 @@ def test_a_location_file_is_jose_and_dies_after_its_time(
     assert late.status_code == 404 and late.get_json() == {"error": "not_found"}
 
 
+def jose_opened(token: str, key: bytes) -> bytes:
+    """The plaintext as joserfc (a general JOSE library) decrypts the compact JWE."""
+    from joserfc import jwe
+    from joserfc.jwk import OctKey
+
+    registry = jwe.JWERegistry(algorithms=["dir", "A256GCM", "DEF"])
+    registry.max_ciphertext_length = len(token)  # its default stops at 64 KB
+    return jwe.decrypt_compact(token, OctKey.import_key(key), registry=registry).plaintext
+
+
+def test_a_photo_leaves_streamed_as_compact_jwe_with_its_length(
+    client: FlaskClient, store: Store, now: datetime
+) -> None:
+    link = make_link(store, now, make_package(photos=1, photo_size=600_000))
+    files = post(client, link).get_json()["files"]
+    response = client.get(urlsplit(files[1]["location"]).path, buffered=False)
+    assert response.status_code == 200 and response.mimetype == "application/jose"
+    assert response.is_streamed
+    chunks = list(response.response)
+    body = b"".join(chunks)
+    assert len(chunks) >= 5  # header and IV, the ciphertext in pieces, the tag
+    assert int(response.headers["Content-Length"]) == len(body)
+    key = shl_decoder.b64d(link.payload["key"])
+    header, plain = shl_decoder.decrypt(body.decode("ascii"), key)
+    assert header == {"alg": "dir", "enc": "A256GCM", "cty": "application/fhir+json"}
+    assert plain.startswith(b'{"resourceType": "Media", "id": "m0"') and len(plain) > 800_000
+    assert jose_opened(body.decode("ascii"), key) == plain
+    # Each download is the same JWE (made once, at share creation), not a new encryption.
+    again = client.get(urlsplit(files[1]["location"]).path)
+    assert again.get_data() == body
+
+
 def test_a_single_file_link_is_fetched_directly(
     client: FlaskClient, store: Store, fhir: ServiceFhir, now: datetime
 ) -> None:
@@ -207,8 +239,13 @@ def test_a_single_file_link_is_fetched_directly(
     assert payload["flag"] == "U"
     files = shl_decoder.open_link(payload, recipient="Dr. R", session=Http(client))
     assert files == [("application/fhir+json", summary_bytes())]
+    direct = client.get(path(link), query_string={"recipient": "Dr. R"})
+    assert direct.mimetype == "application/jose"
+    assert int(direct.headers["Content-Length"]) == len(direct.get_data())
+    key = shl_decoder.b64d(payload["key"])
+    assert jose_opened(direct.get_data(as_text=True), key) == summary_bytes()
     assert client.get(path(link)).status_code == 400  # the recipient is required
-    assert len(fhir.audits) == 1
+    assert len(fhir.audits) == 2  # each direct read is a disclosure
     other = make_link(store, now)
     assert client.get(path(other), query_string={"recipient": "x"}).status_code == 404
 

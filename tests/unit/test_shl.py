@@ -11,6 +11,7 @@ import zlib
 from datetime import datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from symfhir.errors import SharingError
 from symfhir.sharing import shl
@@ -198,3 +199,121 @@ def test_a_wrong_key_or_a_tampered_token_does_not_decrypt() -> None:
 def test_encrypt_refuses_a_bad_key() -> None:
     with pytest.raises(SharingError, match=r"^key: "):
         shl.encrypt(b"x", b"short", "application/fhir+json")
+
+
+# ── the JWE's parts, and their compact form as served ─────────────────────────
+
+
+def joserfc_decrypt(token: str, key: bytes) -> tuple[dict, bytes]:
+    """The cross-check: a general JOSE library opens what we serialize."""
+    from joserfc import jwe
+    from joserfc.jwk import OctKey
+
+    registry = jwe.JWERegistry(algorithms=["dir", "A256GCM", "DEF"])
+    registry.max_ciphertext_length = len(token)  # its default stops at 64 KB
+    found = jwe.decrypt_compact(token, OctKey.import_key(key), registry=registry)
+    return dict(found.protected), found.plaintext
+
+
+# Sizes around the streamed chunk (a multiple of 3) and around base64's groups of 3.
+SIZES = [0, 1, 2, 3, 4, 47, shl.STREAM_CHUNK - 1, shl.STREAM_CHUNK, shl.STREAM_CHUNK + 2]
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("compress", [False, True])
+def test_our_compact_form_opens_with_joserfc_and_the_independent_decoder(
+    size: int, compress: bool
+) -> None:
+    key = shl.new_key()
+    data = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    parts = shl.encrypt_parts(data, key, "application/fhir+json", compress=compress)
+    token = parts.compact()
+    header, plain = shl_decoder.decrypt(token, key)
+    assert plain == data and header == parts.header
+    assert joserfc_decrypt(token, key) == (header, data)
+    assert len(token) == parts.compact_length
+    assert str(parts) == token
+
+
+@pytest.mark.parametrize("chunk", [3, 48, shl.STREAM_CHUNK])
+def test_streamed_chunks_join_into_the_compact_form(chunk: int) -> None:
+    key = shl.new_key()
+    parts = shl.encrypt_parts(b"\xfb\xff" * 50_001, key, "application/fhir+json")
+    chunks = list(parts.compact_chunks(chunk))
+    assert b"".join(chunks).decode() == parts.compact()
+    ciphertext_chunks = chunks[1:-1]
+    assert len(ciphertext_chunks) == -(-len(parts.ciphertext) // chunk)
+    assert all(b"=" not in c and b"+" not in c and b"/" not in c for c in chunks)
+    assert all(len(c) == chunk // 3 * 4 for c in ciphertext_chunks[:-1])  # no padding inside
+    with pytest.raises(SharingError, match=r"^chunk: "):
+        next(parts.compact_chunks(4))
+
+
+def test_the_parts_are_binary_and_the_header_is_the_aad() -> None:
+    key = shl.new_key()
+    data = b"x" * 3000
+    parts = shl.encrypt_parts(data, key, "application/fhir+json")
+    assert len(parts.iv) == 12 and len(parts.tag) == 16
+    assert len(parts.ciphertext) == len(data)  # AES-GCM: as long as the plaintext, no base64
+    assert parts.compact_length > len(parts.ciphertext) * 4 / 3
+    # RFC 7516 §5.1: the AAD is the ASCII of the base64url header, as raw AES-GCM checks.
+    raw = AESGCM(key).decrypt(
+        parts.iv, bytes(parts.ciphertext) + parts.tag, parts.protected.encode("ascii")
+    )
+    assert raw == data
+    assert json.loads(shl.b64url_decode(parts.protected)) == {
+        "alg": "dir",
+        "enc": "A256GCM",
+        "cty": "application/fhir+json",
+    }
+    assert "ciphertext" not in repr(parts)  # never megabytes in a log line
+
+
+def test_each_encryption_of_parts_draws_a_fresh_iv() -> None:
+    key = shl.new_key()
+    ivs = {shl.encrypt_parts(b"same", key, "application/fhir+json").iv for _ in range(100)}
+    assert len(ivs) == 100
+
+
+def header_of(fields: dict) -> str:
+    return shl.b64url(json.dumps(fields, separators=(",", ":")).encode())
+
+
+@pytest.mark.parametrize(
+    "protected",
+    [
+        header_of({"alg": "dir", "enc": "A128GCM", "cty": "application/fhir+json"}),
+        header_of({"alg": "A256KW", "enc": "A256GCM", "cty": "application/fhir+json"}),
+        header_of({"alg": "dir", "enc": "A256GCM", "cty": "application/fhir+json", "zip": "GZ"}),
+        header_of({"alg": "dir", "enc": "A256GCM", "cty": "application/fhir+json", "kid": "k"}),
+        header_of({"alg": "dir", "enc": "A256GCM"}),
+        header_of({"enc": "A256GCM", "alg": "dir", "cty": "application/fhir+json"}),  # not ours
+        "not base64!",
+        header_of(["dir"]),
+    ],
+)
+def test_parts_with_a_header_we_do_not_make_are_refused(protected: str) -> None:
+    with pytest.raises(SharingError, match=r"^protected: "):
+        shl.EncryptedFile(protected, b"\0" * 12, b"", b"\0" * 16)
+
+
+def test_parts_with_a_wrong_iv_or_tag_size_are_refused() -> None:
+    protected = shl.protected_header("application/fhir+json")
+    with pytest.raises(SharingError, match=r"^iv: 12 bytes"):
+        shl.EncryptedFile(protected, b"\0" * 16, b"", b"\0" * 16)
+    with pytest.raises(SharingError, match=r"^tag: 16 bytes"):
+        shl.EncryptedFile(protected, b"\0" * 12, b"", b"\0" * 8)
+
+
+@pytest.mark.parametrize("content_type", ["", "json", "application/fhir+json\n", "tëxt/plain"])
+def test_a_bad_content_type_is_refused(content_type: str) -> None:
+    with pytest.raises(SharingError, match=r"^content_type: "):
+        shl.encrypt_parts(b"x", shl.new_key(), content_type)
+
+
+def test_zip_is_in_the_header_only_when_compressed() -> None:
+    key = shl.new_key()
+    plain = shl.encrypt_parts(b"{}" * 100, key, "application/fhir+json")
+    packed = shl.encrypt_parts(b"{}" * 100, key, "application/fhir+json", compress=True)
+    assert "zip" not in plain.header and packed.header["zip"] == "DEF"
+    assert len(packed.ciphertext) < len(plain.ciphertext)
