@@ -1,5 +1,5 @@
-"""Benchmark SMART Health Links: the manifest endpoint under 50 concurrent requests, and
-encrypting a 100 MB package.
+"""Benchmark SMART Health Links: the manifest endpoint under 50 concurrent requests,
+encrypting a 100 MB package, and serving its files.
 
 (a) The link service (``smart_app.links``) under gunicorn as ``scripts/serve links`` runs it
 (2 workers x 1 thread; ``--workers``/``--threads`` to compare) over a SQLite store file, with
@@ -15,14 +15,22 @@ wrong one got 401, every right one 200, each link's failures are its wrong ones,
 brute-forced link stopped at 5. Run with SQLite's ``synchronous=FULL`` (as the store ships)
 and ``NORMAL`` (WAL's usual: a commit then waits for no fsync). Goal: p95 under 50 ms.
 
-(b) A 100 MB package of photos (Media JSON with base64 images, 5 MB each), encrypted as our
-compact JWE (joserfc) and with raw AES-256-GCM (``cryptography``) side by side, and
-raw AES-GCM + base64url (what any compact JWE must add). Then ``create_link`` on the whole
-package and on a one-photo package under tracemalloc: the peaks should be alike (one file in
-memory at a time). Goal: JWE at least half raw AES-GCM's speed, memory flat.
+(b) A 100 MB package (a summary and photos: Media JSON with base64 images, 5 MB each),
+encrypted in one run by raw AES-256-GCM (``cryptography``) and by our encryption step (what
+``create_link`` does to each file: a fresh IV, DEFLATE for the JSON documents, AES-GCM, the
+JWE's binary parts as the store keeps them), side by side with their ratio, and the former
+step (a whole compact JWE by joserfc) for comparison; ``create_link`` with its SQLite writes
+for information. Then ``create_link`` on the whole package and on a one-photo package under
+tracemalloc: the peaks should be alike (one file in memory at a time). Goal: at least half raw
+AES-GCM's speed, memory flat.
+
+(c) Apart from encryption: serving the stored parts as compact JWE, streamed base64url a
+chunk at a time (``GET /shl/f/<ticket>``): the chunks alone, the app in-process, and the
+service under gunicorn over loopback HTTP; and the peak memory of streaming one photo.
 
     python benchmarks/bench_sharing_links.py [--concurrency 50] [--rounds 6] [--mb 100]
-        [--sync FULL NORMAL] [--workers 2] [--threads 1] [--skip-encryption]
+        [--sync FULL NORMAL] [--workers 2] [--threads 1] [--skip-manifest]
+        [--skip-encryption]
 """
 
 from __future__ import annotations
@@ -45,10 +53,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from joserfc import jwe
+from joserfc.jwk import OctKey
 from sqlalchemy import func, select
 
 from smart_app.links import create_app
@@ -56,7 +67,7 @@ from symfhir.sharing import shl
 from symfhir.sharing.gate import Recipient, SharePlan
 from symfhir.sharing.link_records import passcode_hasher
 from symfhir.sharing.link_settings import Window, load_link_settings
-from symfhir.sharing.links import NewLink, create_link
+from symfhir.sharing.links import NewLink, create_link, encrypt_file
 from symfhir.sharing.package import SharedFile, SharePackage
 from symfhir.store import Store
 from symfhir.store.tables import ShareAccess, ShareLink
@@ -124,13 +135,14 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def service_app(sync: str = "FULL") -> Any:
+def service_app(sync: str = "FULL", store: Store | None = None) -> Any:
     """The link service as gunicorn runs it here (``bench_sharing_links:service_app()``): the
-    store of SYMFHIR_STORE_URL/KEYS, an in-memory FHIR client, no rate limits. ``sync``:
-    SQLite's ``PRAGMA synchronous`` (FULL as the store ships; NORMAL is WAL's usual)."""
+    store of SYMFHIR_STORE_URL/KEYS (or ``store``), an in-memory FHIR client, no rate limits.
+    ``sync``: SQLite's ``PRAGMA synchronous`` (FULL as the store ships; NORMAL is WAL's
+    usual)."""
     from sqlalchemy import event
 
-    store = Store.from_env()
+    store = store or Store.from_env()
     if sync != "FULL":
 
         @event.listens_for(store.engine, "connect")
@@ -342,70 +354,192 @@ def photo_file(size: int) -> bytes:
     ).encode()
 
 
-def encryption_bench(total_mb: int) -> None:
+def photo_package(total_mb: int) -> tuple[list[tuple[str, bytes]], int]:
+    """A summary and photos of 5 MB (Media JSON, base64 image) making ``total_mb``, in
+    memory (reading them is not encryption's time); and the size of one photo file."""
     per_photo = 5 * MB
     count = max(1, total_mb * MB // per_photo)
-    photos = [photo_file(per_photo) for _ in range(count)]
-    size = sum(len(p) for p in photos)
+    files = [("patient-summary.json", summary())]
+    files += [(f"photo-{i}.json", photo_file(per_photo)) for i in range(count)]
+    return files, len(files[1][1])
+
+
+def in_memory(files: list[tuple[str, bytes]]) -> SharePackage:
+    return package("bench", [(name, lambda data=data: data) for name, data in files])
+
+
+def best(runs: int, fn: Callable[[], object]) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def new_link(store: Store, shared: SharePackage) -> NewLink:
+    return create_link(
+        store,
+        shared,
+        label=None,
+        passcode=None,
+        expires_at=NOW + timedelta(days=1),
+        max_accesses=None,
+        single_file=False,
+        created_by="Practitioner/bench",
+        links_base="http://localhost:5300",
+        viewer_base="http://localhost:5300/view",
+        now=NOW,
+    )
+
+
+def encryption_bench(total_mb: int) -> None:
+    files, per_photo = photo_package(total_mb)
+    shared = in_memory(files)
+    size = sum(len(data) for _, data in files)
     key = shl.new_key()
-    print(f"(b) encrypting a {size / MB:.0f} MB package ({count} photos of 5 MB), best of 3")
+    aad = shl.protected_header(FHIR_JSON).encode("ascii")
+    print(
+        f"(b) encrypting a {size / MB:.0f} MB package (a summary and {len(files) - 1} photos "
+        f"of {per_photo / MB:.1f} MB), best of 5"
+    )
 
-    def best(fn: Callable[[bytes], object]) -> float:
-        runs = []
-        for _ in range(3):
-            start = time.perf_counter()
-            for photo in photos:
-                fn(photo)
-            runs.append(time.perf_counter() - start)
-        return min(runs)
+    def raw_aes() -> None:
+        aead = AESGCM(key)
+        for _, data in files:
+            aead.encrypt(os.urandom(12), data, aad)
 
-    aead = AESGCM(key)
-    raw = best(lambda data: aead.encrypt(os.urandom(12), data, b"header"))
-    raw_b64 = best(lambda data: shl.b64url(aead.encrypt(os.urandom(12), data, b"header")))
-    ours = best(lambda data: shl.encrypt(data, key, FHIR_JSON))
+    def ours() -> None:
+        # The encryption step of create_link, file by file (a fresh IV, DEFLATE for JSON
+        # documents, AES-GCM, the JWE's binary parts), without the store.
+        for one in shared.files:
+            encrypt_file(one, key)
+
+    def joserfc_compact() -> None:
+        # The former step: a whole compact JWE made by joserfc (base64url included).
+        for one in shared.files:
+            jwe.encrypt_compact(
+                {"alg": "dir", "enc": "A256GCM", "cty": FHIR_JSON},
+                one.read(),
+                OctKey.import_key(key),
+                algorithms=shl.ALGORITHMS,
+            )
+
+    raw = best(5, raw_aes)
+    step = best(5, ours)
+    before = best(3, joserfc_compact)
     for name, seconds in (
         ("raw AES-256-GCM (cryptography)", raw),
-        ("raw AES-256-GCM + base64url", raw_b64),
-        ("our compact JWE (joserfc)", ours),
+        ("our encryption step (JWE parts)", step),
+        ("before: joserfc compact JWE", before),
     ):
-        print(f"    {name:32s} {size / MB / seconds:7.0f} MB/s  ({seconds * 1e3:6.0f} ms)")
+        print(f"    {name:33s} {size / MB / seconds:7.0f} MB/s  ({seconds * 1e3:6.0f} ms)")
     print(
-        f"    JWE speed / raw AES-GCM: {raw / ours:.2f}x (goal >= 0.5x); "
-        f"/ raw AES-GCM + base64url: {raw_b64 / ours:.2f}x"
+        f"    our step / raw AES-GCM: {raw / step:.2f}x (goal >= 0.5x); before: {raw / before:.2f}x"
     )
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{Path(tmp) / 'bench.db'}", [Fernet.generate_key().decode()])
         store.create_tables()
+        whole = best(1, lambda: new_link(store, shared))
+        print(
+            f"    create_link, encryption and SQLite writes (synchronous=FULL) together: "
+            f"{size / MB / whole:.0f} MB/s ({whole * 1e3:.0f} ms)"
+        )
 
-        def peak(files: list[tuple[str, Callable[[], bytes]]]) -> float:
+        def peak(made: list[tuple[str, Callable[[], bytes]]]) -> float:
             tracemalloc.start()
-            create_link(
-                store,
-                package("mem", files),
-                label=None,
-                passcode=None,
-                expires_at=NOW + timedelta(days=1),
-                max_accesses=None,
-                single_file=False,
-                created_by="Practitioner/bench",
-                links_base="http://localhost:5300",
-                viewer_base="http://localhost:5300/view",
-                now=NOW,
-            )
+            new_link(store, package("mem", made))
             _, top = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             return top / MB
 
         # Photos made on demand, as the package reads them from the FHIR server.
-        whole = [("patient-summary.json", summary)] + [
-            (f"photo-{i}.json", lambda: photo_file(per_photo)) for i in range(count)
+        lazy = [("patient-summary.json", summary)] + [
+            (f"photo-{i}.json", lambda: photo_file(5 * MB)) for i in range(len(files) - 1)
         ]
-        one = whole[:2]
-        whole_peak, one_peak = peak(whole), peak(one)
+        whole_peak, one_peak = peak(lazy), peak(lazy[:2])
         print(
             f"    create_link peak memory (tracemalloc): whole package {whole_peak:.1f} MB, "
-            f"one photo {one_peak:.1f} MB -> {'flat' if whole_peak < one_peak * 1.5 else 'GROWS'}"
+            f"one photo {one_peak:.1f} MB -> "
+            f"{'flat' if whole_peak < one_peak * 1.5 else 'GROWS'} (a photo file is "
+            f"{per_photo / MB:.1f} MB)"
+        )
+        store.dispose()
+
+
+def serving_bench(total_mb: int, workers: int, threads: int) -> None:
+    """The compact form streamed out of the stored parts: the chunks alone, the app
+    in-process (its test client), and the service under gunicorn over loopback HTTP."""
+    files, per_photo = photo_package(total_mb)
+    with tempfile.TemporaryDirectory() as tmp:
+        key = Fernet.generate_key().decode()
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        store = Store(url, [key])
+        store.create_tables()
+        link = new_link(store, in_memory(files))
+        del files
+        mid = link.manifest_url.rsplit("/", 1)[1]
+        print(f"(c) serving the {total_mb} MB package's files as streamed compact JWE")
+
+        parts = [shl.encrypt_parts(photo_file(5 * MB), shl.new_key(), FHIR_JSON)]
+        out = sum(p.compact_length for p in parts)
+        alone = best(5, lambda: [len(c) for p in parts for c in p.compact_chunks()])
+        print(f"    chunks alone (base64url, one 5 MB photo):   {out / MB / alone:6.0f} MB/s out")
+
+        client = service_app(store=store).test_client()
+
+        def download_all() -> tuple[int, float]:
+            manifest = client.post(f"/shl/m/{mid}", json={"recipient": "Dr. Bench"}).get_json()
+            sent = 0
+            began = time.perf_counter()
+            for entry in manifest["files"]:
+                response = client.get(urlsplit(entry["location"]).path, buffered=False)
+                sent += sum(len(chunk) for chunk in response.response)
+                response.close()
+            return sent, time.perf_counter() - began
+
+        sent, seconds = min((download_all() for _ in range(3)), key=lambda r: r[1])
+        print(
+            f"    the app in-process (store read + stream): {sent / MB / seconds:6.0f} MB/s out "
+            f"({sent / MB:.0f} MB in {seconds * 1e3:.0f} ms)"
+        )
+
+        manifest = client.post(f"/shl/m/{mid}", json={"recipient": "Dr. Bench"}).get_json()
+        one = urlsplit(manifest["files"][1]["location"]).path
+        tracemalloc.start()
+        response = client.get(one, buffered=False)
+        length = sum(len(chunk) for chunk in response.response)
+        response.close()
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(
+            f"    peak memory streaming one photo (tracemalloc): {top / MB:.1f} MB for "
+            f"{length / MB:.1f} MB sent (the ciphertext read from the store, "
+            f"{per_photo / MB:.1f} MB, plus chunks)"
+        )
+
+        with (
+            gunicorn(url, key, "FULL", workers, threads) as (base, _log),
+            requests.Session() as http,
+        ):
+
+            def over_http() -> tuple[int, float]:
+                found = http.post(f"{base}/shl/m/{mid}", json={"recipient": "Dr. Bench"})
+                sent = 0
+                began = time.perf_counter()
+                for entry in found.json()["files"]:
+                    path = urlsplit(entry["location"]).path
+                    with http.get(base + path, stream=True, timeout=60) as answer:
+                        answer.raise_for_status()
+                        for chunk in answer.iter_content(chunk_size=MB):
+                            sent += len(chunk)
+                return sent, time.perf_counter() - began
+
+            sent, seconds = min((over_http() for _ in range(3)), key=lambda r: r[1])
+        print(
+            f"    gunicorn over loopback HTTP (one client): {sent / MB / seconds:6.0f} MB/s out "
+            f"({sent / MB:.0f} MB in {seconds * 1e3:.0f} ms)"
         )
         store.dispose()
 
@@ -418,12 +552,15 @@ def main() -> None:
     parser.add_argument("--sync", nargs="+", default=["FULL", "NORMAL"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="per worker (as scripts/serve)")
+    parser.add_argument("--skip-manifest", action="store_true")
     parser.add_argument("--skip-encryption", action="store_true")
     args = parser.parse_args()
-    for sync in args.sync:
-        manifest_bench(args.concurrency, args.rounds, sync.upper(), args.workers, args.threads)
+    if not args.skip_manifest:
+        for sync in args.sync:
+            manifest_bench(args.concurrency, args.rounds, sync.upper(), args.workers, args.threads)
     if not args.skip_encryption:
         encryption_bench(args.mb)
+        serving_bench(args.mb, args.workers, args.threads)
 
 
 if __name__ == "__main__":
