@@ -34,15 +34,14 @@ from symfhir.privacy.model import COMPLETED, Outcome, PrivacyRequest, TaskOutput
 from symfhir.privacy.requests import complete, get_request, require_ready, start
 from symfhir.privacy.tasks import Settings, TrackedRequest
 from symfhir.sharing.gate import Recipient, transfer_plan
-from symfhir.sharing.links import NewLink, create_link
-from symfhir.sharing.package import build_package
+from symfhir.sharing.links import NewLink
 from symfhir.sharing.push import MODES, PushReport, PushTarget, push_plan
 from symfhir.sharing.workflow import (
     CreatedShare,
     LinkSettings,
     check_link_options,
     create_share,
-    describe_link,
+    link_plan,
     push_share,
 )
 from symfhir.store import Store
@@ -159,26 +158,22 @@ def transfer_request(
         closed = complete(client, actor, task_id, outcome, now=now, audit=audit, settings=settings)
         return Transfer(closed, report=report)
     assert store is not None and links is not None
-    package = build_package(client, actor, plan.patient_id, plan, now=now)
-    link = create_link(
-        store,
-        package,
+    made = link_plan(
+        client,
+        actor,
+        plan,
+        store=store,
         label=label,
         passcode=passcode,
         expires_at=expires_at,
         max_accesses=None,
         single_file=False,
         long_term=True,
-        created_by=actor.fhir_user or "unknown",
-        links_base=links.links_base,
-        viewer_base=links.viewer_base,
+        links=links,
         now=now,
+        audit=audit,
     )
-    audit(
-        "create",
-        description=describe_link(plan, link),
-        resources=(f"Patient/{plan.patient_id}", plan.basis),
-    )
+    link = made.link
     expiry = link.expires_at.isoformat(timespec="minutes") if link.expires_at else "no expiry"
     outcome = Outcome(
         COMPLETED,
@@ -189,8 +184,8 @@ def transfer_request(
                 f"expires {expiry}; handed over by the desk",
             ),
         ),
-        summary=f"A link to the record for {name} is ready: {sum(package.counts.values())} "
-        f"records, {package.photos} photos",
+        summary=f"A link to the record for {name} is ready: {made.resources} records, "
+        f"{made.photos} photos",
     )
     del started  # start() moved the Task on; complete() reads it afresh
     closed = complete(client, actor, task_id, outcome, now=now, audit=audit, settings=settings)

@@ -152,8 +152,45 @@ def create_share(
             resources=whose,
         )
         raise
+    return link_plan(
+        client,
+        actor,
+        plan,
+        store=store,
+        label=label,
+        passcode=passcode,
+        expires_at=expires_at,
+        max_accesses=max_accesses,
+        single_file=single_file,
+        long_term=long_term,
+        links=links,
+        now=now,
+        audit=audit,
+    )
+
+
+def link_plan(
+    client: FhirClient,
+    actor: Actor,
+    plan: SharePlan,
+    *,
+    store: Store,
+    label: str | None,
+    passcode: str | None,
+    expires_at: datetime | None,
+    max_accesses: int | None,
+    single_file: bool,
+    long_term: bool,
+    links: LinkSettings,
+    now: datetime,
+    audit: AuditTrail,
+) -> CreatedShare:
+    """Build the package of ``plan`` (a physician share's, or a transfer's) and store it behind
+    a new link; audited as a ``create`` naming the plan's basis, or as a failure. The options
+    must have been checked (``check_link_options``). Raises FhirServerError, StoreError."""
+    whose = (f"Patient/{plan.patient_id}", plan.basis)
     try:
-        package = build_package(client, actor, patient_id, plan, now=now)
+        package = build_package(client, actor, plan.patient_id, plan, now=now)
         link = create_link(
             store,
             package,
@@ -173,14 +210,10 @@ def create_share(
             "create",
             success=False,
             description=f"SMART Health Link not made: {type(exc).__name__}",
-            resources=(*whose, plan.basis),
+            resources=whose,
         )
         raise
-    audit(
-        "create",
-        description=describe_link(plan, link),
-        resources=(*whose, plan.basis),
-    )
+    audit("create", description=describe_link(plan, link), resources=whose)
     return CreatedShare(link, plan, dict(package.counts), package.photos)
 
 
