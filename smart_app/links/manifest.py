@@ -8,9 +8,10 @@ Answers: 200 with the manifest; 400 for a malformed or oversized request; 401
 ``{"remainingAttempts": n}`` for a wrong or missing passcode; 404 ``{"error": "not_found"}``
 alike for an unknown, truncated, revoked, expired, locked or used-up link (never which); 429
 with Retry-After past a rate limit (per link, per client address). Every manifest served is
-a disclosure: an AuditEvent (purpose TREAT, recipient the link's physician, the POSTed
-recipient string in ``outcomeDesc``) written with the service's own FHIR client before the
-manifest leaves; when it cannot be written nothing leaves (503). The physician-sharing
+a disclosure: an AuditEvent (purpose TREAT, or PATRQT for a transfer link; recipient the
+link's physician or provider, the POSTed recipient string in ``outcomeDesc``) written with
+the service's own FHIR client before the manifest leaves; when it cannot be written nothing
+leaves (503). The physician-sharing
 Consent is re-read first: withdrawn, every link of the client stops and this one is 404.
 """
 
@@ -131,7 +132,9 @@ def _record_disclosure(access: ManifestAccess, now: datetime) -> bool:
         access.patient_id,
         recipient=recipient.name,
         recipient_reference=recipient.reference,
-        purpose="TREAT",
+        # A physician's share is for their care of the client; a transfer link answers the
+        # client's own portability request.
+        purpose="TREAT" if access.context.consent_id is not None else "PATRQT",
         disclosed=access.types,
         fhir_user=None,
         source=SOURCE,

@@ -154,6 +154,15 @@ def test_the_decoder_opens_what_the_service_serves(
     assert len(fhir.audits) == 2
 
 
+def test_a_transfer_links_opening_is_disclosed_at_the_clients_request(
+    client: FlaskClient, store: Store, fhir: ServiceFhir, now: datetime
+) -> None:
+    link = make_link(store, now, make_package(basis="Task/t1"))
+    assert post(client, link, recipient="New Provider Clinic").status_code == 200
+    (event,) = fhir.audits
+    assert event["purposeOfEvent"][0]["coding"][0]["code"] == "PATRQT"
+
+
 def test_every_manifest_is_a_disclosure_audit_event(
     client: FlaskClient, store: Store, fhir: ServiceFhir, now: datetime
 ) -> None:
