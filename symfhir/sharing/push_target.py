@@ -20,6 +20,18 @@ from symfhir.fhir import BackendServicesAuth, BearerAuth, FhirClient, ServerConf
 from symfhir.fhir.retry import retry_policy
 from symfhir.smart.assertion import ClientKey
 
+#: Hosts a push may reach over plain http: this machine (a test server), nothing else.
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def secure_url(url: str) -> bool:
+    """An https URL, or plain http to this machine only: the bearer token and the client's
+    records never cross a network in clear."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK)
+
 
 @dataclass(frozen=True)
 class PushTarget:
@@ -41,8 +53,12 @@ class PushTarget:
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.base_url or "")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SharingError("base_url: the FHIR base URL must be an http(s) URL")
+        if not secure_url(self.base_url or ""):
+            raise SharingError(
+                "base_url: the FHIR base URL must be https (plain http only on this machine)"
+            )
+        if self.token_url is not None and not secure_url(self.token_url):
+            raise SharingError("token_url: must be https (plain http only on this machine)")
         if parts.username or parts.password or parts.query or parts.fragment:
             raise SharingError("base_url: must not carry credentials, a query or a fragment")
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
@@ -103,4 +119,6 @@ def discover_token_url(base_url: str, timeout: tuple[float, float]) -> str:
     parts = urlsplit(token_url) if isinstance(token_url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise PushError("the target's SMART configuration names no token endpoint: give one")
+    if not secure_url(str(token_url)):
+        raise PushError("the target's token endpoint is not https: its tokens would go in clear")
     return str(token_url)

@@ -186,7 +186,8 @@ def test_push_reads_the_token_from_the_environment(
     [
         (["--key", "k.pem"], "--key needs --client-id"),
         (["--client-id", "c"], "client id and a key file"),
-        (["--to", "ftp://doc.example"], "http(s)"),
+        (["--to", "ftp://doc.example"], "must be https"),
+        (["--to", "http://doc.example/fhir"], "plain http only on this machine"),
     ],
 )
 def test_bad_push_targets_are_refused_with_the_reason(
