@@ -7,9 +7,11 @@ Every resource is created anew under a ``urn:uuid`` fullUrl; references between 
 resources point at those urns (the target gives new ids and links them); a reference to
 anything not shared (the practitioner, an encounter) keeps only its display, so nothing outside
 the package is named and the target has nothing to resolve. Every POST is a conditional create
-on a business identifier (a resource without one gets the spa's ``shared-resource`` identifier,
-a Binary or the Provenance a tag), so the client layer may retry the whole transaction after a
-429 or 503 without duplicating anything, and pushing the same records again adds nothing.
+on the spa's ``shared-resource`` identifier naming the resource it was made from (business
+identifiers need not be unique; a QuestionnaireResponse, which has room for one identifier,
+keeps its own; a Binary or the Provenance a tag), so the client layer may retry the whole
+transaction after a 429 or 503 without duplicating anything, and pushing the same records
+again adds nothing.
 Photos go up as a Binary with the Media pointing at it (``url``, ``size``, ``hash``), or inline
 in the Media when the target cannot create Binary.
 """
@@ -213,12 +215,16 @@ def _prepared(resource: Mapping[str, Any], urns: Mapping[str, str], source: Sour
         else:
             del out["meta"]
     _rewrite(out, urns)
-    if kind not in NO_IDENTIFIER and condition_of(out) is None:
-        own = {"system": source.shared_resource_system, "value": key.replace("/", "-")}
-        if kind in SINGLE_IDENTIFIER:
+    own = {"system": source.shared_resource_system, "value": key.replace("/", "-")}
+    if kind in SINGLE_IDENTIFIER:
+        if condition_of(out) is None:
             out["identifier"] = own
-        else:
-            out["identifier"] = [*(out.get("identifier") or []), own]
+    elif kind not in NO_IDENTIFIER:
+        # First, so that it is what the create is conditional on: business identifiers need
+        # not be unique (a Consent and the one that withdrew it, two photos of one session),
+        # and two creates on the same criteria in one transaction would collapse into one.
+        kept = [i for i in out.get("identifier") or [] if i != own]
+        out["identifier"] = [own, *kept]
     return out
 
 

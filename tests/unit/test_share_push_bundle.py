@@ -99,14 +99,30 @@ def test_every_post_is_conditional_so_the_client_layer_may_retry_it() -> None:
     assert all(e["request"].get("ifNoneExist") for e in bundle["entry"])
     assert bundle_is_idempotent(bundle)
     (patient,) = _by_type(bundle, "Patient")
+    # Conditional on the resource it was made from; its business identifier goes along.
     assert patient["request"]["ifNoneExist"] == (
-        "identifier=https%3A%2F%2Fspa.example.org%2Fid%2Fclient-id%7CC1"
+        "identifier=https%3A%2F%2Fspa.example.org%2Fid%2Fshared-resource%7CPatient-p1"
     )
+    assert {"system": "https://spa.example.org/id/client-id", "value": "C1"} in patient["resource"][
+        "identifier"
+    ]
     (observation,) = _by_type(bundle, "Observation")
     # No identifier of its own: the spa's shared-resource identifier names where it came from.
     assert observation["resource"]["identifier"] == [
         {"system": "https://spa.example.org/id/shared-resource", "value": "Observation-o1"}
     ]
+
+
+def test_records_sharing_a_business_identifier_are_created_apart() -> None:
+    # A withdrawn Consent and the one given again carry one identifier: in one transaction,
+    # creates on the same criteria would collapse into one and the answer would not match.
+    first, second = _observation(), _observation()
+    second["id"] = "o2"
+    for obs in (first, second):
+        obs["identifier"] = [{"system": "https://spa.example.org/id/obs", "value": "same"}]
+    bundle = _build(entries=[(None, _patient()), (None, first), (None, second)]).bundle
+    conditions = [e["request"]["ifNoneExist"] for e in _by_type(bundle, "Observation")]
+    assert len(set(conditions)) == 2
 
 
 def test_a_photo_goes_up_as_a_binary_the_media_points_at_with_size_and_hash() -> None:
