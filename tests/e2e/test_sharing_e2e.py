@@ -288,8 +288,8 @@ def test_push_from_the_chart_lands_on_the_physicians_server(
     empty_fhir_base: str,  # noqa: F811 - the fixture imported above
 ) -> None:
     """The push, from the chart, to a second HAPI standing in for the physician's server: the
-    summary document lands there and is read back (the transaction mode and its faults are
-    tested with the push itself, tests/integration/test_share_push_hapi.py)."""
+    summary document lands there and is read back; then the shared resources as a transaction
+    (the faults are tested with the push itself, tests/faults/test_push_faults.py)."""
     fhir = stack["fhir"]
     patient = _patient_id(fhir, CLIENT)
     browser.get(_launch_url(stack, patient))
@@ -310,3 +310,14 @@ def test_push_from_the_chart_lands_on_the_physicians_server(
         for d in documents
         for r in d.get("entry", [])
     )
+
+    sent = _push(browser, empty_fhir_base, "transaction")
+    shot(browser, "sharing-11-pushed-transaction")
+    assert sent["Patient"] == "1" and "Composition" not in sent
+    landed = requests.get(
+        f"{empty_fhir_base}/Patient",
+        params={"family": "Pellham", "_revinclude": "Provenance:target"},
+        timeout=30,
+    ).json()
+    kinds = [e["resource"]["resourceType"] for e in landed.get("entry", [])]
+    assert "Patient" in kinds and "Provenance" in kinds, kinds
