@@ -17,12 +17,12 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, request, session
 
 from smart_app.errors import AppError
+from symfhir.urls import is_loopback
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HSTS = "max-age=31536000; includeSubDomains"
-LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 View = TypeVar("View", bound=Callable[..., Any])
 
 
@@ -70,7 +70,7 @@ def served_over_https(base_url: str) -> bool:
     """Whether this request reached the app over https: directly, or (behind a proxy that
     ends TLS and forwards plain http) because SYMFHIR_BASE_URL, how browsers reach the app,
     is https. False for a loopback host."""
-    if (urlsplit(f"//{request.host}").hostname or "") in LOOPBACK:
+    if is_loopback(urlsplit(f"//{request.host}").hostname):
         return False
     return request.is_secure or base_url.startswith("https://")
 

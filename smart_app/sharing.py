@@ -14,14 +14,12 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
 from smart_app.app_store import app_store
 from smart_app.errors import AppError
 from smart_app.fhir_access import PatientAccess, current_access, enforce_patient_context
-from smart_app.security import LOOPBACK
 from symfhir.errors import (
     ConsentMissing,
     FhirValidationError,
@@ -44,6 +42,7 @@ from symfhir.sharing.workflow import (
     revoke_share,
 )
 from symfhir.spa import load_spa
+from symfhir.urls import secure_url
 
 log = logging.getLogger(__name__)
 
@@ -324,15 +323,6 @@ def revoke(link_id: str) -> Any:
 PUSH_FIELDS = ("base_url", "token", "mode")
 
 
-def _push_url_ok(url: str) -> bool:
-    """An https URL, or plain http on this machine only (a test server): the bearer token
-    and the client's records never cross a network in clear."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return True
-    return parts.scheme == "http" and (parts.hostname or "") in LOOPBACK
-
-
 @bp.post("/push")
 def push() -> Any:
     access = current_access()
@@ -342,7 +332,7 @@ def push() -> Any:
     scopes = tuple(dict.fromkeys([SUMMARY, *request.form.getlist("scope")]))
     shown = {"base_url": form["base_url"], "mode": form["mode"]}  # never the token
     errors: dict[str, str] = {}
-    if not _push_url_ok(form["base_url"]):
+    if not secure_url(form["base_url"]):
         errors["base_url"] = "Enter the FHIR server's https:// base URL."
     if not form["token"]:
         errors["token"] = "Enter the access token the physician's server gave."  # noqa: S105

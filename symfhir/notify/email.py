@@ -24,6 +24,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from symfhir.errors import ConfigError, DeliveryError, RecordError
+from symfhir.urls import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,6 @@ DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 OWN_HEADERS = frozenset({"from", "to", "subject", "date", "message-id", "mime-version"})
 #: RFC 5322 §3.6.8: printable US-ASCII except the colon.
 _FIELD_NAME = re.compile(r"^[!-9;-~]+$")
-_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 _KEYS = ("host", "port", "security", "username", "password", "from", "timeout", "ca_file")
 
 
@@ -66,7 +66,7 @@ class EmailSender:
             raise ConfigError("SMTP host is not set (SYMFHIR_SMTP_HOST)")
         if not 0 < self.port < 65536:
             raise ConfigError("SMTP port must be 1-65535")
-        if self.username and self.security == "none" and self.host not in _LOOPBACK:
+        if self.username and self.security == "none" and not is_loopback(self.host):
             # A password must never cross the network in clear.
             raise ConfigError("SMTP credentials need security starttls or tls")
         try:

@@ -32,13 +32,13 @@ import requests
 
 from symfhir.contacts import normalize_phone
 from symfhir.errors import ConfigError, DeliveryError, RecordError
+from symfhir.urls import secure_url
 
 log = logging.getLogger(__name__)
 
 #: The longest body providers take (ten concatenated segments).
 MAX_BODY = 1600
 _KEYS = ("sender", "url", "account", "token", "from", "outbox", "timeout", "retries")
-_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class SmsSender(ABC):
@@ -119,7 +119,7 @@ class HttpSmsSender(SmsSender):
         parts = urlsplit(url)
         if not parts.hostname or parts.scheme not in ("https", "http"):
             raise ConfigError("SMS provider URL (SYMFHIR_SMS_URL) is not an http(s) URL")
-        if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+        if not secure_url(url):
             # The token travels with every request.
             raise ConfigError("SMS provider URL must be https")
         if not account or not token:

@@ -19,18 +19,7 @@ from symfhir.errors import ConfigError, PushError, SharingError
 from symfhir.fhir import BackendServicesAuth, BearerAuth, FhirClient, ServerConfig
 from symfhir.fhir.retry import retry_policy
 from symfhir.smart.assertion import ClientKey
-
-#: Hosts a push may reach over plain http: this machine (a test server), nothing else.
-LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def secure_url(url: str) -> bool:
-    """An https URL, or plain http to this machine only: the bearer token and the client's
-    records never cross a network in clear."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return False
-    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK)
+from symfhir.urls import secure_url
 
 
 @dataclass(frozen=True)

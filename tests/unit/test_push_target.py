@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from symfhir.errors import SharingError
-from symfhir.sharing.push_target import PushTarget, secure_url
+from symfhir.sharing.push_target import PushTarget
+from symfhir.urls import secure_url
 
 pytestmark = pytest.mark.unit
 
