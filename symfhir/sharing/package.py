@@ -39,6 +39,7 @@ from symfhir.sharing.gate import SharePlan, allowed, without_images
 from symfhir.sharing.scopes import SUMMARY, load_sharing
 from symfhir.sharing.summary import patient_summary
 from symfhir.sharing.summary_read import read_summary_resources
+from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.fallbacks import is_fallback, read_fallback, restore
 
@@ -220,4 +221,6 @@ def _safe(value: object) -> str:
 
 
 def _author(actor: Actor) -> str:
-    return actor.display or actor.fhir_user or "the spa"
+    # A bare reference ("Practitioner/92873") means nothing to a physician elsewhere: without
+    # a name, the spa alone is the author.
+    return actor.display or load_spa().name

@@ -263,6 +263,16 @@ def test_a_summary_only_package_is_one_document(record, now: datetime):
     assert package.counts["Patient"] == 1
 
 
+def test_the_summary_names_who_prepared_it_by_name_never_by_a_bare_reference(record, now):
+    plan = plan_share(_consent({"summary"}), ["summary"])
+    for actor, shown in ((ACTOR, "Nurse Jordan Vale"), (Actor("Practitioner/nurse1"), None)):
+        package = build_package(_client(record), actor, PID, plan, now=now)
+        composition = json.loads(package.files[0].read())["entry"][0]["resource"]
+        names = [a.get("display") for a in composition["author"]]
+        assert not any("Practitioner/" in (n or "") for n in names), names
+        assert (shown in names) if shown else len(names) == 1
+
+
 def test_a_full_package_with_photos_is_summary_records_photos(record, now: datetime):
     client = _client(record)
     plan = plan_share(_consent(set(SCOPES), photos=True), ["full", "photos"])
