@@ -38,6 +38,10 @@ SAVED_MESSAGES = {
 KEPT_AS_DOCUMENT = (
     "This EHR cannot store consents as such: it was kept as a document (DocumentReference)."
 )
+#: Where a capture opened from another tab goes back once the consent is recorded: the
+#: ``return`` parameter names one of these, never a URL (no open redirect). The Sharing tab
+#: shows the new consent (its ``saved`` notice says which decision was recorded).
+RETURNS = {"sharing": ("sharing.index", "sharing-consent")}
 READ_ONLY = AppError(
     403,
     "read_only",
@@ -81,8 +85,15 @@ def _render(
         # /consents?capture=physician_sharing opens the form on that kind (from Sharing).
         preselect=request.args.get("capture", ""),
         links_stopped=request.args.get("stopped", ""),
+        return_to=_return_to(),
     )
     return page, status
+
+
+def _return_to() -> str:
+    """The allowed ``return`` of this request (query or form), '' for none or any other."""
+    value = request.values.get("return", "")
+    return value if value in RETURNS else ""
 
 
 def _saved_message(saved: str, kind: str) -> str:
@@ -113,7 +124,7 @@ def index() -> Any:
 @bp.post("/capture")
 def capture() -> Any:
     access = current_access()
-    form = {k: v for k, v in request.form.items() if k != "csrf_token"}
+    form = {k: v for k, v in request.form.items() if k not in ("csrf_token", "return")}
     try:
         result = capture_consent(
             access.client, access.actor, access.patient_id, form, audit=access.audit
@@ -127,6 +138,11 @@ def capture() -> Any:
         # A drawn signature is not sent back to the page: it is drawn again.
         form.pop("signature_data", None)
         return _render(result.record, status=400, errors=result.errors, form=form)
+    back = _return_to()
+    if back and not result.fallback:
+        # Kept as a document, the consent is explained on the Consents page: stay there.
+        endpoint, anchor = RETURNS[back]
+        return redirect(url_for(endpoint, saved=f"consent-{result.decision}") + f"#{anchor}", 303)
     return redirect(
         url_for(
             "consents.index",

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, send_file, url_for
 
-from smart_app import request_page
+from smart_app import request_page, request_transfer
 from smart_app.errors import AppError
 from smart_app.fhir_access import current_access, enforce_patient_context
 from smart_app.request_page import VERIFIED_WITH, RequestPage
@@ -158,6 +158,11 @@ def request_page_view(task_id: str) -> Any:
 @bp.post("/requests/<task_id>/<action>")
 def request_action(task_id: str, action: str) -> Any:
     return request_page.act(_page(), task_id, action)
+
+
+@bp.post("/requests/<task_id>/transfer")
+def transfer(task_id: str) -> Any:
+    return request_transfer.transfer(_page(), task_id)
 
 
 @bp.post("/requests/<task_id>/package")

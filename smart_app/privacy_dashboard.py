@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, render_template, request, session
 
+from smart_app import request_transfer
 from smart_app.audit import write_audit
 from smart_app.errors import session_expired
 from smart_app.fhir_access import CONTEXT, PatientAccess
@@ -108,3 +109,8 @@ def request_page_view(task_id: str) -> Any:
 @bp.post("/requests/<task_id>/<action>")
 def request_action(task_id: str, action: str) -> Any:
     return act(RequestPage(officer_access(), bp.name, None), task_id, action)
+
+
+@bp.post("/requests/<task_id>/transfer")
+def transfer(task_id: str) -> Any:
+    return request_transfer.transfer(RequestPage(officer_access(), bp.name, None), task_id)

@@ -7,6 +7,8 @@ handed to ONE workflow of ``symfhir.privacy``:
     match     matching.match_patient         automatic, else the candidates are shown
     assign    matching.assign_patient        a person's pick among them (recorded)
     process   processing.process_request     the kind's handler; its outcome lands on the Task
+    transfer  transfer.transfer_request      a portability request's record to another
+              provider, pushed or behind a long-term link (``smart_app.request_transfer``)
     extend    extension.extend_and_notify    once, the reason e-mailed to the requester
     deny      requests.deny                  closed as denied, with a reason (a correction:
               correction_review.deny_correction, the reason sent with the requester's
@@ -141,7 +143,12 @@ def render(
     stale: bool = False,
     candidates: tuple[Candidate, ...] | None = None,
     form: dict[str, str] | None = None,
+    transfer_form: dict[str, str] | None = None,
+    transfer: dict[str, Any] | None = None,
 ) -> tuple[str, int]:
+    # The transfer's view imports this module: imported here, not at the top.
+    from smart_app import request_transfer
+
     item = load(page, task_id)
     terms = load_terminology()
     kinds = {kind: terms.coding("privacy_request", kind)["display"] for kind in KINDS}
@@ -173,6 +180,12 @@ def render(
         stale_text=STALE,
         candidates=candidates,
         form=form or {"verified_at": now().strftime("%Y-%m-%dT%H:%M")},
+        can_transfer=request_transfer.can_transfer(request_),
+        transfer_form=transfer_form or request_transfer.defaults(request_),
+        transfer_how=request_transfer.HOW,
+        push_modes=request_transfer.PUSH_MODES,
+        link_limits=request_transfer.load_link_settings(),
+        transfer=transfer,
     )
     return html, status
 

@@ -64,6 +64,11 @@ OUTCOMES = {
     "no-passcode": "no passcode given",
     "inactive": "refused (link no longer active)",
 }
+#: Back from the Consents page after a capture opened here (``consents.RETURNS``).
+CONSENT_SAVED = {
+    "consent-given": "The client's consent was recorded: sharing follows it below.",
+    "consent-declined": "The client declined: nothing can be shared with their physician.",
+}
 LINK_FIELDS = ("label", "passcode", "expires_days", "max_accesses", "start", "end")
 INVALID_DOCUMENT = AppError(
     500,
@@ -92,13 +97,16 @@ class LinkRequest:
     passcode: str | None
     expires_at: datetime
     max_accesses: int | None
+    long_term: bool = False
 
 
 def _now() -> datetime:
     return datetime.now(load_spa().zone)
 
 
-def _settings() -> LinkSettings:
+def link_settings() -> LinkSettings:
+    """Where the app's links are opened (SYMFHIR_LINKS_BASE_URL): the Sharing tab's links and
+    a privacy request's transfer link."""
     base = current_app.config["SYMFHIR_LINKS_BASE_URL"]
     return LinkSettings(links_base=base, viewer_base=f"{base}/view")
 
@@ -152,6 +160,7 @@ def _render(
         report=report,
         limits=_limits(),
         saved=request.args.get("saved", ""),
+        consent_saved=CONSENT_SAVED,
         now=now,
     )
     return page, status
@@ -218,6 +227,7 @@ def parse_link_form(
         passcode=passcode,
         expires_at=now + timedelta(days=days),
         max_accesses=max_accesses,
+        long_term=form.get("long_term") == "yes",
     )
     return parsed, {}
 
@@ -245,7 +255,11 @@ def create_link() -> Any:
         raise READ_ONLY
     raw = {k: (request.form.get(k) or "").strip() for k in LINK_FIELDS}
     raw["passcode"] = request.form.get("passcode") or ""  # kept as typed
-    form: dict[str, Any] = {**raw, "scope": request.form.getlist("scope")}
+    form: dict[str, Any] = {
+        **raw,
+        "scope": request.form.getlist("scope"),
+        "long_term": request.form.get("long_term", ""),
+    }
     now = _now()
     parsed, errors = parse_link_form(form, now)
     shown = {**form, "passcode": ""}  # a passcode is never sent back to the page
@@ -264,7 +278,8 @@ def create_link() -> Any:
             passcode=parsed.passcode,
             expires_at=parsed.expires_at,
             max_accesses=parsed.max_accesses,
-            links=_settings(),
+            long_term=parsed.long_term,
+            links=link_settings(),
             now=now,
             audit=access.audit,
         )

@@ -221,7 +221,8 @@ def test_without_a_consent_the_tab_leads_to_its_capture(chart, sharing: Recorder
     assert response.status_code == 200
     assert 'id="no-sharing-consent"' in text
     assert "no active consent to share" in text
-    capture = r'href="/consents/?\?capture=physician_sharing#capture"'
+    # The capture brings the user back here (consents.RETURNS).
+    capture = r'href="/consents/?\?capture=physician_sharing&amp;return=sharing#capture"'
     assert re.search(r'id="capture-sharing-consent"[^>]*' + capture, text)
     assert 'id="create-link-form"' not in text and 'id="push-form"' not in text
 
