@@ -774,3 +774,65 @@ def test_capture_on_a_server_without_consent_keeps_a_document_and_says_so(page, 
     assert types == ["DocumentReference", "Provenance"]
     after = page.get(response.headers["Location"]).get_data(as_text=True)
     assert "kept as a document (DocumentReference)" in after
+
+
+# ── Back to the Sharing tab after a capture opened there ─────────────────────
+
+
+def _doctor_on_file(fake_ehr: FakeEhr) -> None:
+    doctor = {"reference": "Practitioner/doc7", "display": "Dr. Dana Ashgrove"}
+    _patient(fake_ehr)["generalPractitioner"] = [doctor]
+
+
+def test_a_capture_opened_from_sharing_goes_back_to_it(page, tx, fake_ehr):
+    _doctor_on_file(fake_ehr)
+    text = page.get("/consents?capture=physician_sharing&return=sharing").get_data(as_text=True)
+    assert '<input type="hidden" name="return" value="sharing">' in text
+    form = capture_form(csrf(page), kind="physician_sharing", **{"return": "sharing"})
+    response = page.post("/consents/capture", data=form)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    assert re.fullmatch(
+        r"/sharing/?\?saved=consent-given#sharing-consent", response.headers["Location"]
+    )
+    assert len(tx.bundles) == 1  # the consent was written first
+
+
+def test_a_declined_consent_goes_back_saying_so(page, tx, fake_ehr):
+    form = capture_form(
+        csrf(page), kind="physician_sharing", decision="declined", **{"return": "sharing"}
+    )
+    response = page.post("/consents/capture", data=form)
+    assert response.status_code == 303
+    assert "saved=consent-declined" in response.headers["Location"]
+
+
+def test_a_refused_capture_keeps_the_way_back(page, tx, fake_ehr):
+    _patient(fake_ehr).pop("generalPractitioner", None)
+    form = capture_form(csrf(page), kind="physician_sharing", **{"return": "sharing"})
+    response = page.post("/consents/capture", data=form)
+    assert response.status_code == 400
+    assert '<input type="hidden" name="return" value="sharing">' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["https://evil.example/", "//evil.example", "/sharing", "sharing.index", "Sharing", ""],
+)
+def test_a_return_outside_the_allowlist_is_ignored(page, tx, target):
+    text = page.get("/consents", query_string={"return": target}).get_data(as_text=True)
+    assert 'name="return"' not in text
+    form = capture_form(csrf(page), **{"return": target})
+    response = page.post("/consents/capture", data=form)
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    assert re.match(r"/consents/?\?saved=given", location), location
+    assert "evil" not in location
+
+
+def test_a_consent_kept_as_a_document_stays_to_say_so(page, tx):
+    tx.capabilities.creatable.discard("Consent")
+    form = capture_form(csrf(page), **{"return": "sharing"})
+    response = page.post("/consents/capture", data=form)
+    assert response.status_code == 303
+    assert "kept=document" in response.headers["Location"]
+    assert response.headers["Location"].startswith("/consents")

@@ -8,6 +8,7 @@ tests): these tests prove what the views parse, pass on, refuse and render."""
 from __future__ import annotations
 
 import base64
+import html
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -300,6 +301,41 @@ def test_a_link_is_created_and_shown_once(chart, sharing: Recorder, store) -> No
     assert 'id="print-link"' in text and "sharing.js" in text
     assert "open-sesame" not in text  # the passcode is not echoed
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_long_term_link_is_asked_with_its_box(chart, sharing: Recorder) -> None:
+    text = chart.get("/sharing").get_data(as_text=True)
+    assert re.search(r'<input id="long_term" name="long_term" type="checkbox" value="yes">', text)
+    assert chart.post("/sharing/links", data=link_form(csrf(chart))).status_code == 201
+    assert (
+        chart.post("/sharing/links", data=link_form(csrf(chart), long_term="yes")).status_code
+        == 201
+    )
+    assert [call["long_term"] for call in sharing.named("create")] == [False, True]
+
+
+def test_a_refused_form_keeps_the_long_term_box(chart, sharing: Recorder) -> None:
+    form = link_form(csrf(chart), long_term="yes", expires_days="0")
+    text = chart.post("/sharing/links", data=form).get_data(as_text=True)
+    assert re.search(r'id="long_term"[^>]*checked', text)
+    assert sharing.named("create") == []
+
+
+@pytest.mark.parametrize(
+    ("saved", "words"),
+    [
+        ("consent-given", "consent was recorded"),
+        ("consent-declined", "The client declined"),
+        ("something-else", None),
+    ],
+)
+def test_back_from_a_capture_the_tab_says_what_was_recorded(chart, saved, words) -> None:
+    text = html.unescape(chart.get(f"/sharing?saved={saved}").get_data(as_text=True))
+    notice = re.search(r'id="consent-saved"[^>]*>([^<]+)<', text)
+    if words is None:
+        assert notice is None
+    else:
+        assert notice and words in notice[1]
 
 
 def test_the_summary_is_always_part_of_a_link(chart, sharing: Recorder) -> None:
