@@ -1,7 +1,8 @@
 """The client's Privacy tab (``/privacy``): the launched client's privacy requests by due date,
 "New privacy request" taken at the desk with the requester's identity verified in person
 (who: the signed-in practitioner; how; when), each request's page and actions
-(``smart_app.request_page``), and a completed access package handed over at the desk
+(``smart_app.request_page``), a portability request's transfer to another provider
+(``smart_app.request_transfer``), and a completed access package handed over at the desk
 (``symfhir.privacy.handover``). Views parse the form, call one workflow and render."""
 
 from __future__ import annotations

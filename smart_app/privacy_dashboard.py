@@ -1,6 +1,7 @@
 """The privacy officer's dashboard (``/privacy-dashboard``): every open privacy request, sorted
 by due date, overdue in red, paged, each linking to its page and actions
-(``smart_app.request_page``: verify, match, process, extend, close). Opened by a user-level
+(``smart_app.request_page``: verify, match, process, extend, close; a portability request's
+transfer to another provider, ``smart_app.request_transfer``). Opened by a user-level
 launch without a patient (``/privacy-dashboard/launch``, scopes SYMFHIR_OFFICER_SCOPES). The
 list is ``symfhir.privacy.requests.list_requests``; views parse, call one workflow, render."""
 

@@ -76,7 +76,7 @@ class Transfers:
         link = NewLink(
             link_id="T1",
             manifest_url="http://links.example/shl/m/x",
-            payload={},
+            payload={"label": f"Records for {kwargs['recipient']}"},
             viewer_url=f"http://links.example/view#{SHLINK}",
             shlink=SHLINK,
             qr_png=PNG,
@@ -277,6 +277,7 @@ def test_a_link_is_made_and_shown_once(officer, tasks, transfers, store) -> None
     assert call["passcode"] == PASSCODE
     assert timedelta(days=89, hours=23) < call["expires_at"] - call["now"] <= timedelta(days=90)
     assert 'id="transfer-link-created"' in html and "tell it to the provider" in html
+    assert f'id="link-label">Records for {PROVIDER}<' in html
     assert f'src="data:image/png;base64,{base64.b64encode(PNG).decode()}"' in html
     svg = base64.b64encode(SVG.encode()).decode()
     assert f'href="data:image/svg+xml;base64,{svg}" download="transfer-link-qr.svg"' in html
