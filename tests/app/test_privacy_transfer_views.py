@@ -16,6 +16,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,7 @@ import pytest
 from flask.testing import FlaskClient
 
 import smart_app.request_transfer as views
+import symfhir.sharing.transfer as transfer_module
 from smart_app.config import DEFAULTS
 from symfhir.errors import PrivacyRequestError, PushError, SharingError
 from symfhir.privacy.model import COMPLETED, Outcome, Requester, Verification
@@ -455,3 +457,71 @@ def test_the_officers_scopes_cover_a_transfer() -> None:
         assert allows(scopes, rtype, "r") and allows(scopes, rtype, "s"), rtype
     assert allows(scopes, "Task", "u")
     assert allows(scopes, "AuditEvent", "c")
+
+
+# ── With the real workflow (only the package and the push replaced) ─────────
+
+
+@pytest.fixture
+def workflow(monkeypatch: pytest.MonkeyPatch, app, store, client, fake_ehr, tasks) -> list:
+    """The officer's session calling the real ``transfer_request`` (the Task is read, put in
+    progress and closed on the fake EHR); the link and the push it makes are recorded."""
+    made: list[dict[str, Any]] = []
+
+    def link_plan(client, actor, plan, **kwargs):
+        made.append({"plan": plan, **kwargs})
+        new = NewLink(
+            link_id="T9",
+            manifest_url="http://links.example/shl/m/y",
+            payload={"label": kwargs["label"]},
+            viewer_url=f"http://links.example/view#{SHLINK}",
+            shlink=SHLINK,
+            qr_png=PNG,
+            qr_svg=SVG,
+            expires_at=kwargs["expires_at"],
+            flags="L",
+        )
+        return SimpleNamespace(link=new, resources=12, photos=2)
+
+    def push_plan(client, actor, plan, **kwargs):
+        made.append({"plan": plan, **kwargs})
+        target = kwargs["target"].base_url
+        return PushReport(target, kwargs["mode"], plan.recipient.name, {"Patient": 1}, {})
+
+    monkeypatch.setattr(transfer_module, "link_plan", link_plan)
+    monkeypatch.setattr(transfer_module, "push_plan", push_plan)
+    app.config["SYMFHIR_STORE"] = store
+    app.config["SYMFHIR_LINKS_BASE_URL"] = "http://links.example"
+    _officer_launch(client, fake_ehr)
+    return made
+
+
+def test_the_real_workflow_closes_the_request_with_the_link(client, tasks, workflow) -> None:
+    task_id = seed(tasks)
+    _, token = page(client, f"{OFFICER}/{task_id}")
+    response = client.post(f"{OFFICER}/{task_id}/transfer", data=link_form(token))
+    assert response.status_code == 201, response.get_data(as_text=True)
+    (made,) = workflow
+    assert made["plan"].basis == f"Task/{task_id}"
+    assert made["plan"].patient_id == "p1"
+    assert made["plan"].recipient.name == PROVIDER
+    assert made["long_term"] is True and made["passcode"] == PASSCODE
+    assert made["label"] == f"Records for {PROVIDER}"
+    task = tasks.store.read("Task", task_id)
+    assert task["businessStatus"]["coding"][0]["code"] == "completed"
+    outputs = str(task.get("output"))
+    assert "T9" in outputs and SHLINK not in outputs and PASSCODE not in str(task)
+    assert SHLINK in response.get_data(as_text=True)
+
+
+def test_the_real_workflow_closes_the_request_with_the_push(client, tasks, workflow) -> None:
+    task_id = seed(tasks)
+    _, token = page(client, f"{OFFICER}/{task_id}")
+    response = client.post(f"{OFFICER}/{task_id}/transfer", data=push_form(token))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    (made,) = workflow
+    assert made["target"].bearer_token == TOKEN and made["purpose"] == "PATRQT"
+    task = tasks.store.read("Task", task_id)
+    assert task["businessStatus"]["coding"][0]["code"] == "completed"
+    assert "https://fhir.bayou.example/r4" in str(task.get("output"))
+    assert TOKEN not in str(task)
