@@ -36,7 +36,9 @@ def mfa_stack(seeded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "redirect_uris": [f"{APP}/callback"],
         "token_endpoint_auth_method": "private_key_jwt",
         "jwks_uri": f"{APP}/.well-known/jwks.json",
-        "scope": "openid fhirUser launch offline_access patient/*.cruds",
+        # As the demo registers it: the app also asks for the physician a sharing consent
+        # names (user/Practitioner, user/PractitionerRole).
+        "scope": "openid fhirUser launch offline_access patient/*.cruds user/*.cruds",
         "system_scopes": "system/AuditEvent.c",
     }
     env = {

@@ -80,9 +80,10 @@ def _capture_sharing_consent(browser) -> None:
     typed.send_keys(CLIENT_NAME)
     shot(browser, "sharing-02-consent-form")
     browser.find_element(By.ID, "capture-submit").click()
+    # The capture was opened from the Sharing tab: it comes back there, the consent in force.
     _wait(browser).until(ec.presence_of_element_located((By.ID, "consent-saved")))
-    status = browser.find_element(By.ID, "kind-physician_sharing").get_attribute("data-status")
-    assert status == "given"
+    assert browser.find_element(By.ID, "sharing-title")
+    assert "Active" in browser.find_element(By.ID, "consent-state").text
 
 
 def _viewer_open(browser, viewer_url: str, passcode: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import uuid
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from symfhir.cardnumbers import luhn_valid
 from symfhir.fhir import FhirClient
+from symfhir.model.client import NPI_PREFIX
 from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
 
@@ -129,3 +132,10 @@ def empty_fhir_base(fhir_base: str, tmp_path_factory: pytest.TempPathFactory) ->
         subprocess.run(
             [str(SCRIPT), "stop"], cwd=ROOT, env=env, capture_output=True, timeout=120, check=False
         )
+
+
+def random_npi() -> str:
+    """A 10-digit NPI of this run whose check digit is right: a Practitioner a test creates on
+    the shared server must not take the NPI of one the sample import creates conditionally."""
+    body = "1" + "".join(random.choices("0123456789", k=8))
+    return next(body + d for d in "0123456789" if luhn_valid(NPI_PREFIX + body + d))

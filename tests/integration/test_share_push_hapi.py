@@ -33,7 +33,7 @@ from symfhir.spa import load_spa
 from symfhir.store import Store
 from symfhir.workspace.actor import Actor
 from tests import shl_decoder
-from tests.integration.conftest import synthetic_patient, synthetic_practitioner
+from tests.integration.conftest import random_npi, synthetic_patient, synthetic_practitioner
 from tests.unit.sharing_fake import PNG_BYTES, clinical, consent, media
 
 pytestmark = pytest.mark.integration
@@ -65,7 +65,8 @@ def _client(client: FhirClient, *, withdrawn: bool = False) -> tuple[Actor, str,
     doctor = client.create(
         {
             "resourceType": "Practitioner",
-            "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}],
+            # An NPI of this run: the shared server keeps the sample's physicians by theirs.
+            "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": random_npi()}],
             "name": [{"text": "Dr. Dana Ashgrove"}],
         }
     ).id

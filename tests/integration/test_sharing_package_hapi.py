@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -19,17 +18,15 @@ import pytest
 from PIL import Image
 
 from symfhir.audit import ClientAuditTrail
-from symfhir.cardnumbers import luhn_valid
 from symfhir.errors import ConsentMissing
 from symfhir.fhir import FhirClient, ServerConfig
-from symfhir.model.client import NPI_PREFIX
 from symfhir.sharing.gate import consent_active, plan_share, sharing_consent
 from symfhir.sharing.package import build_package
 from symfhir.spa import load_spa
 from symfhir.workspace.actor import Actor
 from symfhir.workspace.consents.recording import capture_consent, withdraw_consent
 from symfhir.workspace.photos import uploading
-from tests.integration.conftest import synthetic_patient, synthetic_practitioner
+from tests.integration.conftest import random_npi, synthetic_patient, synthetic_practitioner
 
 pytestmark = pytest.mark.integration
 
@@ -43,12 +40,6 @@ def client(fhir_base: str) -> Iterator[FhirClient]:
 @pytest.fixture
 def actor(client: FhirClient) -> Actor:
     return synthetic_practitioner(client)
-
-
-def random_npi() -> str:
-    """A 10-digit NPI of this run whose check digit is right."""
-    body = "1" + "".join(random.choices("0123456789", k=8))
-    return next(body + d for d in "0123456789" if luhn_valid(NPI_PREFIX + body + d))
 
 
 def jpeg() -> bytes:
