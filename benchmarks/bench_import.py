@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_map import AS_OF, generate  # noqa: E402
+from benchmarks.local_fhir import ensure_server  # noqa: E402
 
 BASE = os.environ.get(
     "FHIR_BASE_URL", f"http://localhost:{os.environ.get('FHIR_PORT', '8080')}/fhir"
@@ -108,15 +109,6 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
-
-
-def ensure_server() -> None:
-    try:
-        if requests.get(f"{BASE}/metadata", timeout=5).status_code == 200:
-            return
-    except requests.ConnectionError:
-        pass
-    subprocess.run([str(ROOT / "scripts" / "fhir-server"), "start"], check=True)
 
 
 def run(cmd: list[str]) -> dict:
@@ -265,7 +257,7 @@ def main() -> None:
     if args.naive_child:
         naive_child(Path(args.naive_child[0]), args.naive_child[1])
         return
-    ensure_server()
+    ensure_server(BASE)
     print(f"server {BASE}; symfhir: --workers {args.workers} --batch-size {args.batch_size}")
     print(
         f"{'latency':>9} {'N':>7} {'path':>8} {'resources':>10} {'res/s':>8} {'wall s':>8} "

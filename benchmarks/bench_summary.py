@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 
 import requests
+from local_fhir import ensure_server
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,15 +36,6 @@ FHIR = os.environ.get("FHIR_BASE_URL", "http://localhost:8080/fhir")
 SANDBOX = "http://localhost:5120"
 APP = "http://localhost:5020"
 SYSTEM = "http://symfhir.org/fhir/sid/bench"
-
-
-def ensure_server() -> None:
-    try:
-        if requests.get(f"{FHIR}/metadata", timeout=5).status_code == 200:
-            return
-    except requests.ConnectionError:
-        pass
-    subprocess.run([str(ROOT / "scripts" / "fhir-server"), "start"], check=True)
 
 
 def _entry(resource: dict) -> dict:
@@ -238,7 +230,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--renders", type=int, default=50)
     args = parser.parse_args()
-    ensure_server()
+    ensure_server(FHIR)
     patient = big_client()
     with tempfile.TemporaryDirectory() as tmp:
         procs = start_stack(Path(tmp))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -26,11 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import requests
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.local_fhir import ensure_server  # noqa: E402
 from symfhir.fhir import FhirClient  # noqa: E402
 from symfhir.fhir.config import ServerConfig  # noqa: E402
 from symfhir.sharing.summary import check_document, patient_summary  # noqa: E402
@@ -58,15 +56,6 @@ MIX = {
     "Consent": 0.005,
     "Procedure": 0.30,
 }
-
-
-def ensure_server() -> None:
-    try:
-        if requests.get(f"{FHIR}/metadata", timeout=5).status_code == 200:
-            return
-    except requests.ConnectionError:
-        pass
-    subprocess.run([str(ROOT / "scripts" / "fhir-server"), "start"], check=True)
 
 
 def _resources(pid: str, total: int) -> list[dict[str, Any]]:
@@ -197,7 +186,7 @@ def main() -> None:
     parser.add_argument("--resources", type=int, default=2000, help="resources of the client")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    ensure_server()
+    ensure_server(FHIR)
     with FhirClient(ServerConfig(base_url=FHIR)) as client:
         started = time.perf_counter()
         pid = seed(client, args.resources)
