@@ -212,3 +212,9 @@ def shot(driver: webdriver.Chrome, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+# The link service of physician sharing (one process on the links port for the whole session):
+# defined beside the stack it runs on, and made a fixture of every e2e module here, so that
+# two modules using it share the one process instead of each starting its own on the same port.
+from tests.e2e.links_stack import links_service  # noqa: E402, F401

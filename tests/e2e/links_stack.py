@@ -3,7 +3,7 @@ by gunicorn exactly as ``make demo`` serves it (``scripts/serve links``) on the 
 links port (conftest's ``LINKS``), with the stack's store (the app writes links there; the
 service reads them) and a FHIR client for its disclosure AuditEvents and its consent re-check.
 
-A test module uses it with ``from tests.e2e.links_stack import links_service  # noqa: F401``.
+``links_service`` is a fixture of every e2e module through tests/e2e/conftest.py.
 The service reaches the FHIR server with the stack's ``links_config`` (a Backend Services
 client registered at the sandbox EHR) when the stack has one, else straight at the stack's HAPI.
 """

@@ -1,7 +1,9 @@
 """In real headless Chromium, physician sharing end to end, as the issue's "Done means": from
-the chart of synthetic client C0011 (a clinical-photo consent and a photo on file, a physician
-on file), the practitioner records a physician-sharing consent covering the photos, creates a
-passcode-protected SMART Health Link and sees its QR code; the physician opens the viewer URL,
+the chart of a copy of synthetic client C0011 made for this run (a clinical-photo consent and a
+photo on file, a physician on file; a copy, so that withdrawing its consent leaves the sample
+as imported for the tests that compare it), the practitioner records a physician-sharing
+consent covering the photos, creates a passcode-protected SMART Health Link and sees its QR
+code; the physician opens the viewer URL,
 fails the passcode (the attempts left are shown), then sees the summary and the photo,
 decrypted in the browser; the practitioner sees the access on the Sharing tab and revokes the
 link; the link then gives 404 (the viewer says it is no longer active, a direct manifest POST
@@ -22,6 +24,7 @@ import io
 import json
 import os
 import shutil
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,19 +37,56 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from symfhir.cli import main
 from tests import shl_decoder
 from tests.e2e.conftest import shot
-from tests.e2e.links_stack import LinksService, links_service  # noqa: F401 - the fixture
+from tests.e2e.links_stack import LinksService
 from tests.e2e.test_launch_e2e import _launch_url, _patient_id
 from tests.integration.conftest import ROOT, empty_fhir_base  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.e2e
 
-CLIENT = "C0011"
+SAMPLE_CLIENT = "C0011"
 CLIENT_NAME = "Priya Pellham"  # the client, who signs the consent (the sample's C0011)
 PHYSICIAN = "Umberfield"  # Dr. Tomás Umberfield, the sample's physician on file for C0011
 PASSCODE = "lagoon-cedar-17"
 RECIPIENT = "Dr. Imani Synthetic, Bayou Family Medicine"
 LABEL = "Summary and photos for your physician"
 README_IMAGE = ROOT / "docs" / "images" / "physician-view.png"
+
+
+@pytest.fixture(scope="module")
+def client(stack, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The id of a copy of the sample's C0011 imported for this run: every id-bearing cell
+    (the client's, its treatments', its consents') renamed, the files kept."""
+    new = f"E2E{uuid.uuid4().hex[:8].upper()}"
+    folder = tmp_path_factory.mktemp("client-copy") / "sample"
+    shutil.copytree(ROOT / "tests" / "data" / "sample", folder)
+    for name in ("clients.csv", "photos.csv"):
+        with (folder / name).open(newline="", encoding="utf-8") as source:
+            reader = csv.DictReader(source)
+            fields = list(reader.fieldnames or [])
+            rows = [row for row in reader if row["client_id"] == SAMPLE_CLIENT]
+        for row in rows:
+            for key, value in row.items():
+                if key != "file" and value:
+                    row[key] = value.replace(SAMPLE_CLIENT, new)
+        with (folder / name).open("w", newline="", encoding="utf-8") as target:
+            writer = csv.DictWriter(target, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+    code = main(
+        [
+            "import",
+            str(folder / "clients.csv"),
+            "--photos",
+            str(folder / "photos.csv"),
+            "--server",
+            stack["fhir"],
+            "--rejects",
+            str(folder / "rejects.csv"),
+            "--quiet",
+        ]
+    )
+    assert code == 0, (folder / "rejects.csv").read_text(encoding="utf-8")
+    return new
 
 
 def _wait(browser, seconds: int = 30) -> WebDriverWait:
@@ -108,12 +148,13 @@ def _problem(browser) -> str:
 def test_share_with_the_physician_from_the_chart_to_the_viewer_and_revoke(
     stack,
     browser,
-    links_service: LinksService,  # noqa: F811 - the fixture imported above
+    links_service: LinksService,
+    client: str,
     tmp_path: Path,
 ) -> None:
     app, fhir = stack["app"], stack["fhir"]
     started = datetime.now(UTC).replace(microsecond=0)
-    patient = _patient_id(fhir, CLIENT)
+    patient = _patient_id(fhir, client)
     browser.get(_launch_url(stack, patient))
     _wait(browser).until(ec.presence_of_element_located((By.ID, "summary-title")))
 
@@ -287,12 +328,13 @@ def test_push_from_the_chart_lands_on_the_physicians_server(
     stack,
     browser,
     empty_fhir_base: str,  # noqa: F811 - the fixture imported above
+    client: str,
 ) -> None:
     """The push, from the chart, to a second HAPI standing in for the physician's server: the
     summary document lands there and is read back; then the shared resources as a transaction
     (the faults are tested with the push itself, tests/faults/test_push_faults.py)."""
     fhir = stack["fhir"]
-    patient = _patient_id(fhir, CLIENT)
+    patient = _patient_id(fhir, client)
     browser.get(_launch_url(stack, patient))
     _wait(browser).until(ec.presence_of_element_located((By.ID, "summary-title")))
     browser.find_element(By.ID, "nav-sharing").click()

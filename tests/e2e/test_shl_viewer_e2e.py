@@ -43,11 +43,7 @@ from symfhir.sharing.links import NewLink, create_link, revoke_link
 from symfhir.sharing.package import SharedFile, SharePackage
 from symfhir.workspace.consents.status import KIND_SYSTEM
 from tests.e2e.conftest import CHROMEDRIVER, CHROMIUM, SHOTS
-from tests.e2e.links_stack import (  # noqa: F401 - the fixture
-    LinksService,
-    links_service,
-    serve_links,
-)
+from tests.e2e.links_stack import LinksService, serve_links
 from tests.integration.conftest import synthetic_patient
 
 pytestmark = pytest.mark.e2e
@@ -218,7 +214,7 @@ def _package(patient_id: str, consent_id: str) -> SharePackage:
 
 
 @pytest.fixture(scope="module")
-def consented(links_service: LinksService) -> tuple[str, str]:  # noqa: F811
+def consented(links_service: LinksService) -> tuple[str, str]:
     """A synthetic client on HAPI with an active physician-sharing Consent: (patient, consent)."""
     with FhirClient(ServerConfig(base_url=links_service.fhir)) as client:
         patient_id = synthetic_patient(client)
@@ -347,7 +343,7 @@ def _shot(driver: webdriver.Chrome, name: str) -> None:
 
 
 def test_passcode_then_summary_photos_and_records(
-    links_service: LinksService,  # noqa: F811
+    links_service: LinksService,
     consented: tuple[str, str],
     viewer_browser: webdriver.Chrome,
 ) -> None:
@@ -443,7 +439,7 @@ def _disclosure_names(fhir: str, patient_id: str, recipient: str) -> bool:
 
 
 def test_revoked_link_is_no_longer_active(
-    links_service: LinksService,  # noqa: F811
+    links_service: LinksService,
     consented: tuple[str, str],
     viewer_browser: webdriver.Chrome,
 ) -> None:
@@ -484,7 +480,7 @@ def test_revoked_link_is_no_longer_active(
 
 
 def test_expired_payload_says_expired_without_asking(
-    links_service: LinksService,  # noqa: F811
+    links_service: LinksService,
     consented: tuple[str, str],
     viewer_browser: webdriver.Chrome,
 ) -> None:
@@ -502,7 +498,7 @@ def test_expired_payload_says_expired_without_asking(
 
 
 def test_single_file_link_opens_without_a_manifest(
-    links_service: LinksService,  # noqa: F811
+    links_service: LinksService,
     consented: tuple[str, str],
     viewer_browser: webdriver.Chrome,
 ) -> None:
@@ -537,7 +533,7 @@ def test_single_file_link_opens_without_a_manifest(
     assert "recipient=" in gets[0]["url"] and link.payload["key"] not in gets[0]["url"]
 
 
-def test_viewer_page_is_static_under_the_csp(links_service: LinksService) -> None:  # noqa: F811
+def test_viewer_page_is_static_under_the_csp(links_service: LinksService) -> None:
     """The page carries no data and no inline script or style; the CSP allows only the
     service's own script and fetches."""
     answer = requests.get(links_service.viewer, timeout=10)
