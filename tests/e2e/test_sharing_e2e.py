@@ -82,6 +82,8 @@ def client(stack, tmp_path_factory: pytest.TempPathFactory) -> str:
             stack["fhir"],
             "--rejects",
             str(folder / "rejects.csv"),
+            "--checkpoint",
+            str(folder / "checkpoint.json"),
             "--quiet",
         ]
     )
