@@ -209,10 +209,10 @@ def _list(args: argparse.Namespace) -> int:
 
     records = list_shares(Store.from_env(), Actor(None), args.patient, now=_now())
     for record in records:
-        expires = record.expires_at.isoformat(timespec="minutes")
+        expires = _when(record.expires_at)
         print(
             f"{record.link_id}  {record.status:<8} flags {record.flags or '-':<3} "
-            f"created {record.created_at.isoformat(timespec='minutes')}  expires {expires}  "
+            f"created {_when(record.created_at)}  expires {expires}  "
             f"for {record.recipient.name}  accesses {record.access_count}"
             f"{'/' + str(record.max_accesses) if record.max_accesses else ''}  "
             f"wrong passcodes {record.failures}/{record.max_failures}"
@@ -251,7 +251,7 @@ def _log(args: argparse.Namespace) -> int:
     accesses = share_log(Store.from_env(), Actor(None), args.patient, args.link_id, now=_now())
     for access in accesses:
         print(
-            f"{access.when.isoformat(timespec='seconds')}  {access.link_id}  "
+            f"{_when(access.when, 'seconds')}  {access.link_id}  "
             f"{access.outcome:<15} {access.recipient}"
         )
     print(f"{len(accesses)} accesses", file=sys.stderr)
@@ -353,7 +353,7 @@ def target_of(args: argparse.Namespace) -> PushTarget:
 
 
 def _print_link(link: NewLink, args: argparse.Namespace) -> None:
-    expiry = link.expires_at.isoformat(timespec="minutes") if link.expires_at else "never"
+    expiry = _when(link.expires_at) if link.expires_at else "never"
     print(f"link id   {link.link_id}")
     print(f"flags     {link.flags or '-'}")
     print(f"expires   {expiry}")
@@ -393,3 +393,10 @@ def _now() -> datetime:
     from symfhir.spa import load_spa
 
     return datetime.now(load_spa().zone)
+
+
+def _when(moment: datetime, timespec: str = "minutes") -> str:
+    """An instant as the spa's local time (the store keeps UTC): one clock in every output."""
+    from symfhir.spa import load_spa
+
+    return moment.astimezone(load_spa().zone).isoformat(timespec=timespec)

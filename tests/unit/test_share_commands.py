@@ -225,3 +225,20 @@ def test_purge_removes_dead_links_files_and_refuses_a_negative_keep(
     assert "purged the files of 0 dead links" in capsys.readouterr().out
     assert cli.main(["share", "purge", "--keep-days", "-1"]) == 2
     assert "--keep-days" in capsys.readouterr().err
+
+
+def test_list_shows_the_links_times_on_the_spas_clock(
+    calls: list[tuple[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime
+
+    from symfhir.spa import load_spa
+    from symfhir.store import Store
+    from tests.unit.shl_packages import make_link
+
+    made = datetime(2026, 12, 4, 21, 30, tzinfo=UTC)  # the store keeps UTC
+    link = make_link(Store.from_env(), made)
+    assert cli.main(["share", "list", "--patient", "p1"]) == 0
+    out = capsys.readouterr().out
+    local = made.astimezone(load_spa().zone).isoformat(timespec="minutes")
+    assert link.link_id in out and f"created {local}" in out
