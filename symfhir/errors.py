@@ -305,3 +305,8 @@ class PasscodeRejected(SharingError):
 class PushError(SharingError):
     """A push to another provider's FHIR server could not be made: its CapabilityStatement
     cannot take what is sent, or it refused it. ``reason`` is symfhir's own words."""
+
+
+class DisclosureNotRecorded(SharingError):
+    """A SMART Health Link was about to be served but its disclosure AuditEvent could not be
+    written: nothing is served (the accounting of disclosures must list every access)."""

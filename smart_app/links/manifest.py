@@ -7,12 +7,10 @@ time, with its Content-Length (known from the parts' sizes).
 Answers: 200 with the manifest; 400 for a malformed or oversized request; 401
 ``{"remainingAttempts": n}`` for a wrong or missing passcode; 404 ``{"error": "not_found"}``
 alike for an unknown, truncated, revoked, expired, locked or used-up link (never which); 429
-with Retry-After past a rate limit (per link, per client address). Every manifest served is
-a disclosure: an AuditEvent (purpose TREAT, or PATRQT for a transfer link; recipient the
-link's physician or provider, the POSTed recipient string in ``outcomeDesc``) written with
-the service's own FHIR client before the manifest leaves; when it cannot be written nothing
-leaves (503). The physician-sharing
-Consent is re-read first: withdrawn, every link of the client stops and this one is 404.
+with Retry-After past a rate limit (per link, per client address); 503 when the disclosure
+cannot be recorded. The views parse, call one workflow of ``symfhir.sharing.link_service``
+(the consent re-check, the disclosure AuditEvent with the service's own FHIR client) and
+render.
 """
 
 from __future__ import annotations
@@ -26,11 +24,11 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from smart_app.links.fhir_client import fhir_client
 from smart_app.security import csrf_exempt
-from symfhir.audit import disclosure_event
-from symfhir.errors import LinkInactive, PasscodeRejected, SymfhirError
-from symfhir.sharing.gate import consent_active
+from symfhir.errors import DisclosureNotRecorded, LinkInactive, PasscodeRejected
+from symfhir.sharing.link_records import StillAllowed
+from symfhir.sharing.link_service import serve_manifest, serve_single
 from symfhir.sharing.link_settings import LinkServiceSettings
-from symfhir.sharing.links import LinkContext, ManifestAccess, open_manifest, open_single, read_file
+from symfhir.sharing.links import read_file
 from symfhir.sharing.shl import EncryptedFile
 
 log = logging.getLogger(__name__)
@@ -38,7 +36,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("shl", __name__)
 
 JOSE = "application/jose"
-SOURCE = "symfhir link service"
 
 
 class BadRequest(Exception):
@@ -112,44 +109,8 @@ def parse_manifest_request(body: Any, settings: LinkServiceSettings) -> dict[str
     return {"recipient": recipient, "passcode": passcode or None, "embedded_length_max": embed}
 
 
-def _still_allowed(context: LinkContext) -> bool:
-    """The consent re-check: a link resting on a Consent needs it still active; one resting
-    on the client's verified transfer request (a Task) needs no consent."""
-    check = current_app.config["SYMFHIR_LINKS_CONSENT_CHECK"]
-    if check is not None:
-        return bool(check(context))
-    if context.consent_id is None:
-        return True
-    return consent_active(
-        fhir_client(), context.consent_id, now=_now(), patient_id=context.patient_id
-    )
-
-
-def _record_disclosure(access: ManifestAccess, now: datetime) -> bool:
-    """Write the disclosure's AuditEvent; False (logged, PHI-free) when it cannot be."""
-    recipient = access.recipient
-    event = disclosure_event(
-        access.patient_id,
-        recipient=recipient.name,
-        recipient_reference=recipient.reference,
-        # A physician's share is for their care of the client; a transfer link answers the
-        # client's own portability request.
-        purpose="TREAT" if access.context.consent_id is not None else "PATRQT",
-        disclosed=access.types,
-        fhir_user=None,
-        source=SOURCE,
-        now=now,
-    )
-    event["outcomeDesc"] = (
-        f"SMART Health Link {access.context.link_id} opened; recipient given: "
-        f"{access.recipient_text}"
-    )
-    try:
-        fhir_client().create(event)
-    except (SymfhirError, ValueError) as exc:
-        log.warning("disclosure AuditEvent not written: %s", getattr(exc, "log_text", type(exc)))
-        return False
-    return True
+def _consent_check() -> StillAllowed | None:
+    return current_app.config["SYMFHIR_LINKS_CONSENT_CHECK"]  # tests only; else on the server
 
 
 def _jose(parts: EncryptedFile) -> tuple[Response, int]:
@@ -178,26 +139,26 @@ def manifest(manifest_id: str) -> tuple[Response, int]:
         asked = parse_manifest_request(request.get_json(force=True, silent=True), settings)
     except BadRequest as exc:
         return _json(400, error="bad_request", field=exc.field)
-    now = _now()
     try:
-        access = open_manifest(
+        found = serve_manifest(
             current_app.config["SYMFHIR_STORE"],
+            fhir_client(),
             manifest_id,
             recipient=asked["recipient"],
             passcode=asked["passcode"],
             embedded_length_max=asked["embedded_length_max"],
             files_base=current_app.config["SYMFHIR_LINKS_BASE_URL"],
-            now=now,
-            still_allowed=_still_allowed,
+            now=_now(),
             settings=settings,
+            consent_check=_consent_check(),
         )
     except PasscodeRejected as exc:
         return _json(401, remainingAttempts=exc.remaining)
     except LinkInactive:
         return _not_found()
-    if not _record_disclosure(access, now):
+    except DisclosureNotRecorded:
         return _unavailable()
-    return jsonify(access.manifest), 200
+    return jsonify(found), 200
 
 
 @bp.get("/shl/m/<manifest_id>")
@@ -216,19 +177,19 @@ def direct_file(manifest_id: str) -> tuple[Response, int]:
         )
     except BadRequest as exc:
         return _json(400, error="bad_request", field=exc.field)
-    now = _now()
     try:
-        parts, access = open_single(
+        parts = serve_single(
             current_app.config["SYMFHIR_STORE"],
+            fhir_client(),
             manifest_id,
             recipient=recipient or "",
-            now=now,
-            still_allowed=_still_allowed,
+            now=_now(),
             settings=_settings(),
+            consent_check=_consent_check(),
         )
     except (LinkInactive, PasscodeRejected):  # a passcode link is never a direct one
         return _not_found()
-    if not _record_disclosure(access, now):
+    except DisclosureNotRecorded:
         return _unavailable()
     return _jose(parts)
 
