@@ -27,19 +27,17 @@ from symfhir.errors import (
     PushError,
     SharingError,
 )
-from symfhir.sharing.gate import SharingConsent, sharing_consent
 from symfhir.sharing.link_settings import LinkServiceSettings, load_link_settings
 from symfhir.sharing.push import PushTarget
 from symfhir.sharing.scopes import load_sharing
-from symfhir.sharing.summary import patient_summary
-from symfhir.sharing.summary_read import read_summary_resources
 from symfhir.sharing.summary_render import summary_html, summary_pdf
 from symfhir.sharing.workflow import (
     LinkSettings,
     create_share,
-    list_shares,
     push_share,
     revoke_share,
+    sharing_overview,
+    summary_document,
 )
 from symfhir.spa import load_spa
 from symfhir.urls import secure_url
@@ -121,16 +119,6 @@ def _scope_labels() -> dict[str, str]:
     return {code: scope.label for code, scope in load_sharing().scopes.items()}
 
 
-def _consent(access: PatientAccess, now: datetime) -> tuple[SharingConsent | None, str]:
-    """The active physician-sharing consent, or None and why (shown on the page)."""
-    try:
-        return sharing_consent(access.client, access.actor, access.patient_id, now=now), ""
-    except ConsentMissing as exc:
-        return None, exc.reason
-    except NotAllowedError:
-        return None, "This session may not read the client's consents."
-
-
 def _render(
     *,
     status: int = 200,
@@ -142,13 +130,14 @@ def _render(
 ) -> tuple[str, int]:
     access = current_access()
     now = _now()
-    consent, missing = _consent(access, now)
-    links = list_shares(app_store(), access.actor, access.patient_id)
+    overview = sharing_overview(
+        access.client, access.actor, access.patient_id, store=app_store(), now=now
+    )
     page = render_template(
         "sharing.html",
-        consent=consent,
-        missing=missing,
-        links=links,
+        consent=overview.consent,
+        missing=overview.missing,
+        links=overview.links,
         labels=_scope_labels(),
         outcomes=OUTCOMES,
         writable=access.writable,
@@ -385,21 +374,13 @@ def push() -> Any:
 
 
 def _summary_document(access: PatientAccess) -> dict[str, Any]:
-    """The patient summary document of the launched client, for the practitioner (a read
-    of the chart, audited as one; not a disclosure: sharing it goes through a link or a push)."""
-    resources = read_summary_resources(access.client, access.actor, access.patient_id)
     try:
-        document = patient_summary(
-            resources,
-            patient_id=access.patient_id,
-            now=_now(),
-            author=load_spa().name,
+        return summary_document(
+            access.client, access.actor, access.patient_id, now=_now(), audit=access.audit
         )
     except FhirValidationError as exc:
         log.warning("summary: invalid document (%d problems)", len(exc.problems))
         raise INVALID_DOCUMENT from None
-    access.audit("read", description=f"patient summary document ({len(resources)} resources)")
-    return document
 
 
 @bp.get("/summary.html")

@@ -122,7 +122,9 @@ def build_package(
                 if out is not None:
                     out.add(resource)
             records = out.close() if out is not None else None
-    document = patient_summary(summary_input, patient_id=patient_id, now=now, author=_author(actor))
+    document = patient_summary(
+        summary_input, patient_id=patient_id, now=now, author=author_of(actor)
+    )
     summary_bytes = orjson.dumps(document)
     files = [SharedFile(SUMMARY_FILE, CONTENT_TYPE, lambda: summary_bytes)]
     if records is not None:
@@ -220,7 +222,8 @@ def _safe(value: object) -> str:
     return _UNSAFE.sub("_", str(value or ""))[:64] or "unnamed"
 
 
-def _author(actor: Actor) -> str:
+def author_of(actor: Actor) -> str:
+    """Who prepared a summary document, by name."""
     # A bare reference ("Practitioner/92873") means nothing to a physician elsewhere: without
     # a name, the spa alone is the author.
     return actor.display or load_spa().name

@@ -16,14 +16,21 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from symfhir.audit import AuditTrail
-from symfhir.errors import FhirRequestError, SharingError, SymfhirError
+from symfhir.errors import (
+    ConsentMissing,
+    FhirRequestError,
+    NotAllowedError,
+    SharingError,
+    SymfhirError,
+)
 from symfhir.fhir import FhirClient
 from symfhir.fhir.paths import check_id
 from symfhir.sharing import shl
-from symfhir.sharing.gate import SharePlan, plan_share, sharing_consent
+from symfhir.sharing.gate import SharePlan, SharingConsent, plan_share, sharing_consent
 from symfhir.sharing.link_settings import load_link_settings
 from symfhir.sharing.links import (
     LinkRecord,
@@ -33,8 +40,10 @@ from symfhir.sharing.links import (
     revoke_link,
     stop_links,
 )
-from symfhir.sharing.package import build_package
+from symfhir.sharing.package import author_of, build_package
 from symfhir.sharing.push import PushReport, PushTarget, push_share
+from symfhir.sharing.summary import patient_summary
+from symfhir.sharing.summary_read import read_summary_resources
 from symfhir.store import Store
 from symfhir.workspace.actor import Actor
 
@@ -49,7 +58,9 @@ __all__ = [
     "push_share",
     "revoke_share",
     "share_log",
+    "sharing_overview",
     "stop_shares",
+    "summary_document",
 ]
 
 LINKS_BASE_ENV = "SYMFHIR_LINKS_BASE_URL"
@@ -270,6 +281,49 @@ def list_shares(
     del actor  # whoever may open the chart may see its links; the store knows no roles
     check_patient(patient_id)
     return list(links_of(store, patient_id, now=now))
+
+
+@dataclass(frozen=True)
+class SharingOverview:
+    """The client's sharing at a glance: the active physician-sharing consent (None, and
+    ``missing`` says why), and the client's links with their accesses."""
+
+    consent: SharingConsent | None
+    missing: str
+    links: list[LinkRecord]
+
+
+def sharing_overview(
+    client: FhirClient, actor: Actor, patient_id: str, *, store: Store, now: datetime
+) -> SharingOverview:
+    """The consent and the links, for the chart's Sharing tab. A missing consent is not an
+    error here (the tab offers its capture). Raises FhirServerError, StoreError."""
+    try:
+        consent: SharingConsent | None = sharing_consent(client, actor, patient_id, now=now)
+        missing = ""
+    except ConsentMissing as exc:
+        consent, missing = None, exc.reason
+    except NotAllowedError:
+        consent, missing = None, "This session may not read the client's consents."
+    return SharingOverview(consent, missing, list_shares(store, actor, patient_id, now=now))
+
+
+def summary_document(
+    client: FhirClient, actor: Actor, patient_id: str, *, now: datetime, audit: AuditTrail
+) -> dict[str, Any]:
+    """The client's patient summary document for the practitioner at the chart (to print):
+    a read of the chart, audited as one, not a disclosure — sharing it goes through a link or
+    a push. Raises NotAllowedError, FhirServerError, FhirValidationError (not a valid
+    document: nothing is returned)."""
+    check_patient(patient_id)
+    resources = read_summary_resources(client, actor, patient_id)
+    document = patient_summary(resources, patient_id=patient_id, now=now, author=author_of(actor))
+    audit(
+        "read",
+        description=f"patient summary document ({len(resources)} resources)",
+        resources=(f"Patient/{patient_id}",),
+    )
+    return document
 
 
 def share_log(

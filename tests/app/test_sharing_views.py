@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 
 import smart_app.sharing as views
 from symfhir.errors import ConsentMissing, NotAllowedError, PushError, SharingError
+from symfhir.sharing import workflow
 from symfhir.sharing.gate import Recipient, SharingConsent
 from symfhir.sharing.links import AccessRecord, LinkRecord, NewLink
 from symfhir.sharing.push import PushReport
@@ -70,6 +71,9 @@ def record(link_id: str, status: str, created: datetime, **fields: Any) -> LinkR
     return LinkRecord(**{**values, **fields})
 
 
+REAL_LIST_SHARES = workflow.list_shares
+
+
 @dataclass
 class Recorder:
     """The sharing workflows as the views call them: what they were given, what they answer."""
@@ -87,7 +91,7 @@ class Recorder:
             raise ConsentMissing("no active consent to share with the client's physician")
         return self.consent
 
-    def list_shares(self, store, actor, patient_id):
+    def list_shares(self, store, actor, patient_id, *, now=None):
         self.calls.append(("list", {"patient_id": patient_id, "store": store}))
         return self.links
 
@@ -136,17 +140,13 @@ class Recorder:
 @pytest.fixture
 def sharing(monkeypatch: pytest.MonkeyPatch, app, store) -> Recorder:
     recorder = Recorder(consent=_consent({"intake", "photos"}))
-    for name in (
-        "sharing_consent",
-        "list_shares",
-        "create_share",
-        "revoke_share",
-        "push_share",
-        "read_summary_resources",
-    ):
+    for name in ("create_share", "revoke_share", "push_share"):
         monkeypatch.setattr(views, name, getattr(recorder, name))
+    # What the overview and the summary workflows read, inside them.
+    for name in ("sharing_consent", "list_shares", "read_summary_resources"):
+        monkeypatch.setattr(workflow, name, getattr(recorder, name))
     monkeypatch.setattr(
-        views,
+        workflow,
         "patient_summary",
         lambda resources, **kw: {"resourceType": "Bundle", "type": "document", "n": len(resources)},
     )
@@ -642,9 +642,7 @@ def _stored_link(store, patient_id: str, now: datetime) -> str:
 @pytest.fixture
 def real_links(chart, monkeypatch: pytest.MonkeyPatch, sharing: Recorder) -> Recorder:
     """The views with the real list and revoke workflows on the test's store."""
-    from symfhir.sharing import workflow
-
-    monkeypatch.setattr(views, "list_shares", workflow.list_shares)
+    monkeypatch.setattr(workflow, "list_shares", REAL_LIST_SHARES)
     monkeypatch.setattr(views, "revoke_share", workflow.revoke_share)
     return sharing
 
@@ -691,7 +689,7 @@ def test_an_invalid_summary_document_shares_nothing_and_says_so(chart, sharing, 
     def invalid(resources, **kwargs):
         raise problem
 
-    monkeypatch.setattr(views, "patient_summary", invalid)
+    monkeypatch.setattr(workflow, "patient_summary", invalid)
     response = chart.get("/sharing/summary.pdf")
     assert response.status_code == 500
     assert 'data-error-code="invalid_summary"' in response.get_data(as_text=True)
@@ -702,7 +700,7 @@ def test_the_summary_is_rendered_by_the_real_document_and_renderers(
 ) -> None:
     from symfhir.sharing import summary, summary_render
 
-    monkeypatch.setattr(views, "patient_summary", summary.patient_summary)
+    monkeypatch.setattr(workflow, "patient_summary", summary.patient_summary)
     monkeypatch.setattr(views, "summary_html", summary_render.summary_html)
     monkeypatch.setattr(views, "summary_pdf", summary_render.summary_pdf)
     patient = {
@@ -711,7 +709,7 @@ def test_the_summary_is_rendered_by_the_real_document_and_renderers(
         "name": [{"given": ["Zoë"], "family": "Nguyễn"}],
         "birthDate": "1990-12-06",
     }
-    monkeypatch.setattr(views, "read_summary_resources", lambda client, actor, pid: [patient])
+    monkeypatch.setattr(workflow, "read_summary_resources", lambda client, actor, pid: [patient])
     page = chart.get("/sharing/summary.html")
     assert page.status_code == 200
     assert "Nguyễn" in page.get_data(as_text=True)
