@@ -180,8 +180,9 @@ def stack(seeded: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
                 proc.kill()
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[webdriver.Chrome]:
+def chromium_options() -> webdriver.ChromeOptions:
+    """Headless Chromium from Debian's packages, quiet (no background network, no updates);
+    fails the test when it is not installed."""
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         pytest.fail("Chromium is not installed: run scripts/install-browser", pytrace=False)
     options = webdriver.ChromeOptions()
@@ -199,6 +200,12 @@ def browser() -> Iterator[webdriver.Chrome]:
         "--window-size=1280,1000",
     ):
         options.add_argument(flag)
+    return options
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[webdriver.Chrome]:
+    options = chromium_options()
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ from symfhir.sharing.link_settings import load_link_settings
 from symfhir.sharing.links import NewLink, create_link, revoke_link
 from symfhir.sharing.package import SharedFile, SharePackage
 from symfhir.workspace.consents.status import KIND_SYSTEM
-from tests.e2e.conftest import CHROMEDRIVER, CHROMIUM, SHOTS
+from tests.e2e.conftest import CHROMEDRIVER, SHOTS, chromium_options
 from tests.e2e.links_stack import LinksService, serve_links
 from tests.integration.conftest import synthetic_patient
 
@@ -264,23 +264,7 @@ def _link(service: LinksService, consented: tuple[str, str], *, passcode: str | 
 def viewer_browser() -> Iterator[webdriver.Chrome]:
     """Headless Chromium like conftest's ``browser``, with the DevTools network log on: every
     request the page sends (URL, headers, body) can be read back."""
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("Chromium is not installed: run scripts/install-browser", pytrace=False)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,1000",
-    ):
-        options.add_argument(flag)
+    options = chromium_options()
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
